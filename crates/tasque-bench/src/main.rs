@@ -1,0 +1,45 @@
+//! `bench SUITE [--quick]`: runs one benchmark suite and prints each figure as
+//! `bench: NAME VALUE UNIT`, and each comparison with the same-run baseline as
+//! `bench: NAME_vs_BASELINE RATIO x` (above 1 means faster than the baseline).
+
+mod amqp_suite;
+mod burn;
+mod core_suite;
+mod mysql_suite;
+mod postgres_suite;
+mod report;
+mod sqlite_suite;
+mod workflow_suite;
+
+use anyhow::{bail, Result};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // A child process of the postgres suite's multi-process burn-down.
+    if args.first().map(String::as_str) == Some("postgres-worker") {
+        return postgres_suite::worker_process(&args[1..]);
+    }
+    let mut suite = None;
+    let mut quick = false;
+    for argument in std::env::args().skip(1) {
+        match argument.as_str() {
+            "--quick" => quick = true,
+            name if suite.is_none() => suite = Some(name.to_owned()),
+            other => bail!("unexpected argument {other:?}; usage: bench SUITE [--quick]"),
+        }
+    }
+    match suite.as_deref() {
+        Some("core") => core_suite::run(quick),
+        Some("amqp") => amqp_suite::run(quick),
+        Some("sqlite") => sqlite_suite::run(quick),
+        Some("postgres") => postgres_suite::run(quick),
+        Some("workflow") => workflow_suite::run(quick),
+        Some("mysql") => mysql_suite::run(quick),
+        Some(other) => {
+            bail!("unknown suite {other:?}; suites: core, sqlite, postgres, mysql, workflow, amqp")
+        }
+        None => {
+            bail!("usage: bench SUITE [--quick]; suites: core, sqlite, postgres, mysql, workflow, amqp")
+        }
+    }
+}

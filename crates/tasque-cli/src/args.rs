@@ -1,0 +1,408 @@
+//! The command line: every subcommand, its flags and its help text.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tasque_durable::{BlockedPolicy, JobState};
+
+/// The default database: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://tasque.db";
+
+/// Tasque: durable background jobs from the command line.
+///
+/// Jobs live in a database (a SQLite file by default, or PostgreSQL/MySQL),
+/// are worked by `tasque work`, and are inspected and managed by the other
+/// subcommands. The schema is migrated on first use.
+#[derive(Debug, Parser)]
+#[command(name = "tasque", version, propagate_version = true)]
+#[command(
+    after_help = "Exit codes: 0 success; 1 operation failed (e.g. job not found); \
+2 bad usage or input (nothing was written); 3 database or broker unreachable or incompatible.\n\n\
+RabbitMQ: `tasque work --amqp-url URL --queue Q` consumes messages with the built-in `exec` \
+task instead of jobs from the database; `tasque enqueue --amqp-url URL --queue Q exec -- CMD` \
+publishes one (with publisher confirms)."
+)]
+pub struct Cli {
+    /// Database URL: sqlite://PATH, sqlite::memory:, postgres://..., mysql://...
+    #[arg(long, global = true, env = "TASQUE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+
+    /// Namespace: independent Tasque instances can share one database.
+    #[arg(
+        long,
+        global = true,
+        env = "TASQUE_NAMESPACE",
+        default_value = "default"
+    )]
+    pub namespace: String,
+
+    /// Print one JSON document instead of human output.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade the database schema.
+    #[command(after_help = "Example:\n  tasque migrate --database-url postgres://localhost/app")]
+    Migrate,
+
+    /// Enqueue a job: `tasque enqueue TASK '{"json":"params"}'`, or `tasque enqueue exec -- CMD ARGS...`.
+    #[command(after_help = "Examples:\n  \
+tasque enqueue send_email '{\"to\":\"a@example.com\"}' --queue mail --max-attempts 5\n  \
+echo '{\"id\":7}' | tasque enqueue resize --delay 10s\n  \
+tasque enqueue exec --exec-timeout 30s -- ./backup.sh --full\n  \
+tasque enqueue report '{}' --idempotency-key report-2026-11-23\n  \
+tasque enqueue --amqp-url amqp://guest:guest@localhost/%2f --queue jobs exec -- ./nightly.sh")]
+    Enqueue(EnqueueArgs),
+
+    /// Run a worker: claim jobs and run them until stopped (Ctrl-C or SIGTERM shuts down
+    /// gracefully). With `--amqp-url`, consume RabbitMQ messages instead.
+    #[command(after_help = "Examples:\n  \
+tasque work --concurrency 8\n  \
+tasque work --queue mail --queue default --until-empty\n  \
+tasque work --amqp-url amqp://guest:guest@localhost/%2f --queue jobs --concurrency 4 \\\n      \
+--timeout 5m --max-attempts 3 --dead-letter-queue jobs.dead\n\n\
+With --amqp-url each message runs the built-in `exec` task: the message names the task `exec` \
+(header x-tasque-task, or the routing key) and its JSON payload is the exec params \
+{\"argv\": [..], \"cwd\": .., \"env\": {..}, \"timeout_secs\": ..}. Exit status 0 acks it; \
+anything else is a failed attempt, retried until --max-attempts and then dead-lettered. \
+Missing queues are declared (durable).")]
+    Work(WorkArgs),
+
+    /// List jobs, or show one with `tasque jobs show ID`.
+    #[command(
+        after_help = "Examples:\n  tasque jobs --state failed --limit 20\n  tasque jobs show 42 --json"
+    )]
+    Jobs(JobsArgs),
+
+    /// Counts of jobs by state, per queue.
+    #[command(after_help = "Example:\n  tasque stats --json")]
+    Stats,
+
+    /// Run a failed or cancelled job again.
+    #[command(after_help = "Example:\n  tasque retry 42")]
+    Retry {
+        /// The job id.
+        id: i64,
+    },
+
+    /// Cancel a job: a pending job never runs; a running one is aborted by its worker.
+    #[command(after_help = "Example:\n  tasque cancel 42")]
+    Cancel {
+        /// The job id.
+        id: i64,
+    },
+
+    /// Delete jobs matching a filter (running jobs are never deleted).
+    #[command(
+        after_help = "Examples:\n  tasque purge --state failed --queue mail\n  tasque purge --task old_task"
+    )]
+    Purge(FilterArgs),
+
+    /// Delete finished jobs older than an age, in bounded batches.
+    #[command(after_help = "Example:\n  tasque clean --older-than 7d")]
+    Clean(CleanArgs),
+
+    /// List queues (paused, limit, blocking, blocked by which job), or change one.
+    #[command(after_help = "Examples:\n  \
+tasque queues\n  \
+tasque queues pause mail\n  \
+tasque queues resume mail\n  \
+tasque queues limit reports 2\n  \
+tasque queues limit reports none\n  \
+tasque queues blocking payments on --on-exhausted stay-blocked")]
+    Queues {
+        /// What to do; lists the queues when absent.
+        #[command(subcommand)]
+        action: Option<QueueAction>,
+    },
+
+    /// Emit an event: store its payload and wake every job waiting for it.
+    #[command(after_help = "Examples:\n  \
+tasque emit order.paid '{\"order\": 1001}'\n  \
+tasque emit nightly.ready\n  \
+echo '{\"rows\": 42}' | tasque emit import.done -")]
+    Emit(EmitArgs),
+
+    /// The guided demonstration: enqueue a mix of jobs and work them, showing every feature.
+    #[command(after_help = "Example:\n  tasque demo")]
+    Demo(DemoArgs),
+}
+
+/// `tasque enqueue`.
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// The task name (`exec` runs a command line).
+    pub task: String,
+    /// JSON params; read from stdin when absent or `-`.
+    pub params: Option<String>,
+    /// For `exec`: the command and its arguments, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+    /// The queue.
+    #[arg(long, short, default_value = "default")]
+    pub queue: String,
+    /// Priority: lower runs first (negative values allowed).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i32,
+    /// Run no earlier than this long from now (e.g. 30s, 5m).
+    #[arg(long, value_parser = parse_duration)]
+    pub delay: Option<Duration>,
+    /// Total attempts before the job is given up.
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// A key that makes the enqueue idempotent: a second enqueue returns the first job.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Per-run timeout of the job (e.g. 30s).
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// For `exec`: kill the command after this long.
+    #[arg(long, value_parser = parse_duration)]
+    pub exec_timeout: Option<Duration>,
+    /// For `exec`: the working directory.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// For `exec`: an environment variable, KEY=VALUE (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub envs: Vec<String>,
+    /// Publish to this RabbitMQ broker (to the queue named by --queue) instead of the
+    /// database; returns once the broker confirmed the message.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with_all = ["priority", "delay", "max_attempts", "idempotency_key", "timeout"]
+    )]
+    pub amqp_url: Option<String>,
+}
+
+/// `tasque work`.
+#[derive(Debug, Args)]
+pub struct WorkArgs {
+    /// How many jobs run at once.
+    #[arg(long, short, default_value_t = 10)]
+    pub concurrency: usize,
+    /// Queues to work (repeatable); `default` when absent.
+    #[arg(long = "queue", short)]
+    pub queues: Vec<String>,
+    /// Stop when no job is ready or running (a blocked queue's jobs do not count: the
+    /// worker stops and names the blocking job). With --amqp-url: when no message is ready
+    /// or in flight.
+    #[arg(long)]
+    pub until_empty: bool,
+    /// How often to look for jobs when idle (e.g. 200ms).
+    #[arg(long, value_parser = parse_duration, default_value = "200ms")]
+    pub poll_interval: Duration,
+    /// How long a claim lasts without a heartbeat.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub lease: Duration,
+    /// The id recorded on claimed jobs (default: worker-PID-RANDOM).
+    #[arg(long)]
+    pub worker_id: Option<String>,
+    /// With --until-empty, also wait for jobs scheduled for later (retries in backoff,
+    /// delays) and sleeping jobs.
+    #[arg(long)]
+    pub wait_scheduled: bool,
+    /// How long a graceful shutdown may take before running jobs are released
+    /// (with --amqp-url: requeued).
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub shutdown_grace: Duration,
+    /// Consume this RabbitMQ broker's queue (--queue, required) instead of the database.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with_all = ["poll_interval", "lease", "worker_id", "wait_scheduled"]
+    )]
+    pub amqp_url: Option<String>,
+    /// With --amqp-url: a message still running after this long is a failed attempt
+    /// (default 60s).
+    #[arg(long, value_parser = parse_duration, requires = "amqp_url")]
+    pub timeout: Option<Duration>,
+    /// With --amqp-url: attempts before a failing message is dead-lettered (default 5).
+    #[arg(long, requires = "amqp_url")]
+    pub max_attempts: Option<u32>,
+    /// With --amqp-url: where exhausted and undecodable messages go (declared if missing).
+    #[arg(long, value_name = "QUEUE", requires = "amqp_url")]
+    pub dead_letter_queue: Option<String>,
+    /// With --amqp-url: stop taking messages once this many have started (those running
+    /// then still finish and are settled).
+    #[arg(long, value_name = "N", requires = "amqp_url", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_messages: Option<u64>,
+}
+
+/// Filters shared by `jobs` and `purge`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FilterArgs {
+    /// Only jobs in this state (repeatable): available, scheduled, running, sleeping,
+    /// waiting, completed, failed, cancelled (or `pending` for available + scheduled).
+    #[arg(long = "state", value_parser = parse_state)]
+    pub states: Vec<Vec<JobState>>,
+    /// Only jobs of this queue (repeatable).
+    #[arg(long = "queue")]
+    pub queues: Vec<String>,
+    /// Only jobs of this task name (repeatable).
+    #[arg(long = "task")]
+    pub tasks: Vec<String>,
+}
+
+/// `tasque jobs`.
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// `show ID` shows one job in full.
+    #[command(subcommand)]
+    pub show: Option<JobsShow>,
+    /// Filters.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// At most this many jobs.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+/// `tasque jobs show ID`.
+#[derive(Debug, Subcommand)]
+pub enum JobsShow {
+    /// Show one job: params, result, error, attempts, checkpoints.
+    #[command(after_help = "Examples:\n  tasque jobs show 42\n  tasque jobs show 42 --json")]
+    Show {
+        /// The job id.
+        id: i64,
+    },
+}
+
+/// `tasque clean`.
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Delete finished jobs older than this (e.g. 7d, 12h).
+    #[arg(long, value_parser = parse_duration)]
+    pub older_than: Duration,
+    /// Rows deleted per batch.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: u32,
+}
+
+/// `tasque emit`.
+#[derive(Debug, Args)]
+pub struct EmitArgs {
+    /// The event's name.
+    pub name: String,
+    /// Its JSON payload (`null` when absent; `-` reads it from stdin).
+    pub payload: Option<String>,
+}
+
+/// `tasque demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How many ordinary jobs to add to the showcase ones.
+    #[arg(long, default_value_t = 200)]
+    pub jobs: u32,
+}
+
+/// `tasque queues` actions.
+#[derive(Debug, Subcommand)]
+pub enum QueueAction {
+    /// List queues with counts by state.
+    #[command(after_help = "Example:\n  tasque queues list --json")]
+    List,
+    /// Stop claiming from a queue.
+    #[command(after_help = "Example:\n  tasque queues pause mail")]
+    Pause {
+        /// The queue.
+        queue: String,
+    },
+    /// Claim from a paused queue again.
+    #[command(after_help = "Example:\n  tasque queues resume mail")]
+    Resume {
+        /// The queue.
+        queue: String,
+    },
+    /// Set the most jobs of a queue running at once across all workers (1 = serial), or
+    /// `none` to remove the limit.
+    #[command(
+        after_help = "Examples:\n  tasque queues limit reports 2\n  tasque queues limit reports none"
+    )]
+    Limit {
+        /// The queue.
+        queue: String,
+        /// A positive number, or `none`.
+        #[arg(value_parser = parse_limit)]
+        limit: QueueLimit,
+    },
+    /// Turn blocking mode on or off: one job at a time, in creation order, a failing job
+    /// blocking the jobs behind it until it succeeds or is given up.
+    #[command(after_help = "Examples:\n  \
+tasque queues blocking payments on --on-exhausted stay-blocked\n  \
+tasque queues blocking payments off\n\n\
+With stay-blocked, a job that exhausts its attempts keeps holding the queue until an operator \
+runs `tasque retry ID` or `tasque cancel ID`; `tasque queues` shows which job it is.")]
+    Blocking {
+        /// The queue.
+        queue: String,
+        /// `on` or `off`.
+        #[arg(value_parser = parse_switch)]
+        mode: Switch,
+        /// When the head job exhausts its attempts: `continue` (give up on it, the default)
+        /// or `stay-blocked` (hold the queue until it is retried or cancelled). Unchanged
+        /// when absent.
+        #[arg(long, value_parser = parse_policy)]
+        on_exhausted: Option<BlockedPolicy>,
+    },
+}
+
+/// A queue's concurrency limit as typed: a number or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimit(pub Option<u32>);
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Switch(pub bool);
+
+/// Parses a queue limit: a positive number or `none`.
+pub fn parse_limit(text: &str) -> Result<QueueLimit, String> {
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(QueueLimit(None));
+    }
+    match text.parse::<u32>() {
+        Ok(0) | Err(_) => Err(format!(
+            "{text:?} is not a limit: use a positive number or none"
+        )),
+        Ok(n) => Ok(QueueLimit(Some(n))),
+    }
+}
+
+/// Parses `on` / `off`.
+pub fn parse_switch(text: &str) -> Result<Switch, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" => Ok(Switch(true)),
+        "off" | "false" | "no" => Ok(Switch(false)),
+        _ => Err(format!("{text:?}: use on or off")),
+    }
+}
+
+/// Parses a blocked-queue policy: `continue` or `stay-blocked`.
+pub fn parse_policy(text: &str) -> Result<BlockedPolicy, String> {
+    text.parse::<BlockedPolicy>()
+        .map_err(|error| error.to_string())
+}
+
+/// Parses a state name; `pending` means available and scheduled.
+pub fn parse_state(text: &str) -> Result<Vec<JobState>, String> {
+    if text.eq_ignore_ascii_case("pending") {
+        return Ok(vec![JobState::Available, JobState::Scheduled]);
+    }
+    text.parse::<JobState>()
+        .map(|state| vec![state])
+        .map_err(|error| error.to_string())
+}
+
+/// Parses `30s`, `5m`, `1h 30m`, `250ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|error| format!("{error} (try e.g. 30s, 5m, 250ms)"))
+}

@@ -1,0 +1,186 @@
+//! `tasque jobs`, `tasque jobs show`, `tasque stats`.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tasque_durable::{Checkpoint, JobId, JobInfo, PageRequest, StateCounts, Store};
+
+use crate::args::JobsArgs;
+use crate::fail::CliError;
+use crate::output;
+
+/// Lists jobs, or shows one.
+pub async fn jobs(
+    store: Arc<dyn Store>,
+    args: JobsArgs,
+    json_output: bool,
+) -> Result<(), CliError> {
+    if let Some(crate::args::JobsShow::Show { id }) = args.show {
+        let job = store.get_job(JobId(id)).await?;
+        let checkpoints = store.get_checkpoints(JobId(id)).await?;
+        if json_output {
+            let mut document = output::job_json(&job);
+            document["checkpoints"] = checkpoints.iter().map(checkpoint_json).collect();
+            output::json(&document);
+        } else {
+            show(&job, &checkpoints);
+        }
+        return Ok(());
+    }
+    let page = store
+        .scan(
+            super::filter(&args.filter),
+            PageRequest::first(args.limit.max(1)),
+        )
+        .await?;
+    if json_output {
+        let jobs: Vec<_> = page.jobs.iter().map(output::job_json).collect();
+        output::json(&json!({ "jobs": jobs, "next": page.next }));
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = page
+        .jobs
+        .iter()
+        .map(|job| {
+            vec![
+                job.id.to_string(),
+                job.queue.clone(),
+                job.task.clone(),
+                output::state(job.state),
+                format!("{}/{}", job.attempt, job.max_attempts),
+                job.run_at.format("%H:%M:%S").to_string(),
+                output::short(&job.result.clone().or_else(|| job.failure.clone()), 60),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        println!("no jobs match");
+    } else {
+        output::table(
+            &[
+                "id",
+                "queue",
+                "task",
+                "state",
+                "attempt",
+                "run at",
+                "result / error",
+            ],
+            &rows,
+        );
+    }
+    if let Some(next) = page.next {
+        println!("… more after job {next} (use --limit)");
+    }
+    Ok(())
+}
+
+/// One checkpoint (a stored step result) as a JSON object.
+fn checkpoint_json(checkpoint: &Checkpoint) -> serde_json::Value {
+    json!({
+        "name": checkpoint.name,
+        "value": checkpoint.value,
+        "run_seq": checkpoint.run_seq,
+        "updated_at": checkpoint.updated_at,
+    })
+}
+
+fn show(job: &JobInfo, checkpoints: &[Checkpoint]) {
+    let pretty =
+        |value: &serde_json::Value| serde_json::to_string_pretty(value).unwrap_or_default();
+    println!("job {}  ({})", job.id, output::state(job.state));
+    println!("  queue      {}", job.queue);
+    println!("  task       {}", job.task);
+    println!("  run        {}", job.run_id);
+    println!("  attempt    {} of {}", job.attempt, job.max_attempts);
+    println!("  priority   {}", job.priority);
+    println!("  created    {}", job.created_at);
+    println!("  run at     {}", job.run_at);
+    if let Some(finished) = job.finished_at {
+        println!("  finished   {finished}");
+    }
+    if let Some(worker) = &job.worker_id {
+        println!("  worker     {worker}");
+    }
+    if let Some(key) = &job.idempotency_key {
+        println!("  idempotency key {key}");
+    }
+    println!("  params     {}", pretty(&job.params));
+    if !job.headers.is_null() {
+        println!("  headers    {}", pretty(&job.headers));
+    }
+    if let Some(result) = &job.result {
+        println!("  result     {}", pretty(result));
+    }
+    if let Some(failure) = &job.failure {
+        println!("  failure    {}", pretty(failure));
+    }
+    for error in &job.errors {
+        println!("  attempt {} failed: {}", error.attempt, error.reason);
+    }
+    if checkpoints.is_empty() {
+        return;
+    }
+    println!("  checkpoints ({}):", checkpoints.len());
+    for checkpoint in checkpoints {
+        println!(
+            "    {:<20} {}  (run {}, {})",
+            checkpoint.name,
+            output::short(&Some(checkpoint.value.clone()), 60),
+            checkpoint.run_seq,
+            checkpoint.updated_at.format("%Y-%m-%d %H:%M:%S")
+        );
+    }
+}
+
+/// Prints counts by state per queue.
+pub async fn stats(store: Arc<dyn Store>, json_output: bool) -> Result<(), CliError> {
+    let queues = store.list_queues().await?;
+    let mut total = StateCounts::default();
+    for queue in &queues {
+        for state in tasque_durable::JobState::ALL {
+            total.add(state, queue.counts.get(state));
+        }
+    }
+    if json_output {
+        let per_queue: serde_json::Map<String, serde_json::Value> = queues
+            .iter()
+            .map(|q| (q.name.clone(), json!(q.counts)))
+            .collect();
+        output::json(&json!({ "total": total, "queues": per_queue }));
+        return Ok(());
+    }
+    let row = |name: String, counts: &StateCounts| {
+        vec![
+            name,
+            counts.available.to_string(),
+            counts.scheduled.to_string(),
+            counts.running.to_string(),
+            counts.sleeping.to_string(),
+            counts.waiting.to_string(),
+            counts.completed.to_string(),
+            counts.failed.to_string(),
+            counts.cancelled.to_string(),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = queues
+        .iter()
+        .map(|q| row(q.name.clone(), &q.counts))
+        .collect();
+    rows.push(row("(all)".into(), &total));
+    output::table(
+        &[
+            "queue",
+            "available",
+            "scheduled",
+            "running",
+            "sleeping",
+            "waiting",
+            "completed",
+            "failed",
+            "cancelled",
+        ],
+        &rows,
+    );
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! Errors of the CLI and their exit codes.
+
+use std::fmt;
+
+/// Exit code: the operation failed (e.g. job not found, not retryable).
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code: bad usage or input; nothing was written.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code: the database or the broker is unreachable, or the database is incompatible.
+pub const EXIT_DATABASE: i32 = 3;
+
+/// A failure, classified by who can fix it.
+#[derive(Debug)]
+pub enum CliError {
+    /// The input is wrong (bad JSON, invalid option, unknown URL scheme).
+    Usage(String),
+    /// The database (or the RabbitMQ broker) cannot be used.
+    Database(String),
+    /// The operation did not apply (not found, wrong state).
+    Failed(String),
+}
+
+impl CliError {
+    /// Classifies a store error.
+    pub fn from_store(error: tasque_durable::Error) -> Self {
+        use tasque_durable::Error as E;
+        match &error {
+            E::Database(_) | E::SchemaTooNew { .. } | E::SchemaOutdated { .. } | E::Corrupt(_) => {
+                CliError::Database(error.to_string())
+            }
+            e if e.is_validation() => CliError::Usage(error.to_string()),
+            _ => CliError::Failed(error.to_string()),
+        }
+    }
+
+    /// The process exit code.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Usage(_) => EXIT_USAGE,
+            CliError::Database(_) => EXIT_DATABASE,
+            CliError::Failed(_) => EXIT_FAILED,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Usage(message) | CliError::Database(message) | CliError::Failed(message) => {
+                f.write_str(message)
+            }
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<tasque_durable::Error> for CliError {
+    fn from(error: tasque_durable::Error) -> Self {
+        CliError::from_store(error)
+    }
+}
+
+impl From<tasque_worker::Error> for CliError {
+    fn from(error: tasque_worker::Error) -> Self {
+        match error {
+            tasque_worker::Error::Store(error) => CliError::from_store(error),
+            other => CliError::Usage(other.to_string()),
+        }
+    }
+}

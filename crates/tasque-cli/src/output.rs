@@ -1,0 +1,147 @@
+//! Human output (tables, colours on a terminal) and JSON output.
+
+use std::io::IsTerminal;
+
+use serde::Serialize;
+use tasque_durable::{JobInfo, JobState};
+
+/// Whether to colour output: stdout is a terminal and `NO_COLOR` is unset.
+pub fn colours() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Colours a state name for a terminal.
+pub fn state(state: JobState) -> String {
+    let text = state.as_str();
+    if !colours() {
+        return text.to_owned();
+    }
+    let code = match state {
+        JobState::Completed => "32",
+        JobState::Failed => "31",
+        JobState::Cancelled => "90",
+        JobState::Running => "36",
+        JobState::Scheduled | JobState::Sleeping | JobState::Waiting => "33",
+        JobState::Available => "34",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
+/// Prints one JSON document.
+pub fn json<T: Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(error) => eprintln!("error: could not encode output: {error}"),
+    }
+}
+
+/// Prints rows as a table with a header; cells may hold ANSI colour codes.
+pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(visible_len(cell));
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c}{}", " ".repeat(widths[i] - visible_len(c))))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| h.to_uppercase()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+fn visible_len(text: &str) -> usize {
+    let mut len = 0;
+    let mut in_escape = false;
+    for ch in text.chars() {
+        match (in_escape, ch) {
+            (false, '\x1b') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (false, _) => len += 1,
+            _ => {}
+        }
+    }
+    len
+}
+
+/// A job as one JSON object.
+pub fn job_json(job: &JobInfo) -> serde_json::Value {
+    serde_json::json!({
+        "id": job.id,
+        "run": job.run_id.to_string(),
+        "queue": job.queue,
+        "task": job.task,
+        "state": job.state,
+        "priority": job.priority,
+        "attempt": job.attempt,
+        "max_attempts": job.max_attempts,
+        "params": job.params,
+        "headers": job.headers,
+        "result": job.result,
+        "failure": job.failure,
+        "errors": job.errors,
+        "retry": job.retry,
+        "timeout_ms": job.timeout.map(|t| t.as_millis() as u64),
+        "idempotency_key": job.idempotency_key,
+        "worker": job.worker_id,
+        "created_at": job.created_at,
+        "run_at": job.run_at,
+        "attempted_at": job.attempted_at,
+        "finished_at": job.finished_at,
+    })
+}
+
+/// A short one-line rendering of a JSON value for tables.
+pub fn short(value: &Option<serde_json::Value>, max: usize) -> String {
+    let Some(value) = value else {
+        return String::new();
+    };
+    let text = match value.get("error").and_then(|e| e.as_str()) {
+        Some(error) => error.to_owned(),
+        None => value.to_string(),
+    };
+    let text = text.replace('\n', " ");
+    if text.chars().count() > max {
+        let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    } else {
+        text
+    }
+}
+
+/// A URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(
+            redact("amqp://guest:secret@host:5672/%2f"),
+            "amqp://guest:***@host:5672/%2f"
+        );
+        assert_eq!(redact("amqp://host/%2f"), "amqp://host/%2f");
+        assert_eq!(redact("sqlite://jobs.db"), "sqlite://jobs.db");
+        assert_eq!(redact("postgres://app@db/x"), "postgres://app@db/x");
+    }
+}

@@ -1,0 +1,215 @@
+//! Cases: cancel and retry.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{assert_nothing_claimable, claim_one, job, job_with, Backend, LONG};
+use crate::{
+    CancelOutcome, CompleteParams, Error, JobId, JobState, LeaseStatus, RetryStrategy, RunAt,
+    SpawnOptions,
+};
+
+/// A cancelled pending job never runs.
+pub async fn cancel_pending_job_never_runs(b: &dyn Backend) {
+    let store = b.open("main").await;
+    let now = store.spawn(job("default", "work", 1)).await.unwrap();
+    let later = store
+        .spawn(job_with("default", SpawnOptions::new().with_delay(LONG)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cancel(now.job_id).await.unwrap(),
+        CancelOutcome::Cancelled {
+            was: JobState::Available
+        }
+    );
+    assert_eq!(
+        store.cancel(later.job_id).await.unwrap(),
+        CancelOutcome::Cancelled {
+            was: JobState::Scheduled
+        }
+    );
+    assert_nothing_claimable(&*store, "default").await;
+    let result = store.get_result(now.job_id).await.unwrap();
+    assert_eq!(result.state, JobState::Cancelled);
+    assert!(result.failure.is_some());
+}
+
+/// Cancelling a running job: the heartbeat reports it and the worker's outcome is rejected.
+pub async fn cancel_running_job_signals_the_worker(b: &dyn Backend) {
+    let store = b.open("main").await;
+    store.spawn(job("default", "work", 1)).await.unwrap();
+    let claim = claim_one(&*store, "default").await;
+    assert_eq!(
+        store.cancel(claim.job_id).await.unwrap(),
+        CancelOutcome::Cancelled {
+            was: JobState::Running
+        }
+    );
+    assert_eq!(
+        store.extend_leases(vec![claim.run_id], LONG).await.unwrap(),
+        [LeaseStatus::Cancelled]
+    );
+    let err = store
+        .complete(CompleteParams::new(claim.run_id, json!(1)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::RunCancelled(r) if r == claim.run_id),
+        "{err}"
+    );
+    let err = store.fail(claim.run_id, json!("x")).await.unwrap_err();
+    assert!(matches!(err, Error::RunCancelled(_)), "{err}");
+    assert_eq!(
+        store.get_job(claim.job_id).await.unwrap().state,
+        JobState::Cancelled
+    );
+}
+
+/// Cancelling a finished job changes nothing and says so.
+pub async fn cancel_finished_job_is_a_reported_noop(b: &dyn Backend) {
+    let store = b.open("main").await;
+    store.spawn(job("default", "work", 1)).await.unwrap();
+    let claim = claim_one(&*store, "default").await;
+    store
+        .complete(CompleteParams::new(claim.run_id, json!("done")))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cancel(claim.job_id).await.unwrap(),
+        CancelOutcome::AlreadyFinished {
+            state: JobState::Completed
+        }
+    );
+    let result = store.get_result(claim.job_id).await.unwrap();
+    assert_eq!(
+        (result.state, result.result),
+        (JobState::Completed, Some(json!("done")))
+    );
+    // Cancelling twice is idempotent too.
+    let other = store.spawn(job("default", "work", 2)).await.unwrap();
+    store.cancel(other.job_id).await.unwrap();
+    assert_eq!(
+        store.cancel(other.job_id).await.unwrap(),
+        CancelOutcome::AlreadyFinished {
+            state: JobState::Cancelled
+        }
+    );
+}
+
+/// Cancelling a job that does not exist is `NotFound`.
+pub async fn cancel_unknown_job_is_not_found(b: &dyn Backend) {
+    let store = b.open("main").await;
+    assert!(matches!(
+        store.cancel(JobId(987_654)).await,
+        Err(Error::NotFound(JobId(987_654)))
+    ));
+}
+
+/// A failed job retried runs again as attempt 1 of a new run.
+pub async fn retry_failed_job_runs_again_from_attempt_one(b: &dyn Backend) {
+    let store = b.open("main").await;
+    let options = SpawnOptions::new().with_max_attempts(1);
+    let spawned = store.spawn(job_with("default", options)).await.unwrap();
+    let claim = claim_one(&*store, "default").await;
+    store.fail(claim.run_id, json!("boom")).await.unwrap();
+    let retried = store.retry(spawned.job_id, None).await.unwrap();
+    assert_eq!(
+        (retried.job_id, retried.attempt, retried.created),
+        (spawned.job_id, 1, false)
+    );
+    assert!(retried.run_id.seq > claim.run_id.seq);
+    let info = store.get_job(spawned.job_id).await.unwrap();
+    assert_eq!(info.state, JobState::Available);
+    assert!(info.failure.is_none() && info.finished_at.is_none());
+    assert_eq!(info.errors.len(), 1, "the error history is kept");
+    let again = claim_one(&*store, "default").await;
+    assert_eq!(
+        (again.run_id, again.attempt, again.max_attempts),
+        (retried.run_id, 1, 1)
+    );
+}
+
+/// A cancelled job can be retried with new options, which replace only the fields they set.
+pub async fn retry_cancelled_job_with_new_options(b: &dyn Backend) {
+    let store = b.open("main").await;
+    let options = SpawnOptions::new()
+        .with_max_attempts(2)
+        .with_priority(4)
+        .with_headers(json!({"a": 1}));
+    let spawned = store.spawn(job_with("default", options)).await.unwrap();
+    store.cancel(spawned.job_id).await.unwrap();
+    let new = SpawnOptions::new()
+        .with_max_attempts(9)
+        .with_retry(RetryStrategy::None)
+        .with_delay(Duration::from_secs(3600));
+    store.retry(spawned.job_id, Some(new)).await.unwrap();
+    let info = store.get_job(spawned.job_id).await.unwrap();
+    assert_eq!(info.state, JobState::Scheduled);
+    assert_eq!(info.max_attempts, 9);
+    assert_eq!(info.retry, RetryStrategy::None);
+    assert_eq!(info.priority, 4);
+    assert_eq!(info.headers, json!({"a": 1}));
+    let bad = SpawnOptions::new().with_max_attempts(0);
+    store.cancel(spawned.job_id).await.unwrap();
+    assert!(store
+        .retry(spawned.job_id, Some(bad))
+        .await
+        .unwrap_err()
+        .is_validation());
+    assert_eq!(
+        store.get_job(spawned.job_id).await.unwrap().state,
+        JobState::Cancelled
+    );
+}
+
+/// Pending, running and completed jobs cannot be retried; unknown ones are not found.
+pub async fn retry_refuses_jobs_that_are_not_failed_or_cancelled(b: &dyn Backend) {
+    let store = b.open("main").await;
+    let pending = store.spawn(job("default", "work", 1)).await.unwrap();
+    let err = store.retry(pending.job_id, None).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidState {
+                state: JobState::Available,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let claim = claim_one(&*store, "default").await;
+    let err = store.retry(claim.job_id, None).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidState {
+                state: JobState::Running,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    store
+        .complete(CompleteParams::new(claim.run_id, json!(1)))
+        .await
+        .unwrap();
+    let err = store.retry(claim.job_id, None).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidState {
+                state: JobState::Completed,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(matches!(
+        store.retry(JobId(424_242), None).await,
+        Err(Error::NotFound(_))
+    ));
+    let at = RunAt::Now;
+    assert!(store.schedule_run(claim.run_id, at).await.is_err());
+}

@@ -1,0 +1,238 @@
+//! The engine-agnostic conformance suite: every behaviour of the [`Store`] contract, as one
+//! async function per behaviour, run against any engine.
+//!
+//! An engine crate enables the `conformance` feature in its dev-dependencies and hands a
+//! factory to [`conformance_tests!`](crate::conformance_tests), which generates one
+//! `#[tokio::test]` per behaviour (so cases run in parallel and each shows up by name):
+//!
+//! ```ignore
+//! // tests/conformance.rs of an engine crate
+//! struct Fresh(/* a fresh database: temp file, schema... */);
+//! #[async_trait::async_trait]
+//! impl tasque_durable::conformance::Backend for Fresh {
+//!     async fn open(&self, namespace: &str) -> std::sync::Arc<dyn tasque_durable::Store> { todo!() }
+//! }
+//! async fn fresh() -> Fresh { todo!() }
+//! tasque_durable::conformance_tests!(fresh);
+//! ```
+//!
+//! The factory is called once per case and must return a [`Backend`] on a database no other
+//! case uses; [`Backend::open`] opens migrated stores on that database in any namespace.
+//! The engine crate needs `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
+//!
+//! Cases that need time to pass use short leases and delays (tens of milliseconds) and poll
+//! with a deadline ([`eventually`]); none sleeps to wait for something it can observe.
+
+mod cancel_retry;
+mod claim;
+mod gated;
+mod inspect;
+mod rescue;
+mod runs;
+mod spawn;
+mod workflow;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+pub use cancel_retry::*;
+pub use claim::*;
+pub use gated::*;
+pub use inspect::*;
+pub use rescue::*;
+pub use runs::*;
+pub use spawn::*;
+pub use workflow::*;
+
+use crate::{Claim, ClaimParams, PollOrder, Spawn, SpawnOptions, Store};
+
+/// A fresh database for one case.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync {
+    /// A migrated store on this backend's database, in `namespace`. Stores opened with
+    /// different namespaces share the database.
+    async fn open(&self, namespace: &str) -> Arc<dyn Store>;
+}
+
+#[async_trait::async_trait]
+impl<B: Backend + ?Sized> Backend for Box<B> {
+    async fn open(&self, namespace: &str) -> Arc<dyn Store> {
+        (**self).open(namespace).await
+    }
+}
+
+/// How long [`eventually`] waits before failing a case.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A short lease or delay, for cases that need one to run out.
+pub const SHORT: Duration = Duration::from_millis(50);
+
+/// A lease that never runs out during a case.
+pub const LONG: Duration = Duration::from_secs(3600);
+
+/// Polls `check` every few milliseconds until it returns `Some`, failing the case with `what`
+/// after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A job with params `{"n": n}` in `queue`, task `task`.
+pub fn job(queue: &str, task: &str, n: i64) -> Spawn {
+    Spawn::new(queue, task, json!({ "n": n }))
+}
+
+/// A job with options.
+pub fn job_with(queue: &str, options: SpawnOptions) -> Spawn {
+    job(queue, "work", 0).with_options(options)
+}
+
+/// Claim parameters: `limit` jobs of `queue`, a long lease, priority order.
+pub fn claim_of(queue: &str, limit: u32) -> ClaimParams {
+    ClaimParams {
+        queues: vec![queue.to_string()],
+        limit,
+        lease: LONG,
+        worker_id: "worker-1".to_string(),
+        order: PollOrder::PriorityThenAge,
+    }
+}
+
+/// Claims exactly one job of `queue`, failing the case otherwise.
+pub async fn claim_one(store: &dyn Store, queue: &str) -> Claim {
+    let mut claims = store.claim(claim_of(queue, 1)).await.expect("claim");
+    assert_eq!(claims.len(), 1, "expected one claimable job in {queue}");
+    claims.remove(0)
+}
+
+/// Claims one job of `queue` under a lease of `lease`.
+pub async fn claim_leased(store: &dyn Store, queue: &str, lease: Duration) -> Claim {
+    let params = ClaimParams {
+        lease,
+        ..claim_of(queue, 1)
+    };
+    let mut claims = store.claim(params).await.expect("claim");
+    assert_eq!(claims.len(), 1, "expected one claimable job in {queue}");
+    claims.remove(0)
+}
+
+/// Asserts that nothing of `queue` is claimable now.
+pub async fn assert_nothing_claimable(store: &dyn Store, queue: &str) {
+    let claims = store.claim(claim_of(queue, 100)).await.expect("claim");
+    assert!(
+        claims.is_empty(),
+        "expected nothing claimable in {queue}, got {claims:?}"
+    );
+}
+
+/// Generates one `#[tokio::test]` per conformance case, given an async factory returning a
+/// fresh [`Backend`](crate::conformance::Backend) (or a `Box<dyn Backend>`). With a list of case
+/// names after a semicolon, generates only those.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:path) => {
+        $crate::conformance_tests!($factory;
+            spawn_returns_job_run_and_attempt_one,
+            spawn_applies_documented_defaults,
+            spawn_stores_every_option,
+            idempotency_key_returns_existing_job,
+            idempotency_key_is_scoped_to_its_queue,
+            spawn_many_inserts_a_batch_in_order,
+            spawn_many_with_one_invalid_job_changes_nothing,
+            bad_input_is_refused_and_changes_nothing,
+            payload_over_the_limit_is_refused,
+            queues_are_created_on_first_use,
+            delayed_job_is_scheduled_and_not_claimable_early,
+            scheduled_job_becomes_claimable_when_due,
+            run_at_in_the_past_is_available_at_once,
+            claim_carries_everything_the_handler_needs,
+            claim_respects_its_limit,
+            claim_orders_by_priority_then_age,
+            claim_orders_by_age_when_asked,
+            claimed_job_is_invisible_to_other_claimers,
+            claim_takes_only_the_named_queues,
+            paused_queue_is_not_claimed_until_resumed,
+            concurrent_claimers_never_get_the_same_job,
+            namespaces_are_isolated,
+            claim_refuses_bad_parameters,
+            complete_stores_the_result,
+            complete_with_delete_on_success_removes_the_job,
+            complete_many_reports_each_run,
+            completing_twice_is_stale,
+            fail_schedules_a_retry_with_the_strategy_delay,
+            fail_on_the_last_attempt_fails_for_good,
+            fail_without_retry_strategy_fails_at_once,
+            fail_with_retry_at_forces_the_time,
+            retry_after_backoff_is_claimable_as_next_attempt,
+            extend_lease_pushes_the_expiry,
+            extend_leases_reports_extended_cancelled_and_lost,
+            schedule_run_does_not_count_an_attempt,
+            release_makes_runs_claimable_at_once_without_counting,
+            stale_run_writes_are_rejected,
+            expired_lease_is_rescued_as_a_failed_attempt,
+            completing_after_rescue_is_rejected_as_stale,
+            expired_lease_on_last_attempt_fails_the_job,
+            rescue_leaves_live_leases_alone,
+            max_duration_policy_cancels_a_running_job,
+            max_delay_policy_cancels_an_unstarted_job,
+            cancel_pending_job_never_runs,
+            cancel_running_job_signals_the_worker,
+            cancel_finished_job_is_a_reported_noop,
+            cancel_unknown_job_is_not_found,
+            retry_failed_job_runs_again_from_attempt_one,
+            retry_cancelled_job_with_new_options,
+            retry_refuses_jobs_that_are_not_failed_or_cancelled,
+            get_result_reports_state_result_and_failure,
+            count_filters_by_state_task_and_queue,
+            scan_pages_by_cursor,
+            scan_pages_by_offset,
+            delete_refuses_running_jobs,
+            delete_removes_finished_jobs,
+            purge_deletes_matching_jobs_but_never_running_ones,
+            cleaner_deletes_old_finished_jobs_in_batches,
+            list_queues_reports_counts_by_state,
+            create_queue_is_idempotent,
+            migrate_is_idempotent,
+            checkpoint_is_stored_and_extends_the_lease,
+            stale_run_cannot_write_a_checkpoint,
+            sleep_frees_the_run_and_wakes_at_its_time,
+            event_emitted_before_the_wait_returns_at_once,
+            event_emitted_after_the_wait_wakes_the_job,
+            event_wait_times_out,
+            emit_wakes_every_waiter,
+            events_are_scoped_to_their_namespace,
+            queue_limit_caps_running_jobs,
+            queue_limit_holds_under_concurrent_claimers,
+            blocking_queue_runs_one_job_at_a_time_in_order,
+            blocking_queue_failure_holds_the_jobs_behind_it,
+            blocking_queue_gives_up_and_continues,
+            blocking_queue_stays_blocked_until_an_operator_acts,
+            blocking_mode_can_be_turned_off,
+        );
+    };
+    ($factory:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let backend = $factory().await;
+                $crate::conformance::$case(&backend).await;
+            }
+        )+
+    };
+}

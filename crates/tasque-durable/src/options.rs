@@ -1,0 +1,263 @@
+//! Spawn options: attempts, retry strategy, priority, schedule, timeout, cancellation policy,
+//! headers and idempotency key.
+//!
+//! Every field of [`SpawnOptions`] is optional; an unset field takes its documented default when
+//! the job is spawned, and is left unchanged when the options are given to
+//! [`Store::retry`](crate::Store::retry).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Default [`SpawnOptions::max_attempts`]: 20, as in Oban.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 20;
+/// Default priority: 0. Lower values run first.
+pub const DEFAULT_PRIORITY: i32 = 0;
+/// Base delay of the default exponential retry strategy: 1 s.
+pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(1);
+/// Factor of the default exponential retry strategy: 2.
+pub const DEFAULT_RETRY_FACTOR: f64 = 2.0;
+/// Cap of the default exponential retry strategy: 1 hour.
+pub const DEFAULT_RETRY_CAP: Duration = Duration::from_secs(3600);
+
+/// How long to wait before the next attempt after a failed one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RetryStrategy {
+    /// Never retry: the first failure is final, whatever `max_attempts` says.
+    None,
+    /// Wait the same delay after every failure.
+    Fixed {
+        /// The delay, in milliseconds when stored (must be positive).
+        #[serde(with = "millis")]
+        delay: Duration,
+    },
+    /// Wait `base * factor^(attempt - 1)`, at most `cap`.
+    Exponential {
+        /// Delay after the first failure (must be positive).
+        #[serde(with = "millis")]
+        base: Duration,
+        /// Growth factor per attempt (at least 1, finite).
+        factor: f64,
+        /// Upper bound of the delay; `None` means no bound but the internal one of one year.
+        #[serde(with = "opt_millis", default)]
+        cap: Option<Duration>,
+    },
+}
+
+impl Default for RetryStrategy {
+    /// Exponential from 1 s, doubling, capped at 1 hour: 20 attempts span about 9 hours.
+    fn default() -> Self {
+        RetryStrategy::Exponential {
+            base: DEFAULT_RETRY_BASE,
+            factor: DEFAULT_RETRY_FACTOR,
+            cap: Some(DEFAULT_RETRY_CAP),
+        }
+    }
+}
+
+/// When a run should start.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RunAt {
+    /// As soon as possible.
+    Now,
+    /// At this instant (an instant in the past means now).
+    At(DateTime<Utc>),
+    /// After this delay, measured on the engine's clock (must be positive).
+    After(Duration),
+}
+
+/// Cancel a job automatically when it takes too long to start or to finish.
+///
+/// Enforced by [`Store::rescue_expired`](crate::Store::rescue_expired) (which a worker's
+/// maintenance loop runs) and by claims, which never take a job past its limit.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct CancellationPolicy {
+    /// Cancel the job if it is still unfinished this long after its first run started
+    /// (across all its attempts and retry delays).
+    pub max_duration: Option<Duration>,
+    /// Cancel the job if its first run has not started this long after its scheduled run time.
+    pub max_delay: Option<Duration>,
+}
+
+/// Options of a spawned job (or new options for a retried one). Build with the `with_*` methods.
+///
+/// ```
+/// use std::time::Duration;
+/// use tasque_durable::{RetryStrategy, SpawnOptions};
+///
+/// let options = SpawnOptions::new()
+///     .with_max_attempts(3)
+///     .with_retry(RetryStrategy::Fixed { delay: Duration::from_secs(30) })
+///     .with_priority(-1)
+///     .with_idempotency_key("order-123");
+/// assert_eq!(options.max_attempts, Some(3));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SpawnOptions {
+    /// Attempts allowed before the job fails for good (at least 1). Default 20.
+    pub max_attempts: Option<u32>,
+    /// Delay between attempts. Default: [`RetryStrategy::default`].
+    pub retry: Option<RetryStrategy>,
+    /// Lower runs first among ready jobs of the claimed queues. Default 0.
+    pub priority: Option<i32>,
+    /// When the first run may start. Default: now.
+    pub run_at: Option<RunAt>,
+    /// Limit of one run's duration, enforced by the worker (must be positive). Default: none.
+    pub timeout: Option<Duration>,
+    /// Automatic cancellation. Default: none.
+    pub cancellation: Option<CancellationPolicy>,
+    /// Arbitrary JSON metadata (an object) handed to the handler with the params.
+    pub headers: Option<Value>,
+    /// Spawning again with a key already used in the same queue returns the existing job
+    /// instead of creating one (whatever its state, until the cleaner deletes it).
+    pub idempotency_key: Option<String>,
+}
+
+impl SpawnOptions {
+    /// Options with every field unset (defaults apply).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the maximum number of attempts.
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = Some(max_attempts);
+        self
+    }
+
+    /// Sets the retry strategy.
+    pub fn with_retry(mut self, retry: RetryStrategy) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// Sets the priority (lower runs first).
+    pub fn with_priority(mut self, priority: i32) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// Schedules the first run at an instant.
+    pub fn with_run_at(mut self, at: DateTime<Utc>) -> Self {
+        self.run_at = Some(RunAt::At(at));
+        self
+    }
+
+    /// Schedules the first run after a delay.
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.run_at = Some(RunAt::After(delay));
+        self
+    }
+
+    /// Sets the per-run timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the cancellation policy.
+    pub fn with_cancellation(mut self, policy: CancellationPolicy) -> Self {
+        self.cancellation = Some(policy);
+        self
+    }
+
+    /// Sets the headers (a JSON object).
+    pub fn with_headers(mut self, headers: Value) -> Self {
+        self.headers = Some(headers);
+        self
+    }
+
+    /// Sets the idempotency key.
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// The options with every unset field taken from `base`.
+    pub fn or(self, base: &SpawnOptions) -> SpawnOptions {
+        SpawnOptions {
+            max_attempts: self.max_attempts.or(base.max_attempts),
+            retry: self.retry.or_else(|| base.retry.clone()),
+            priority: self.priority.or(base.priority),
+            run_at: self.run_at.or(base.run_at),
+            timeout: self.timeout.or(base.timeout),
+            cancellation: self.cancellation.or(base.cancellation),
+            headers: self.headers.or_else(|| base.headers.clone()),
+            idempotency_key: self
+                .idempotency_key
+                .or_else(|| base.idempotency_key.clone()),
+        }
+    }
+}
+
+/// Serde helper: a [`Duration`] as integer milliseconds.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// Serde helper: an optional [`Duration`] as integer milliseconds.
+mod opt_millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<u64>::deserialize(d).map(|ms| ms.map(Duration::from_millis))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_strategy_is_stored_as_tagged_json_in_millis() {
+        let strategy = RetryStrategy::Exponential {
+            base: Duration::from_millis(1500),
+            factor: 2.0,
+            cap: None,
+        };
+        let json = serde_json::to_value(&strategy).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"kind": "exponential", "base": 1500, "factor": 2.0, "cap": null})
+        );
+        assert_eq!(
+            serde_json::from_value::<RetryStrategy>(json).unwrap(),
+            strategy
+        );
+        let none = serde_json::to_value(RetryStrategy::None).unwrap();
+        assert_eq!(
+            serde_json::from_value::<RetryStrategy>(none).unwrap(),
+            RetryStrategy::None
+        );
+    }
+
+    #[test]
+    fn or_fills_only_unset_fields() {
+        let base = SpawnOptions::new().with_max_attempts(5).with_priority(3);
+        let merged = SpawnOptions::new().with_priority(1).or(&base);
+        assert_eq!(merged.max_attempts, Some(5));
+        assert_eq!(merged.priority, Some(1));
+    }
+}

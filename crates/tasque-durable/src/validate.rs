@@ -1,0 +1,306 @@
+//! Input validation shared by every engine. Engines call these before touching the database,
+//! so bad input changes nothing.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::model::Spawn;
+use crate::options::{CancellationPolicy, RetryStrategy, RunAt, SpawnOptions};
+
+/// Longest queue, task, worker or namespace name, in bytes.
+pub const MAX_NAME_LEN: usize = 128;
+/// Longest idempotency key, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// Default [`Limits::max_payload_bytes`]: 1 MiB.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+
+/// Size limits an engine enforces on JSON payloads.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest encoded params, headers, result or failure reason, in bytes. Default 1 MiB.
+    pub max_payload_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+        }
+    }
+}
+
+/// Checks a queue, task, worker or namespace name: 1 to 128 bytes of `[A-Za-z0-9_.:-]`.
+///
+/// The narrow alphabet keeps names safe to show, log and use in URLs and SQL identifiers
+/// (quotes, spaces, semicolons and control characters are all refused).
+pub fn validate_name(kind: &'static str, name: &str) -> Result<()> {
+    let refuse = |reason| Error::InvalidName {
+        kind,
+        name: name.chars().take(200).collect(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(refuse("must not be empty"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(refuse("must be at most 128 bytes"));
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-');
+    if !name.chars().all(allowed) {
+        return Err(refuse(
+            "may only contain A-Z, a-z, 0-9, '_', '.', ':' and '-'",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an idempotency key: 1 to 255 bytes without control characters.
+pub fn validate_idempotency_key(key: &str) -> Result<()> {
+    let refuse = |reason| Error::InvalidName {
+        kind: "idempotency key",
+        name: key.chars().take(200).collect(),
+        reason,
+    };
+    if key.is_empty() {
+        return Err(refuse("must not be empty"));
+    }
+    if key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err(refuse("must be at most 255 bytes"));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(refuse("must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// Encodes a JSON payload, refusing it when larger than the limit. Returns the encoded text.
+pub fn encode_payload(what: &'static str, value: &Value, limits: &Limits) -> Result<String> {
+    let text = serde_json::to_string(value).map_err(|e| Error::Corrupt(e.to_string()))?;
+    if text.len() > limits.max_payload_bytes {
+        return Err(Error::PayloadTooLarge {
+            what,
+            size: text.len(),
+            limit: limits.max_payload_bytes,
+        });
+    }
+    Ok(text)
+}
+
+/// Checks that a duration option is positive.
+pub fn positive(option: &'static str, value: Duration) -> Result<()> {
+    if value.is_zero() {
+        return Err(Error::invalid_option(option, "must be a positive duration"));
+    }
+    Ok(())
+}
+
+/// Checks a retry strategy: positive delays, a finite factor of at least 1, a cap no shorter
+/// than the base.
+pub fn validate_retry(strategy: &RetryStrategy) -> Result<()> {
+    match strategy {
+        RetryStrategy::None => Ok(()),
+        RetryStrategy::Fixed { delay } => positive("retry.delay", *delay),
+        RetryStrategy::Exponential { base, factor, cap } => {
+            positive("retry.base", *base)?;
+            if !factor.is_finite() || *factor < 1.0 {
+                return Err(Error::invalid_option(
+                    "retry.factor",
+                    format!("must be a finite number of at least 1, got {factor}"),
+                ));
+            }
+            if let Some(cap) = cap {
+                positive("retry.cap", *cap)?;
+                if cap < base {
+                    return Err(Error::invalid_option(
+                        "retry.cap",
+                        "must not be shorter than retry.base",
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Checks every set field of spawn (or retry) options; payload sizes are checked by
+/// [`encode_payload`] when the engine encodes them.
+pub fn validate_options(options: &SpawnOptions) -> Result<()> {
+    if options.max_attempts == Some(0) {
+        return Err(Error::invalid_option("max_attempts", "must be at least 1"));
+    }
+    if let Some(retry) = &options.retry {
+        validate_retry(retry)?;
+    }
+    if let Some(run_at) = options.run_at {
+        validate_run_at("run_at", run_at)?;
+    }
+    if let Some(timeout) = options.timeout {
+        positive("timeout", timeout)?;
+    }
+    if let Some(CancellationPolicy {
+        max_duration,
+        max_delay,
+    }) = options.cancellation
+    {
+        if let Some(d) = max_duration {
+            positive("cancellation.max_duration", d)?;
+        }
+        if let Some(d) = max_delay {
+            positive("cancellation.max_delay", d)?;
+        }
+    }
+    if let Some(headers) = &options.headers {
+        if !headers.is_object() && !headers.is_null() {
+            return Err(Error::invalid_option("headers", "must be a JSON object"));
+        }
+    }
+    if let Some(key) = &options.idempotency_key {
+        validate_idempotency_key(key)?;
+    }
+    Ok(())
+}
+
+/// Checks a run time: a delay must be positive (use [`RunAt::Now`] for none).
+pub fn validate_run_at(option: &'static str, run_at: RunAt) -> Result<()> {
+    match run_at {
+        RunAt::After(delay) => positive(option, delay),
+        RunAt::Now | RunAt::At(_) => Ok(()),
+    }
+}
+
+/// Checks a whole spawn: names and options (payload size is checked when encoding).
+pub fn validate_spawn(spawn: &Spawn) -> Result<()> {
+    validate_name("queue", &spawn.queue)?;
+    validate_name("task", &spawn.task)?;
+    validate_options(&spawn.options)
+}
+
+/// Checks a batch size or page limit: at least 1.
+pub fn validate_limit(option: &'static str, limit: u32) -> Result<()> {
+    if limit == 0 {
+        return Err(Error::invalid_option(option, "must be at least 1"));
+    }
+    Ok(())
+}
+
+/// Checks a checkpoint (step) name: 1 to 255 bytes, no control characters.
+pub fn validate_step_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() || name.len() > 255 {
+        "must be 1 to 255 bytes"
+    } else if name.chars().any(char::is_control) {
+        "must not contain control characters"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidName {
+        kind: "step",
+        name: name.chars().take(200).collect(),
+        reason,
+    })
+}
+
+/// Checks a queue concurrency limit: `None` or at least 1.
+pub fn validate_queue_limit(limit: Option<u32>) -> Result<()> {
+    match limit {
+        Some(0) => Err(Error::invalid_option(
+            "concurrency_limit",
+            "must be at least 1 (use none to remove the limit, or pause the queue)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn names_accept_the_safe_alphabet_only() {
+        for ok in ["default", "emails.send", "a:b-c_d", "Q1", &"x".repeat(128)] {
+            validate_name("queue", ok).unwrap();
+        }
+        for bad in [
+            "",
+            &"x".repeat(129),
+            "a b",
+            "q'; DROP TABLE jobs; --",
+            "quote\"",
+            "tab\t",
+            "nul\0",
+            "naïve",
+            "a/b",
+        ] {
+            assert!(
+                matches!(validate_name("queue", bad), Err(Error::InvalidName { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn options_out_of_range_are_refused() {
+        let zero = Duration::ZERO;
+        let bad = [
+            SpawnOptions::new().with_max_attempts(0),
+            SpawnOptions::new().with_delay(zero),
+            SpawnOptions::new().with_timeout(zero),
+            SpawnOptions::new().with_retry(RetryStrategy::Fixed { delay: zero }),
+            SpawnOptions::new().with_retry(RetryStrategy::Exponential {
+                base: Duration::from_secs(1),
+                factor: 0.5,
+                cap: None,
+            }),
+            SpawnOptions::new().with_retry(RetryStrategy::Exponential {
+                base: Duration::from_secs(1),
+                factor: f64::NAN,
+                cap: None,
+            }),
+            SpawnOptions::new().with_retry(RetryStrategy::Exponential {
+                base: Duration::from_secs(10),
+                factor: 2.0,
+                cap: Some(Duration::from_secs(1)),
+            }),
+            SpawnOptions::new().with_cancellation(CancellationPolicy {
+                max_duration: Some(zero),
+                max_delay: None,
+            }),
+            SpawnOptions::new().with_headers(json!([1, 2])),
+            SpawnOptions::new().with_idempotency_key(""),
+            SpawnOptions::new().with_idempotency_key("a\nb"),
+        ];
+        for options in bad {
+            let err = validate_options(&options).unwrap_err();
+            assert!(err.is_validation(), "{options:?} gave {err}");
+        }
+        validate_options(
+            &SpawnOptions::new()
+                .with_max_attempts(1)
+                .with_headers(json!({"a": 1})),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn payloads_over_the_limit_are_refused() {
+        let limits = Limits {
+            max_payload_bytes: 10,
+        };
+        assert_eq!(
+            encode_payload("params", &json!("abc"), &limits).unwrap(),
+            "\"abc\""
+        );
+        let err = encode_payload("params", &json!("0123456789"), &limits).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::PayloadTooLarge {
+                size: 12,
+                limit: 10,
+                ..
+            }
+        ));
+    }
+}

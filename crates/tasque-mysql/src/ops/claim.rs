@@ -1,0 +1,181 @@
+//! claim and lease extension.
+//!
+//! A claim first makes due sleepers and timed-out waiters claimable, then takes ready jobs of
+//! the ungated queues, then gives the room left to the gated queues (limits, blocking mode;
+//! see `gated`). Each part is one short transaction: the pick (`SELECT ... FOR UPDATE SKIP
+//! LOCKED`) reads everything the claims carry, with the lease end they take; one `UPDATE`
+//! takes them; `COMMIT`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::MySqlConnection;
+use tasque_durable::validate::{positive, validate_limit, validate_name};
+use tasque_durable::{Claim, ClaimParams, Error, LeaseStatus, PollOrder, Result, RunId, RunWrite};
+
+use super::{bind_ids, judge_all, rejection_error, retry_conflicts, us};
+use crate::{queries, rows, sql_err, MySqlStore};
+
+fn validate(params: &ClaimParams) -> Result<()> {
+    if params.queues.is_empty() {
+        return Err(Error::invalid_option("queues", "name at least one queue"));
+    }
+    for queue in &params.queues {
+        validate_name("queue", queue)?;
+    }
+    validate_name("worker", &params.worker_id)?;
+    validate_limit("limit", params.limit)?;
+    positive("lease", params.lease)
+}
+
+/// Claimed (or picked) jobs with their run times (for sorting).
+pub type Found = Vec<(Claim, DateTime<Utc>)>;
+
+/// Sorts claims in poll order.
+pub fn sort_claims(claims: &mut Found, order: PollOrder) {
+    match order {
+        PollOrder::PriorityThenAge => {
+            claims.sort_by_key(|(c, run_at)| (c.priority, *run_at, c.job_id));
+        }
+        PollOrder::Age => claims.sort_by_key(|(c, run_at)| (*run_at, c.job_id)),
+    }
+}
+
+impl MySqlStore {
+    /// Claims up to `limit` ready jobs: wake due sleepers, claim from the ungated queues,
+    /// then from the gated ones with the room left.
+    pub(crate) async fn claim_jobs(&self, params: ClaimParams) -> Result<Vec<Claim>> {
+        validate(&params)?;
+        self.wake_due().await?;
+        let (mut claims, gated) = retry_conflicts(|| self.claim_once(&params)).await?;
+        let room = params.limit.saturating_sub(claims.len() as u32);
+        claims.extend(self.claim_gated(&params, &gated, room).await?);
+        sort_claims(&mut claims, params.order);
+        Ok(claims.into_iter().map(|(c, _)| c).collect())
+    }
+
+    /// One claim from the ungated queues; also returns the unpaused gated queues among those
+    /// asked for.
+    async fn claim_once(&self, params: &ClaimParams) -> Result<(Found, Vec<String>)> {
+        let sql = &self.inner.sql;
+        let mut tx = self.begin().await?;
+        let mut gates: HashMap<String, bool> = HashMap::new();
+        for row in sqlx::query(&sql.gates)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(sql_err)?
+        {
+            gates.insert(rows::text_at(&row, 0)?, rows::at(&row, 1)?);
+        }
+        let mut queues: Vec<&String> = params.queues.iter().collect();
+        queues.sort_unstable();
+        queues.dedup();
+        let gated: Vec<String> = queues
+            .iter()
+            .filter(|q| gates.get(**q) == Some(&false))
+            .map(|q| (*q).clone())
+            .collect();
+        let mut picked: Found = Vec::new();
+        for queue in queues.iter().filter(|q| !gates.contains_key(**q)) {
+            picked.extend(self.pick(&mut tx, params, queue, params.limit).await?);
+        }
+        if picked.is_empty() {
+            // Nothing written: no commit to wait for.
+            tx.rollback().await.map_err(sql_err)?;
+            return Ok((picked, gated));
+        }
+        sort_claims(&mut picked, params.order);
+        picked.truncate(params.limit as usize);
+        let claims = self.take_picked(&mut tx, params, picked).await?;
+        tx.commit().await.map_err(sql_err)?;
+        Ok((claims, gated))
+    }
+
+    /// Picks (and locks) up to `limit` ready jobs of one queue in poll order.
+    pub(crate) async fn pick(
+        &self,
+        conn: &mut MySqlConnection,
+        params: &ClaimParams,
+        queue: &str,
+        limit: u32,
+    ) -> Result<Found> {
+        let found = sqlx::query(queries::pick(&self.inner.sql, params.order))
+            .bind(us(params.lease))
+            .bind(queue)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+        found.iter().map(rows::claim).collect()
+    }
+
+    /// Takes picked (and locked) jobs under one lease: the earliest lease end their picks
+    /// computed, so every claim says exactly what the row holds.
+    pub(crate) async fn take_picked(
+        &self,
+        conn: &mut MySqlConnection,
+        params: &ClaimParams,
+        mut picked: Found,
+    ) -> Result<Found> {
+        let Some(lease_end) = picked.iter().map(|(c, _)| c.lease_expires_at).min() else {
+            return Ok(picked);
+        };
+        let ids: Vec<i64> = picked.iter().map(|(c, _)| c.job_id.0).collect();
+        let take = self.inner.sql.take(ids.len());
+        let query = sqlx::query(&take).bind(&params.worker_id).bind(lease_end);
+        bind_ids(query, &ids)
+            .execute(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+        for (claim, _) in &mut picked {
+            claim.lease_expires_at = lease_end;
+        }
+        Ok(picked)
+    }
+
+    /// Extends one lease.
+    pub(crate) async fn extend_one(&self, run: RunId, by: Duration) -> Result<DateTime<Utc>> {
+        match self.extend_many(vec![run], by).await?.remove(0) {
+            LeaseStatus::Extended(at) => Ok(at),
+            LeaseStatus::Cancelled => Err(rejection_error(run, RunWrite::Cancelled)),
+            LeaseStatus::Lost => Err(rejection_error(run, RunWrite::Stale)),
+        }
+    }
+
+    /// Extends many leases in one transaction, reporting per run.
+    pub(crate) async fn extend_many(
+        &self,
+        runs: Vec<RunId>,
+        by: Duration,
+    ) -> Result<Vec<LeaseStatus>> {
+        positive("lease", by)?;
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        retry_conflicts(|| self.extend_once(&runs, by)).await
+    }
+
+    async fn extend_once(&self, runs: &[RunId], by: Duration) -> Result<Vec<LeaseStatus>> {
+        let mut tx = self.begin().await?;
+        let locked = self.lock_runs(&mut tx, runs, by).await?;
+        let (verdicts, ids) = judge_all(runs, &locked);
+        let lease_end = locked.values().map(|l| l.lease_end).next();
+        if let (false, Some(end)) = (ids.is_empty(), lease_end) {
+            let statement = self.inner.sql.extend(ids.len());
+            bind_ids(sqlx::query(&statement).bind(end), &ids)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err)?;
+        }
+        tx.commit().await.map_err(sql_err)?;
+        Ok(verdicts
+            .into_iter()
+            .map(|v| match (v, lease_end) {
+                (RunWrite::Applied, Some(end)) => LeaseStatus::Extended(end),
+                (RunWrite::Cancelled, _) => LeaseStatus::Cancelled,
+                _ => LeaseStatus::Lost,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,195 @@
+//! Queues whose claims are gated: a concurrency limit across all workers, or blocking mode
+//! (one job at a time, in creation order, a failure holding the jobs behind it).
+//!
+//! A gated claim locks its queues' rows (`SELECT ... FOR UPDATE`, by name) for its
+//! transaction, so counting what runs and claiming are atomic across every claimer on every
+//! machine: the next claimer of that queue waits for the commit and then counts the jobs this
+//! one took. Claims of ungated queues never touch these locks.
+
+use sqlx::MySqlConnection;
+use tasque_durable::validate::{validate_name, validate_queue_limit};
+use tasque_durable::{BlockingParams, ClaimParams, JobId, Result};
+
+use super::claim::Found;
+use super::{retry_conflicts, us};
+use crate::{rows, sql_err, MySqlStore};
+
+/// A blocking queue's head.
+enum Head {
+    /// Nothing to run (empty, or the head is running).
+    Idle,
+    /// This job may start now.
+    Ready(i64),
+    /// This job holds the queue (failed and kept, or not ready).
+    Blocked(i64),
+}
+
+/// A locked gate: queue name, concurrency limit, blocking mode.
+type Gate = (String, Option<i32>, bool);
+
+impl MySqlStore {
+    /// Claims up to `room` jobs from the gated queues `gated` (names among the claim's
+    /// queues), in one transaction holding their queue rows.
+    pub(crate) async fn claim_gated(
+        &self,
+        params: &ClaimParams,
+        gated: &[String],
+        room: u32,
+    ) -> Result<Found> {
+        if gated.is_empty() || room == 0 {
+            return Ok(Vec::new());
+        }
+        retry_conflicts(|| self.claim_gated_once(params, gated, room)).await
+    }
+
+    async fn claim_gated_once(
+        &self,
+        params: &ClaimParams,
+        gated: &[String],
+        room: u32,
+    ) -> Result<Found> {
+        let sql = &self.inner.sql;
+        let mut tx = self.begin().await?;
+        let statement = sql.lock_gated_queues(gated.len());
+        let mut query = sqlx::query(&statement);
+        for name in gated {
+            query = query.bind(name);
+        }
+        let rows = query.fetch_all(&mut *tx).await.map_err(sql_err)?;
+        let gates = rows
+            .iter()
+            .map(|r| Ok((rows::text_at(r, 0)?, rows::at(r, 1)?, rows::at(r, 2)?)))
+            .collect::<Result<Vec<Gate>>>()?;
+        let mut picked: Found = Vec::new();
+        for (name, limit, blocking) in &gates {
+            let left = i64::from(room) - picked.len() as i64;
+            if left <= 0 {
+                break;
+            }
+            if *blocking {
+                if let Head::Ready(id) = self.head(&mut tx, name).await? {
+                    let found = sqlx::query(&sql.lock_pending)
+                        .bind(us(params.lease))
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(sql_err)?;
+                    if let Some(row) = found {
+                        picked.push(rows::claim(&row)?);
+                    }
+                }
+                continue;
+            }
+            let running: i64 = sqlx::query_scalar(&sql.running_in_queue)
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(sql_err)?;
+            let n = (i64::from(limit.unwrap_or(i32::MAX)) - running).min(left);
+            if n > 0 {
+                let n = u32::try_from(n).unwrap_or(u32::MAX);
+                picked.extend(self.pick(&mut tx, params, name, n).await?);
+            }
+        }
+        let claims = self.take_picked(&mut tx, params, picked).await?;
+        tx.commit().await.map_err(sql_err)?;
+        Ok(claims)
+    }
+
+    /// The state of a blocking queue's head.
+    async fn head(&self, conn: &mut MySqlConnection, queue: &str) -> Result<Head> {
+        let sql = &self.inner.sql;
+        let held: Option<i64> = sqlx::query_scalar(&sql.holding_job)
+            .bind(queue)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+        if let Some(id) = held {
+            return Ok(Head::Blocked(id));
+        }
+        let head = sqlx::query(&sql.queue_head)
+            .bind(queue)
+            .bind(queue)
+            .bind(queue)
+            .bind(queue)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+        let Some(head) = head else {
+            return Ok(Head::Idle);
+        };
+        let id: i64 = rows::at(&head, 0)?;
+        let state = rows::text_at(&head, 1)?;
+        let ready: i64 = rows::at(&head, 2)?;
+        Ok(match (state.as_str(), ready) {
+            ("running", _) => Head::Idle,
+            (_, 1) => Head::Ready(id),
+            _ => Head::Blocked(id),
+        })
+    }
+
+    /// The job blocking a blocking queue, if it cannot move.
+    pub(crate) async fn blocked_by(&self, queue: &str) -> Result<Option<JobId>> {
+        let mut conn = self.inner.pool.acquire().await.map_err(sql_err)?;
+        Ok(match self.head(&mut conn, queue).await? {
+            Head::Blocked(id) => Some(JobId(id)),
+            _ => None,
+        })
+    }
+
+    /// Sets a queue's concurrency limit (`None` lifts it), creating the queue if needed.
+    pub(crate) async fn queue_limit(&self, name: &str, limit: Option<u32>) -> Result<()> {
+        validate_name("queue", name)?;
+        validate_queue_limit(limit)?;
+        let limit = limit.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
+        retry_conflicts(|| async {
+            sqlx::query(&self.inner.sql.set_queue_limit)
+                .bind(name)
+                .bind(limit)
+                .bind(limit)
+                .execute(&self.inner.pool)
+                .await
+                .map_err(sql_err)
+        })
+        .await?;
+        self.known_queues().insert(name.to_string());
+        self.announce([name]);
+        Ok(())
+    }
+
+    /// Sets a queue's blocking mode and policy, creating the queue if needed.
+    pub(crate) async fn queue_blocking(&self, name: &str, params: BlockingParams) -> Result<()> {
+        validate_name("queue", name)?;
+        let policy = params.on_exhausted.as_str();
+        retry_conflicts(|| async {
+            sqlx::query(&self.inner.sql.set_queue_blocking)
+                .bind(name)
+                .bind(params.blocking)
+                .bind(policy)
+                .bind(params.blocking)
+                .bind(policy)
+                .execute(&self.inner.pool)
+                .await
+                .map_err(sql_err)
+        })
+        .await?;
+        self.known_queues().insert(name.to_string());
+        self.announce([name]);
+        Ok(())
+    }
+
+    /// Cancels a failed job that holds its blocking queue (in the caller's transaction);
+    /// false when it holds none.
+    pub(crate) async fn cancel_holding(
+        &self,
+        conn: &mut MySqlConnection,
+        job: JobId,
+    ) -> Result<bool> {
+        let done = sqlx::query(&self.inner.sql.cancel_holding)
+            .bind(job.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+}

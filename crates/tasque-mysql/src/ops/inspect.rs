@@ -1,0 +1,239 @@
+//! The inspector, the cleaner and queues.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::MutexGuard;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tasque_durable::validate::{validate_limit, validate_name};
+use tasque_durable::{
+    Error, JobFilter, JobId, JobInfo, JobState, Page, PageRequest, PageStart, QueueInfo, Result,
+    StateCounts,
+};
+
+use super::{retry_conflicts, us};
+use crate::{rows, sql_err, MySqlStore};
+
+fn validate_filter(filter: &JobFilter) -> Result<()> {
+    for queue in &filter.queues {
+        validate_name("queue", queue)?;
+    }
+    for task in &filter.tasks {
+        validate_name("task", task)?;
+    }
+    Ok(())
+}
+
+impl MySqlStore {
+    /// The queues this store knows exist.
+    pub(crate) fn known_queues(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.inner
+            .known_queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets every known queue (after the tables were dropped).
+    pub(crate) fn forget_queues(&self) {
+        self.known_queues().clear();
+    }
+
+    /// One job's full record.
+    pub(crate) async fn job(&self, job: JobId) -> Result<JobInfo> {
+        let row = sqlx::query(&self.inner.sql.get_job)
+            .bind(job.0)
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        rows::job_info(&row.ok_or(Error::NotFound(job))?)
+    }
+
+    /// Counts matching jobs.
+    pub(crate) async fn count_jobs(&self, filter: JobFilter) -> Result<u64> {
+        validate_filter(&filter)?;
+        let n: i64 = self
+            .inner
+            .sql
+            .count(&filter)
+            .build_query_scalar()
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// One page of matching jobs.
+    pub(crate) async fn scan_jobs(&self, filter: JobFilter, page: PageRequest) -> Result<Page> {
+        validate_filter(&filter)?;
+        validate_limit("limit", page.limit)?;
+        let (after, offset) = match page.start {
+            PageStart::First => (None, 0),
+            PageStart::After(id) => (Some(id.0), 0),
+            PageStart::Offset(n) => (None, n),
+        };
+        let found = self
+            .inner
+            .sql
+            .scan(&filter, after, offset, page.limit)
+            .build()
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        let mut jobs = found
+            .iter()
+            .map(rows::job_info)
+            .collect::<Result<Vec<_>>>()?;
+        let more = jobs.len() > page.limit as usize;
+        jobs.truncate(page.limit as usize);
+        let next = if more {
+            jobs.last().map(|j| j.id)
+        } else {
+            None
+        };
+        Ok(Page { jobs, next })
+    }
+
+    /// Deletes one job unless it is running.
+    pub(crate) async fn delete_job(&self, job: JobId) -> Result<()> {
+        let done = sqlx::query(&self.inner.sql.delete_job)
+            .bind(job.0)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        let state = self.job(job).await?.state;
+        Err(Error::InvalidState {
+            job,
+            state,
+            operation: "delete",
+        })
+    }
+
+    /// Deletes matching jobs that are not running.
+    pub(crate) async fn purge_jobs(&self, filter: JobFilter) -> Result<u64> {
+        validate_filter(&filter)?;
+        let done = retry_conflicts(|| async {
+            self.inner
+                .sql
+                .purge(&filter)
+                .build()
+                .execute(&self.inner.pool)
+                .await
+                .map_err(sql_err)
+        })
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Deletes one batch of jobs finished more than `older_than` ago.
+    pub(crate) async fn clean_jobs(&self, older_than: Duration, batch_size: u32) -> Result<u64> {
+        validate_limit("batch_size", batch_size)?;
+        let done = retry_conflicts(|| async {
+            sqlx::query(&self.inner.sql.clean)
+                .bind(us(older_than))
+                .bind(i64::from(batch_size))
+                .execute(&self.inner.pool)
+                .await
+                .map_err(sql_err)
+        })
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Creates a queue if missing and reports it.
+    pub(crate) async fn ensure_queue(&self, name: &str) -> Result<QueueInfo> {
+        validate_name("queue", name)?;
+        sqlx::query(&self.inner.sql.ensure_queues(1))
+            .bind(name)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        self.known_queues().insert(name.to_string());
+        let queues = self.queues().await?;
+        queues
+            .into_iter()
+            .find(|q| q.name == name)
+            .ok_or_else(|| Error::Corrupt(format!("queue {name:?} vanished")))
+    }
+
+    /// Sets a queue's paused flag, creating it if needed.
+    pub(crate) async fn set_paused(&self, name: &str, paused: bool) -> Result<()> {
+        validate_name("queue", name)?;
+        sqlx::query(&self.inner.sql.set_queue_paused)
+            .bind(name)
+            .bind(paused)
+            .bind(paused)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        self.known_queues().insert(name.to_string());
+        if !paused {
+            self.announce([name]);
+        }
+        Ok(())
+    }
+
+    /// Job counts by queue and state.
+    async fn queue_counts(&self) -> Result<BTreeMap<String, StateCounts>> {
+        let mut counts: BTreeMap<String, StateCounts> = BTreeMap::new();
+        let found = sqlx::query(&self.inner.sql.queue_counts)
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        for row in &found {
+            let queue = rows::text_at(row, 0)?;
+            let stored = rows::text_at(row, 1)?;
+            let ready: Option<i64> = rows::at(row, 2)?;
+            let n: i64 = rows::at(row, 3)?;
+            let state = match stored.as_str() {
+                "pending" if ready == Some(1) => JobState::Available,
+                "pending" => JobState::Scheduled,
+                other => rows::state(
+                    other,
+                    DateTime::<Utc>::UNIX_EPOCH,
+                    DateTime::<Utc>::UNIX_EPOCH,
+                )?,
+            };
+            counts
+                .entry(queue)
+                .or_default()
+                .add(state, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(counts)
+    }
+
+    /// Every queue with counts by state.
+    pub(crate) async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        let counts = self.queue_counts().await?;
+        let found = sqlx::query(&self.inner.sql.list_queues)
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        let mut queues = Vec::with_capacity(found.len());
+        for row in &found {
+            let name = rows::text_at(row, 0)?;
+            let limit: Option<i32> = rows::at(row, 2)?;
+            let blocking: bool = rows::at(row, 3)?;
+            let policy = rows::text_at(row, 5)?;
+            queues.push(QueueInfo {
+                counts: counts.get(&name).copied().unwrap_or_default(),
+                paused: rows::at(row, 1)?,
+                concurrency_limit: limit.and_then(|n| u32::try_from(n).ok()),
+                blocking,
+                on_exhausted: policy
+                    .parse()
+                    .map_err(|e| Error::Corrupt(format!("queue {name:?}: {e}")))?,
+                blocked_by: if blocking {
+                    self.blocked_by(&name).await?
+                } else {
+                    None
+                },
+                created_at: rows::at(row, 4)?,
+                name,
+            });
+        }
+        Ok(queues)
+    }
+}

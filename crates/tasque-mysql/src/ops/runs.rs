@@ -1,0 +1,340 @@
+//! Writes by a running run: complete, fail, reschedule, release. Each locks the runs' rows,
+//! judges them and writes only those that still own their job, in one transaction.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use sqlx::MySqlConnection;
+use tasque_durable::retry::{after_failure, NextStep};
+use tasque_durable::validate::{encode_payload, validate_run_at};
+use tasque_durable::{CompleteParams, FailOutcome, Result, RunAt, RunId, RunWrite};
+
+use super::{bind_ids, judge_all, rejection_error, retry_conflicts, run_at_binds, us, Locked};
+use crate::queries::Sql;
+use crate::{rows, sql_err, MySqlStore};
+
+/// What became of completions that did not all apply, judged from the rows: a run applied
+/// if its job carries the write's `token` (exact, as `RETURNING` would tell), was cancelled if
+/// its job is cancelled under that run, and is stale otherwise.
+async fn completions_found(
+    conn: &mut MySqlConnection,
+    sql: &Sql,
+    items: &[CompleteParams],
+    token: i64,
+) -> Result<Vec<RunWrite>> {
+    let ids: Vec<i64> = items.iter().map(|i| i.run.job.0).collect();
+    let statement = sql.run_states(ids.len());
+    let found = bind_ids(sqlx::query(&statement), &ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(sql_err)?;
+    let mut states: HashMap<i64, (String, i64, Option<i64>)> = HashMap::with_capacity(found.len());
+    for row in &found {
+        let state = (rows::text_at(row, 1)?, rows::at(row, 2)?, rows::at(row, 3)?);
+        states.insert(rows::at(row, 0)?, state);
+    }
+    Ok(items
+        .iter()
+        .map(|item| match states.get(&item.run.job.0) {
+            Some((state, _, mark)) if state == "completed" && *mark == Some(token) => {
+                RunWrite::Applied
+            }
+            Some((state, seq, _)) if state == "cancelled" && *seq == item.run.seq => {
+                RunWrite::Cancelled
+            }
+            _ => RunWrite::Stale,
+        })
+        .collect())
+}
+
+/// Where a failed run goes: forced time, or the retry policy.
+#[derive(Copy, Clone)]
+enum RetryTime {
+    Policy,
+    Forced(RunAt),
+    /// The policy, only if the run's lease has run out (the rescuer: a heartbeat that landed
+    /// since the expired run was found keeps the run alive).
+    Expired,
+}
+
+/// A retry: the next attempt, its absolute run time (or NULL) and delay in µs.
+type Retry = (u32, Option<DateTime<Utc>>, i64);
+
+/// The next step of a failed run: `Some((attempt, run_at, delay µs))` to retry, `None` to fail.
+fn next_step(locked: &Locked, time: RetryTime) -> Result<Option<Retry>> {
+    let (attempt, max) = (locked.attempt, locked.max_attempts);
+    Ok(match time {
+        RetryTime::Policy | RetryTime::Expired => {
+            match after_failure(&rows::retry(&locked.retry)?, attempt, max) {
+                NextStep::Retry { attempt, delay } => Some((attempt, None, us(delay))),
+                NextStep::GiveUp => None,
+            }
+        }
+        RetryTime::Forced(_) if attempt >= max => None,
+        RetryTime::Forced(at) => {
+            let (run_at, delay) = run_at_binds(Some(at));
+            Some((attempt + 1, run_at, delay))
+        }
+    })
+}
+
+impl MySqlStore {
+    /// Completes one run.
+    pub(crate) async fn complete_one(&self, params: CompleteParams) -> Result<()> {
+        let run = params.run;
+        match self.complete_batch(vec![params]).await?.remove(0) {
+            RunWrite::Applied => Ok(()),
+            other => Err(rejection_error(run, other)),
+        }
+    }
+
+    /// Completes many runs: one guarded UPDATE for the kept ones, one guarded DELETE for the
+    /// deleted ones, each its own statement (no lock held across round trips). Only when some
+    /// did not apply are their rows read, to tell each run why. A batch naming a run twice
+    /// takes the locking path, which judges each occurrence (the second is stale).
+    pub(crate) async fn complete_batch(&self, items: Vec<CompleteParams>) -> Result<Vec<RunWrite>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let results = items
+            .iter()
+            .map(|i| encode_payload("result", &i.result, &self.inner.limits))
+            .collect::<Result<Vec<_>>>()?;
+        let mut seen = HashSet::with_capacity(items.len());
+        if items.iter().all(|i| seen.insert(i.run.job.0)) {
+            retry_conflicts(|| self.complete_guarded(&items, &results)).await
+        } else {
+            retry_conflicts(|| self.complete_locked(&items, &results)).await
+        }
+    }
+
+    async fn complete_guarded(
+        &self,
+        items: &[CompleteParams],
+        results: &[String],
+    ) -> Result<Vec<RunWrite>> {
+        let token: i64 = rand::random();
+        let writes: Vec<_> = items.iter().zip(results).collect();
+        if items.iter().all(|i| !i.delete_on_success) {
+            // The common case: one autocommitted statement.
+            let mut conn = self.inner.pool.acquire().await.map_err(sql_err)?;
+            let done = self.write_completions(&mut conn, &writes, token).await?;
+            if done == items.len() as u64 {
+                return Ok(vec![RunWrite::Applied; items.len()]);
+            }
+            return completions_found(&mut conn, &self.inner.sql, items, token).await;
+        }
+        let mut tx = self.begin().await?;
+        let done = self.write_completions(&mut tx, &writes, token).await?;
+        let verdicts = if done == items.len() as u64 {
+            vec![RunWrite::Applied; items.len()]
+        } else {
+            completions_found(&mut tx, &self.inner.sql, items, token).await?
+        };
+        let deleted: Vec<i64> = items
+            .iter()
+            .zip(&verdicts)
+            .filter(|(i, v)| i.delete_on_success && **v == RunWrite::Applied)
+            .map(|(i, _)| i.run.job.0)
+            .collect();
+        self.delete_completed(&mut tx, &deleted, token).await?;
+        tx.commit().await.map_err(sql_err)?;
+        Ok(verdicts)
+    }
+
+    /// Runs the guarded UPDATE completing `writes`, marking the rows it changes with `token`;
+    /// returns how many it changed.
+    async fn write_completions(
+        &self,
+        conn: &mut MySqlConnection,
+        writes: &[(&CompleteParams, &String)],
+        token: i64,
+    ) -> Result<u64> {
+        if writes.is_empty() {
+            return Ok(0);
+        }
+        let statement = self.inner.sql.complete(writes.len());
+        let mut query = sqlx::query(&statement).bind(token);
+        for (item, result) in writes {
+            query = query.bind(item.run.job.0).bind(result.as_str());
+        }
+        for (item, _) in writes {
+            query = query.bind(item.run.job.0);
+        }
+        for (item, _) in writes {
+            query = query.bind(item.run.job.0).bind(item.run.seq);
+        }
+        let done = query.execute(&mut *conn).await.map_err(sql_err)?;
+        Ok(done.rows_affected())
+    }
+
+    /// Deletes jobs just completed by the write marked `token` (delete on success).
+    async fn delete_completed(
+        &self,
+        conn: &mut MySqlConnection,
+        ids: &[i64],
+        token: i64,
+    ) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let statement = self.inner.sql.delete_completed(ids.len());
+        bind_ids(sqlx::query(&statement).bind(token), ids)
+            .execute(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+        Ok(())
+    }
+
+    async fn complete_locked(
+        &self,
+        items: &[CompleteParams],
+        results: &[String],
+    ) -> Result<Vec<RunWrite>> {
+        let runs: Vec<RunId> = items.iter().map(|i| i.run).collect();
+        let mut tx = self.begin().await?;
+        let locked = self.lock_runs(&mut tx, &runs, Duration::ZERO).await?;
+        let (verdicts, _) = judge_all(&runs, &locked);
+        let writes: Vec<_> = items
+            .iter()
+            .zip(results)
+            .zip(&verdicts)
+            .filter(|(_, verdict)| **verdict == RunWrite::Applied)
+            .map(|(write, _)| write)
+            .collect();
+        let token: i64 = rand::random();
+        self.write_completions(&mut tx, &writes, token).await?;
+        let deleted: Vec<i64> = writes
+            .iter()
+            .filter(|(item, _)| item.delete_on_success)
+            .map(|(item, _)| item.run.job.0)
+            .collect();
+        self.delete_completed(&mut tx, &deleted, token).await?;
+        tx.commit().await.map_err(sql_err)?;
+        Ok(verdicts)
+    }
+
+    /// Records a failed attempt, scheduling the next one or failing the job.
+    pub(crate) async fn fail_run(
+        &self,
+        run: RunId,
+        reason: Value,
+        at: Option<RunAt>,
+    ) -> Result<FailOutcome> {
+        if let Some(at) = at {
+            validate_run_at("retry_at", at)?;
+        }
+        let reason = encode_payload("reason", &reason, &self.inner.limits)?;
+        let time = at.map_or(RetryTime::Policy, RetryTime::Forced);
+        retry_conflicts(|| self.record_failure(run, &reason, time)).await
+    }
+
+    /// Applies the failure policy to a running run, guarded. `reason` is encoded JSON.
+    async fn record_failure(
+        &self,
+        run: RunId,
+        reason: &str,
+        time: RetryTime,
+    ) -> Result<FailOutcome> {
+        let sql = &self.inner.sql;
+        let mut tx = self.begin().await?;
+        let locked = self.lock_runs(&mut tx, &[run], Duration::ZERO).await?;
+        let (verdicts, _) = judge_all(&[run], &locked);
+        let (RunWrite::Applied, Some(job)) = (verdicts[0], locked.get(&run.job.0)) else {
+            return Err(rejection_error(run, verdicts[0]));
+        };
+        if matches!(time, RetryTime::Expired) && !job.expired {
+            return Err(rejection_error(run, RunWrite::Stale));
+        }
+        let outcome = match next_step(job, time)? {
+            Some((attempt, run_at, delay)) => {
+                sqlx::query(&sql.fail_retry)
+                    .bind(reason)
+                    .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
+                    .bind(run_at)
+                    .bind(delay)
+                    .bind(run.job.0)
+                    .bind(run.seq)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_err)?;
+                let at: DateTime<Utc> = sqlx::query_scalar(&sql.run_at)
+                    .bind(run.job.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(sql_err)?;
+                FailOutcome::Retrying { attempt, at }
+            }
+            None => {
+                sqlx::query(&sql.fail_final)
+                    .bind(reason)
+                    .bind(reason)
+                    .bind(run.job.0)
+                    .bind(run.seq)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_err)?;
+                FailOutcome::Failed
+            }
+        };
+        tx.commit().await.map_err(sql_err)?;
+        Ok(outcome)
+    }
+
+    /// Gives a run back until `at`, attempt not counted.
+    pub(crate) async fn schedule(&self, run: RunId, at: RunAt) -> Result<()> {
+        validate_run_at("at", at)?;
+        let (run_at, delay) = run_at_binds(Some(at));
+        retry_conflicts(|| async {
+            let mut tx = self.begin().await?;
+            let locked = self.lock_runs(&mut tx, &[run], Duration::ZERO).await?;
+            let (verdicts, ids) = judge_all(&[run], &locked);
+            if ids.is_empty() {
+                return Err(rejection_error(run, verdicts[0]));
+            }
+            sqlx::query(&self.inner.sql.schedule_run)
+                .bind(run_at)
+                .bind(delay)
+                .bind(run.job.0)
+                .bind(run.seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err)?;
+            tx.commit().await.map_err(sql_err)
+        })
+        .await
+    }
+
+    /// Releases runs, claimable at once, attempt not counted.
+    pub(crate) async fn release_runs(&self, runs: Vec<RunId>) -> Result<u64> {
+        if runs.is_empty() {
+            return Ok(0);
+        }
+        retry_conflicts(|| async {
+            let mut tx = self.begin().await?;
+            let locked = self.lock_runs(&mut tx, &runs, Duration::ZERO).await?;
+            let (_, ids) = judge_all(&runs, &locked);
+            if !ids.is_empty() {
+                let statement = self.inner.sql.release(ids.len());
+                bind_ids(sqlx::query(&statement), &ids)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_err)?;
+            }
+            tx.commit().await.map_err(sql_err)?;
+            if !ids.is_empty() {
+                self.announce([""]);
+            }
+            Ok(ids.len() as u64)
+        })
+        .await
+    }
+
+    /// The rescuer's write: a run whose lease expired fails its attempt.
+    pub(crate) async fn fail_expired(&self, run: RunId) -> Result<FailOutcome> {
+        let reason = json!({"error": "lease expired"}).to_string();
+        retry_conflicts(|| self.record_failure(run, &reason, RetryTime::Expired)).await
+    }
+}

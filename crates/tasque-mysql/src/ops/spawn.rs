@@ -1,0 +1,265 @@
+//! spawn and spawn_many: validated in Rust (the engine-shared rules and payload limits), then
+//! written by multi-row `INSERT`s. MySQL has no `INSERT ... RETURNING`: every row of a batch
+//! carries the batch's random token and its position, so one range read tells which rows were
+//! written and their ids; a row skipped for its idempotency key is then found by that key.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::MySqlConnection;
+use tasque_durable::validate::{encode_payload, validate_spawn};
+use tasque_durable::{
+    Error, JobId, Limits, Result, RetryStrategy, RunId, Spawn, SpawnResult, DEFAULT_MAX_ATTEMPTS,
+};
+
+use super::{ms, retry_conflicts, run_at_binds, us_of_ms};
+use crate::queries::Sql;
+use crate::{rows, sql_err, MySqlStore};
+
+/// Rows per `INSERT` (16 binds each, under the protocol's 65,535).
+const ROWS_PER_INSERT: usize = 1000;
+
+/// One validated job, as the insert binds it.
+#[derive(Debug)]
+pub struct Encoded {
+    queue: String,
+    task: String,
+    params: String,
+    headers: Option<String>,
+    priority: i32,
+    max_attempts: i32,
+    retry: String,
+    timeout_ms: Option<i64>,
+    max_duration_ms: Option<i64>,
+    max_delay_ms: Option<i64>,
+    key: Option<String>,
+    run_at: Option<DateTime<Utc>>,
+    delay_us: i64,
+}
+
+/// Validates and encodes one spawn.
+pub fn encode(spawn: Spawn, limits: &Limits) -> Result<Encoded> {
+    validate_spawn(&spawn)?;
+    let o = spawn.options;
+    let params = encode_payload("params", &spawn.params, limits)?;
+    let headers = match o.headers.as_ref().filter(|h| !h.is_null()) {
+        Some(h) => Some(encode_payload("headers", h, limits)?),
+        None => None,
+    };
+    let (run_at, delay_us) = run_at_binds(o.run_at);
+    let policy = o.cancellation.unwrap_or_default();
+    Ok(Encoded {
+        queue: spawn.queue,
+        task: spawn.task,
+        params,
+        headers,
+        priority: o.priority.unwrap_or(0),
+        max_attempts: i32::try_from(o.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS))
+            .unwrap_or(i32::MAX),
+        retry: encode_retry(&o.retry.unwrap_or_default()),
+        timeout_ms: o.timeout.map(ms),
+        max_duration_ms: policy.max_duration.map(ms),
+        max_delay_ms: policy.max_delay.map(ms),
+        key: o.idempotency_key,
+        run_at,
+        delay_us,
+    })
+}
+
+/// Validates and encodes a batch; nothing is written when one job fails.
+pub fn encode_all(spawns: Vec<Spawn>, limits: &Limits) -> Result<Vec<Encoded>> {
+    spawns.into_iter().map(|s| encode(s, limits)).collect()
+}
+
+/// A retry strategy as stored.
+pub fn encode_retry(retry: &RetryStrategy) -> String {
+    serde_json::to_string(retry).unwrap_or_else(|_| "{\"kind\":\"none\"}".to_string())
+}
+
+fn created(id: i64) -> SpawnResult {
+    let job = JobId(id);
+    SpawnResult {
+        job_id: job,
+        run_id: RunId::new(job, 1),
+        attempt: 1,
+        created: true,
+    }
+}
+
+/// Inserts `jobs` through `conn` (a transaction, or a plain connection for one job without an
+/// idempotency key), results in input order. Their queues must exist.
+pub async fn insert(
+    conn: &mut MySqlConnection,
+    sql: &Sql,
+    jobs: &[Encoded],
+) -> Result<Vec<SpawnResult>> {
+    let mut results = Vec::with_capacity(jobs.len());
+    for chunk in jobs.chunks(ROWS_PER_INSERT) {
+        results.extend(insert_chunk(conn, sql, chunk).await?);
+    }
+    Ok(results)
+}
+
+async fn insert_chunk(
+    conn: &mut MySqlConnection,
+    sql: &Sql,
+    jobs: &[Encoded],
+) -> Result<Vec<SpawnResult>> {
+    let token: i64 = rand::random();
+    let statement = sql.insert_jobs(jobs.len());
+    let mut query = sqlx::query(&statement);
+    for (ord, job) in jobs.iter().enumerate() {
+        query = query
+            .bind(&job.queue)
+            .bind(&job.task)
+            .bind(&job.params)
+            .bind(&job.headers)
+            .bind(job.priority)
+            .bind(job.max_attempts)
+            .bind(&job.retry)
+            .bind(job.timeout_ms)
+            .bind(job.max_duration_ms)
+            .bind(job.max_delay_ms)
+            .bind(&job.key)
+            .bind(job.run_at)
+            .bind(job.delay_us)
+            .bind(us_of_ms(job.max_delay_ms))
+            .bind(token)
+            .bind(i32::try_from(ord).unwrap_or(i32::MAX));
+    }
+    let done = query.execute(&mut *conn).await.map_err(sql_err)?;
+    let first = i64::try_from(done.last_insert_id()).unwrap_or(0);
+    // One job without a key: the id the server reports is its own.
+    if jobs.len() == 1 && jobs[0].key.is_none() && first > 0 {
+        return Ok(vec![created(first)]);
+    }
+    let mut ids: HashMap<usize, i64> = HashMap::with_capacity(jobs.len());
+    if first > 0 {
+        let rows = sqlx::query(&sql.inserted)
+            .bind(first)
+            .bind(token)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+        for row in &rows {
+            let ord: i32 = rows::at(row, 1)?;
+            ids.insert(
+                usize::try_from(ord).unwrap_or(usize::MAX),
+                rows::at(row, 0)?,
+            );
+        }
+    }
+    let existing = if ids.len() < jobs.len() {
+        find_keys(conn, sql, jobs, &ids).await?
+    } else {
+        HashMap::new()
+    };
+    jobs.iter()
+        .enumerate()
+        .map(|(ord, job)| match ids.get(&ord) {
+            Some(id) => Ok(created(*id)),
+            None => job
+                .key
+                .as_ref()
+                .and_then(|key| existing.get(&(job.queue.clone(), key.clone())))
+                .copied()
+                .ok_or_else(|| Error::Corrupt(format!("job {ord} of a spawn batch vanished"))),
+        })
+        .collect()
+}
+
+/// The jobs holding the keys of the jobs not inserted, by (queue, key).
+async fn find_keys(
+    conn: &mut MySqlConnection,
+    sql: &Sql,
+    jobs: &[Encoded],
+    inserted: &HashMap<usize, i64>,
+) -> Result<HashMap<(String, String), SpawnResult>> {
+    let wanted: Vec<(&str, &str)> = jobs
+        .iter()
+        .enumerate()
+        .filter(|(ord, _)| !inserted.contains_key(ord))
+        .filter_map(|(_, j)| j.key.as_deref().map(|k| (j.queue.as_str(), k)))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let statement = sql.find_keys(wanted.len());
+    let mut query = sqlx::query(&statement);
+    for (queue, key) in &wanted {
+        query = query.bind(*queue).bind(*key);
+    }
+    let rows = query.fetch_all(&mut *conn).await.map_err(sql_err)?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let job = JobId(rows::at(row, 0)?);
+        let attempt: i32 = rows::at(row, 2)?;
+        let result = SpawnResult {
+            job_id: job,
+            run_id: RunId::new(job, rows::at(row, 1)?),
+            attempt: u32::try_from(attempt).unwrap_or(1),
+            created: false,
+        };
+        found.insert((rows::text_at(row, 3)?, rows::text_at(row, 4)?), result);
+    }
+    Ok(found)
+}
+
+impl MySqlStore {
+    /// Creates the queues of `jobs` this store does not know yet, outside any transaction
+    /// (so a caller's transaction never holds a queue row locked).
+    pub(crate) async fn ensure_queues_of(&self, jobs: &[Encoded]) -> Result<()> {
+        let missing: Vec<String> = {
+            let known = self.known_queues();
+            let mut missing: Vec<String> = jobs
+                .iter()
+                .filter(|j| !known.contains(&j.queue))
+                .map(|j| j.queue.clone())
+                .collect();
+            missing.sort_unstable();
+            missing.dedup();
+            missing
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let statement = self.inner.sql.ensure_queues(missing.len());
+        retry_conflicts(|| async {
+            let mut query = sqlx::query(&statement);
+            for queue in &missing {
+                query = query.bind(queue);
+            }
+            query.execute(&self.inner.pool).await.map_err(sql_err)
+        })
+        .await?;
+        self.known_queues().extend(missing);
+        Ok(())
+    }
+
+    /// Spawns validated jobs: one job without a key in one autocommitted statement, anything
+    /// else in one transaction.
+    pub(crate) async fn spawn_encoded(&self, jobs: Vec<Encoded>) -> Result<Vec<SpawnResult>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ensure_queues_of(&jobs).await?;
+        let sql = &self.inner.sql;
+        let results = if jobs.len() == 1 && jobs[0].key.is_none() {
+            let mut conn = self.inner.pool.acquire().await.map_err(sql_err)?;
+            insert(&mut conn, sql, &jobs).await?
+        } else {
+            retry_conflicts(|| async {
+                let mut tx = self.begin().await?;
+                let results = insert(&mut tx, sql, &jobs).await?;
+                tx.commit().await.map_err(sql_err)?;
+                Ok(results)
+            })
+            .await?
+        };
+        let ready = jobs
+            .iter()
+            .filter(|j| j.run_at.is_none() && j.delay_us == 0);
+        self.announce(ready.map(|j| j.queue.as_str()));
+        Ok(results)
+    }
+}

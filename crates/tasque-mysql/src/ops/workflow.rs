@@ -1,0 +1,215 @@
+//! Checkpoints, sleeps and events: the guarded writes of durable workflows.
+//!
+//! Each write by a run follows the engine's pattern (lock the job's row, judge the run, write,
+//! commit). A wait and an emit of the same event serialise on the event's row, which a wait
+//! creates as "not emitted yet" when missing: an emit can never slip between a wait's look-up
+//! and its suspension, so an event emitted before the wait still satisfies it and one emitted
+//! after wakes it.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tasque_durable::validate::{
+    encode_payload, positive, validate_name, validate_run_at, validate_step_name,
+};
+use tasque_durable::{
+    AwaitEvent, AwaitOutcome, Checkpoint, JobId, Result, RunId, RunWrite, SetCheckpoint,
+    SleepParams,
+};
+
+use super::{bind_ids, judge_all, rejection_error, retry_conflicts, run_at_binds, us};
+use crate::{rows, sql_err, MySqlStore};
+
+/// How often a store's claims make due sleepers and timed-out waiters claimable, at most: a
+/// claim does it first unless the store did it more recently, which bounds how late a
+/// suspended job wakes (plus the poll interval) without an extra statement in every claim of
+/// a busy worker.
+pub const WAKE_EVERY: Duration = Duration::from_millis(50);
+
+impl MySqlStore {
+    /// Every checkpoint of a job, by name.
+    pub(crate) async fn checkpoints(&self, job: JobId) -> Result<Vec<Checkpoint>> {
+        let found = sqlx::query(&self.inner.sql.get_checkpoints)
+            .bind(job.0)
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        found
+            .iter()
+            .map(|row| {
+                Ok(Checkpoint {
+                    name: rows::text_at(row, 0)?,
+                    value: rows::json(&rows::text_at(row, 1)?, "checkpoint")?,
+                    run_seq: rows::at(row, 2)?,
+                    updated_at: rows::at(row, 3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a checkpoint and extends the run's lease, in one guarded transaction.
+    pub(crate) async fn checkpoint(&self, params: SetCheckpoint) -> Result<DateTime<Utc>> {
+        validate_step_name(&params.name)?;
+        positive("extend_lease", params.extend_lease)?;
+        let value = encode_payload("checkpoint", &params.value, &self.inner.limits)?;
+        let run = params.run;
+        retry_conflicts(|| async {
+            let sql = &self.inner.sql;
+            let mut tx = self.begin().await?;
+            let locked = self.lock_runs(&mut tx, &[run], params.extend_lease).await?;
+            let (verdicts, ids) = judge_all(&[run], &locked);
+            let Some(end) = locked.get(&run.job.0).map(|l| l.lease_end) else {
+                return Err(rejection_error(run, verdicts[0]));
+            };
+            if ids.is_empty() {
+                return Err(rejection_error(run, verdicts[0]));
+            }
+            let extend = sql.extend(1);
+            bind_ids(sqlx::query(&extend).bind(end), &ids)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err)?;
+            sqlx::query(&sql.set_checkpoint)
+                .bind(run.job.0)
+                .bind(&params.name)
+                .bind(&value)
+                .bind(run.seq)
+                .bind(&value)
+                .bind(run.seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err)?;
+            tx.commit().await.map_err(sql_err)?;
+            Ok(end)
+        })
+        .await
+    }
+
+    /// Locks a run's job and checks that the run still owns it.
+    async fn own(&self, tx: &mut sqlx::MySqlConnection, run: RunId) -> Result<()> {
+        let locked = self.lock_runs(tx, &[run], Duration::ZERO).await?;
+        match judge_all(&[run], &locked).0[0] {
+            RunWrite::Applied => Ok(()),
+            other => Err(rejection_error(run, other)),
+        }
+    }
+
+    /// Ends a run by suspending its job until a time; no attempt is counted.
+    pub(crate) async fn sleep(&self, params: SleepParams) -> Result<()> {
+        validate_run_at("until", params.until)?;
+        let run = params.run;
+        let (at, delay) = run_at_binds(Some(params.until));
+        retry_conflicts(|| async {
+            let mut tx = self.begin().await?;
+            self.own(&mut tx, run).await?;
+            sqlx::query(&self.inner.sql.sleep_run)
+                .bind(at)
+                .bind(delay)
+                .bind(run.job.0)
+                .bind(run.seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err)?;
+            tx.commit().await.map_err(sql_err)
+        })
+        .await
+    }
+
+    /// Returns a stored event at once, or makes the run's job wait for it, holding the event's
+    /// row lock from the look-up to the suspension.
+    pub(crate) async fn wait_event(&self, params: AwaitEvent) -> Result<AwaitOutcome> {
+        validate_name("event", &params.name)?;
+        if let Some(timeout) = params.timeout {
+            positive("timeout", timeout)?;
+        }
+        let run = params.run;
+        let timeout = params.timeout.map(us);
+        retry_conflicts(|| async {
+            let sql = &self.inner.sql;
+            let mut tx = self.begin().await?;
+            self.own(&mut tx, run).await?;
+            sqlx::query(&sql.lock_event)
+                .bind(&params.name)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err)?;
+            let stored: Option<rows::Text> = sqlx::query_scalar(&sql.get_event)
+                .bind(&params.name)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql_err)?
+                .flatten();
+            if let Some(payload) = stored {
+                tx.commit().await.map_err(sql_err)?;
+                return Ok(AwaitOutcome::Received(rows::json(&payload.0, "event")?));
+            }
+            sqlx::query(&sql.wait_run)
+                .bind(&params.name)
+                .bind(timeout)
+                .bind(run.job.0)
+                .bind(run.seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err)?;
+            tx.commit().await.map_err(sql_err)?;
+            Ok(AwaitOutcome::Suspended)
+        })
+        .await
+    }
+
+    /// Stores an event and wakes its waiters, under the event's row lock; returns how many
+    /// jobs it woke.
+    pub(crate) async fn emit(&self, name: &str, payload: Value) -> Result<u64> {
+        validate_name("event", name)?;
+        let payload = encode_payload("payload", &payload, &self.inner.limits)?;
+        retry_conflicts(|| async {
+            let sql = &self.inner.sql;
+            let mut tx = self.begin().await?;
+            sqlx::query(&sql.store_event)
+                .bind(name)
+                .bind(&payload)
+                .bind(&payload)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err)?;
+            let woken = sqlx::query(&sql.wake_waiters)
+                .bind(&payload)
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err)?
+                .rows_affected();
+            tx.commit().await.map_err(sql_err)?;
+            if woken > 0 {
+                self.announce([""]);
+            }
+            Ok(woken)
+        })
+        .await
+    }
+
+    /// Makes due sleepers and timed-out waiters claimable, unless this store did so less than
+    /// [`WAKE_EVERY`] ago.
+    pub(crate) async fn wake_due(&self) -> Result<()> {
+        {
+            let mut last = self
+                .inner
+                .last_wake
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < WAKE_EVERY) {
+                return Ok(());
+            }
+            *last = Some(Instant::now());
+        }
+        retry_conflicts(|| async {
+            sqlx::query(&self.inner.sql.wake_due)
+                .execute(&self.inner.pool)
+                .await
+                .map_err(sql_err)
+        })
+        .await?;
+        Ok(())
+    }
+}

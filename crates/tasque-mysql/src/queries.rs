@@ -1,0 +1,547 @@
+//! Every SQL statement of the MySQL/MariaDB engine, in one place (the schema is in `schema.rs`).
+//!
+//! Statements are written against `@jobs@`, `@queues@`, ... (the namespace's quoted table
+//! names); [`Sql::new`] renders the fixed ones once per store, and the methods render those
+//! whose shape depends on a count (`IN (?, ?, ...)` lists, multi-row `VALUES`).
+//!
+//! Conventions: every time is `DATETIME(6)` in UTC from the server clock (`UTC_TIMESTAMP(6)`, constant
+//! within a statement); durations are bound as microseconds (`INTERVAL ? MICROSECOND`); JSON is
+//! stored as `LONGTEXT` written and read verbatim. The stored state `pending` covers both
+//! `available` and `scheduled` (told apart by `run_at`). Writes by a run lock the run's row
+//! first (`FOR UPDATE`), judge it in Rust, then update it, inside one transaction; the UPDATE
+//! repeats the `state = 'running'` guard.
+
+use sqlx::{MySql, QueryBuilder};
+use tasque_durable::{JobFilter, JobState, PollOrder};
+
+/// The server clock.
+macro_rules! now {
+    () => {
+        "UTC_TIMESTAMP(6)"
+    };
+}
+
+/// Columns read into a `JobInfo`, plus the clock to tell available from scheduled.
+macro_rules! job_columns {
+    () => {
+        concat!(
+            "id, run_seq, queue, task, params, headers, state, priority, attempt, max_attempts, ",
+            "retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, result, failure, ",
+            "errors, worker_id, created_at, run_at, first_started_at, attempted_at, finished_at, ",
+            "lease_expires_at, ",
+            now!(),
+            " AS now"
+        )
+    };
+}
+
+/// Appends one attempt error to the `errors` JSON text (binds 1: the reason, encoded JSON).
+/// Must come first in a SET list: it reads `attempt` and `run_seq` before they change.
+macro_rules! append_error {
+    () => {
+        concat!(
+            "errors = CONCAT(LEFT(errors, CHAR_LENGTH(errors) - 1), ",
+            "IF(errors = '[]', '', ','), '{\"attempt\":', attempt, ',\"run\":', run_seq, ",
+            "',\"at_ms\":', TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', ",
+            now!(),
+            ") DIV 1000, ',\"reason\":', ?, '}]')"
+        )
+    };
+}
+
+/// Run every time a pooled connection opens: locking reads lock only the rows they return.
+pub const SESSION_SETUP: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
+/// The server's version string.
+pub const SERVER_VERSION: &str = "SELECT VERSION()";
+
+/// `?, ?, ...` with `n` placeholders.
+fn marks(n: usize) -> String {
+    vec!["?"; n.max(1)].join(", ")
+}
+
+/// The columns a claim reads, with the lease end it takes computed by the same statement
+/// (binds 1: the lease in µs), so a claim needs no read-back after it takes its jobs.
+macro_rules! pick_columns {
+    () => {
+        concat!(
+            "id, run_seq, queue, task, params, headers, attempt, max_attempts, retry, priority, ",
+            "timeout_ms, ",
+            now!(),
+            " + INTERVAL ? MICROSECOND AS lease_expires_at, wake_event, event_payload, run_at"
+        )
+    };
+}
+
+/// `CASE id WHEN ? THEN ? ... END` for `n` jobs (binds n (id, value) pairs).
+fn case_id(n: usize) -> String {
+    format!("CASE id {} END", vec!["WHEN ? THEN ?"; n.max(1)].join(" "))
+}
+
+macro_rules! statements {
+    ($($(#[$doc:meta])* $name:ident = $sql:expr;)*) => {
+        /// The statements of one store, rendered for its tables.
+        #[derive(Debug)]
+        pub struct Sql {
+            /// `(placeholder, quoted table name)` pairs.
+            tables: Vec<(&'static str, String)>,
+            $($(#[$doc])* pub $name: String,)*
+        }
+
+        impl Sql {
+            /// Renders every fixed statement for the tables of `stem`.
+            pub fn new(stem: &str) -> Sql {
+                let mut tables: Vec<(&'static str, String)> =
+                    ["jobs", "queues", "migrations", "checkpoints", "events"]
+                        .iter()
+                        .map(|t| (placeholder(t), format!("`{stem}_{t}`")))
+                        .collect();
+                // The bare stem, for names that must be unique in the database (constraints).
+                tables.push(("@stem@", stem.to_string()));
+                let mut sql = Sql { tables, $($name: String::new(),)* };
+                $(sql.$name = sql.render($sql);)*
+                sql
+            }
+        }
+    };
+}
+
+fn placeholder(table: &str) -> &'static str {
+    match table {
+        "jobs" => "@jobs@",
+        "queues" => "@queues@",
+        "migrations" => "@migrations@",
+        "checkpoints" => "@checkpoints@",
+        _ => "@events@",
+    }
+}
+
+statements! {
+    /// Reads the server clock.
+    now = concat!("SELECT ", now!());
+
+    /// Whether the migration history table exists. Binds 1 table name (unquoted).
+    has_table = "SELECT COUNT(*) FROM information_schema.TABLES \
+        WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?";
+    /// How many of 4 tables exist. Binds 4 table names (unquoted).
+    count_tables = "SELECT COUNT(*) FROM information_schema.TABLES \
+        WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?, ?, ?)";
+    /// Whether a table has a column. Binds 1 table name (unquoted), 2 column.
+    has_column = "SELECT COUNT(*) FROM information_schema.COLUMNS \
+        WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?";
+    /// Whether a table has a constraint. Binds 1 table name (unquoted), 2 constraint name.
+    has_constraint = "SELECT COUNT(*) FROM information_schema.TABLE_CONSTRAINTS \
+        WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ? AND CONSTRAINT_NAME = ?";
+    /// Creates the migration history.
+    create_migrations = concat!("CREATE TABLE IF NOT EXISTS @migrations@ (",
+        "version BIGINT NOT NULL PRIMARY KEY, name VARCHAR(200) NOT NULL, ",
+        "applied_at DATETIME(6) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin");
+    /// The schema version.
+    version = "SELECT MAX(version) FROM @migrations@";
+    /// Records an applied migration. Binds 1 version, 2 name.
+    record_migration = concat!("INSERT INTO @migrations@ (version, name, applied_at) VALUES (?, ?, ",
+        now!(), ")");
+    /// Serialises migrators of a namespace across processes (binds 1 lock name): 1 when taken.
+    lock = "SELECT GET_LOCK(?, 300)";
+    /// Releases the migration lock (binds 1 lock name).
+    unlock = "SELECT RELEASE_LOCK(?)";
+    /// Drops every table of the namespace (checkpoints first: they reference jobs).
+    drop_tables = "DROP TABLE IF EXISTS @checkpoints@, @jobs@, @queues@, @events@, @migrations@";
+
+    /// Sets a queue's paused flag, creating it if needed. Binds 1 name, 2 paused, 3 paused.
+    set_queue_paused = concat!("INSERT INTO @queues@ (name, paused, created_at) VALUES (?, ?, ",
+        now!(), ") ON DUPLICATE KEY UPDATE paused = ?");
+    /// Every queue.
+    list_queues = "SELECT name, paused, concurrency_limit, blocking, created_at, on_exhausted \
+        FROM @queues@ ORDER BY name";
+    /// Job counts by queue and state (pending split by readiness).
+    /// (A scan of the narrow `jobs_claim_age` index, which holds every column it reads.)
+    queue_counts = concat!("SELECT queue, state, CAST(run_at <= ", now!(), " AS SIGNED) AS ready, \
+        COUNT(*) FROM @jobs@ FORCE INDEX (jobs_claim_age) GROUP BY queue, state, ready");
+    /// Queues the plain claim leaves out: name and paused flag of the paused ones and of those
+    /// whose claims are gated (a concurrency limit or blocking mode).
+    gates = "SELECT name, paused FROM @queues@ \
+        WHERE paused OR concurrency_limit IS NOT NULL OR blocking";
+
+    /// The rows a multi-row insert wrote, by their batch token. Binds 1 first id, 2 token.
+    inserted = "SELECT id, batch_ord FROM @jobs@ WHERE id >= ? AND batch_token = ?";
+
+    /// Picks ready jobs of one queue by priority, locking them and reading what their claims
+    /// carry; rows other claimers hold are skipped, never waited for. Binds 1 lease µs,
+    /// 2 queue, 3 limit.
+    pick_by_priority = concat!("SELECT ", pick_columns!(), " FROM @jobs@ FORCE INDEX (jobs_claim) \
+        WHERE state = 'pending' AND queue = ? AND run_at <= ", now!(), " \
+        AND (cancel_at IS NULL OR cancel_at > ", now!(), ") \
+        ORDER BY priority, run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
+    /// Like `pick_by_priority`, oldest first.
+    pick_by_age = concat!("SELECT ", pick_columns!(), " FROM @jobs@ FORCE INDEX (jobs_claim_age) \
+        WHERE state = 'pending' AND queue = ? AND run_at <= ", now!(), " \
+        AND (cancel_at IS NULL OR cancel_at > ", now!(), ") \
+        ORDER BY run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
+
+    /// Records a failed attempt with another to come. Binds 1 reason, 2 next attempt,
+    /// 3 run_at (or NULL), 4 delay µs, 5 id, 6 seq.
+    fail_retry = concat!("UPDATE @jobs@ SET ", append_error!(), ", attempt = ?, \
+        state = 'pending', run_seq = run_seq + 1, lease_expires_at = NULL, finished_at = NULL, \
+        run_at = COALESCE(?, ", now!(), " + INTERVAL ? MICROSECOND) \
+        WHERE id = ? AND run_seq = ? AND state = 'running'");
+    /// Records the last failed attempt. Binds 1 reason, 2 reason, 3 id, 4 seq.
+    fail_final = concat!("UPDATE @jobs@ SET ", append_error!(), ", state = 'failed', \
+        failure = ?, lease_expires_at = NULL, cancel_at = NULL, finished_at = ", now!(), ", \
+        holds_queue = EXISTS (SELECT 1 FROM @queues@ AS q WHERE q.name = @jobs@.queue \
+          AND q.blocking AND q.on_exhausted = 'stay_blocked') \
+        WHERE id = ? AND run_seq = ? AND state = 'running'");
+    /// A job's run time. Binds 1 id.
+    run_at = "SELECT run_at FROM @jobs@ WHERE id = ?";
+    /// Gives a run back until a time, attempt not counted. Binds 1 run_at (or NULL), 2 delay µs,
+    /// 3 id, 4 seq.
+    schedule_run = concat!("UPDATE @jobs@ SET state = 'pending', run_seq = run_seq + 1, \
+        lease_expires_at = NULL, run_at = COALESCE(?, ", now!(), " + INTERVAL ? MICROSECOND) \
+        WHERE id = ? AND run_seq = ? AND state = 'running'");
+
+    /// Runs whose lease expired. Binds 1 limit.
+    expired_runs = concat!("SELECT id, run_seq FROM @jobs@ FORCE INDEX (jobs_lease) \
+        WHERE state = 'running' AND lease_expires_at <= ", now!(), " \
+        ORDER BY lease_expires_at LIMIT ?");
+    /// Cancels unfinished jobs past their cancellation policy.
+    cancel_by_policy = concat!("UPDATE @jobs@ SET state = 'cancelled', finished_at = ", now!(), ", \
+        lease_expires_at = NULL, wake_at = NULL, failure = CONCAT('{\"error\":\"', \
+        IF(first_started_at IS NULL, 'max delay exceeded', 'max duration exceeded'), '\"}'), \
+        cancel_at = NULL WHERE cancel_at <= ", now!(), " \
+        AND state IN ('pending', 'running', 'sleeping', 'waiting')");
+    /// Locks one job for cancel or retry. Binds 1 id.
+    lock_job = concat!("SELECT state, run_seq, run_at, ", now!(), ", holds_queue FROM @jobs@ \
+        WHERE id = ? FOR UPDATE");
+    /// Cancels one unfinished job. Binds 1 id.
+    cancel_job = concat!("UPDATE @jobs@ SET state = 'cancelled', finished_at = ", now!(), ", \
+        lease_expires_at = NULL, cancel_at = NULL, wake_at = NULL, failure = '{\"error\":\"cancelled\"}' \
+        WHERE id = ? AND state IN ('pending', 'running', 'sleeping', 'waiting')");
+    /// Revives a failed or cancelled job as attempt 1 of a new run. Binds 1 max_attempts,
+    /// 2 retry, 3 priority, 4 timeout ms, 5 max_duration ms, 6 max_delay ms, 7 headers,
+    /// 8 run_at (or NULL), 9 delay µs, 10 max_delay µs, 11 id.
+    retry_job = concat!("UPDATE @jobs@ SET state = 'pending', run_seq = run_seq + 1, attempt = 1, \
+        max_attempts = ?, retry = ?, priority = ?, timeout_ms = ?, max_duration_ms = ?, \
+        max_delay_ms = ?, headers = ?, run_at = COALESCE(?, ", now!(), " + INTERVAL ? MICROSECOND), \
+        cancel_at = run_at + INTERVAL ? MICROSECOND, first_started_at = NULL, \
+        attempted_at = NULL, finished_at = NULL, lease_expires_at = NULL, result = NULL, \
+        failure = NULL, worker_id = NULL, holds_queue = FALSE \
+        WHERE id = ? AND state IN ('failed', 'cancelled')");
+
+    /// One job's full record. Binds 1 id.
+    get_job = concat!("SELECT ", job_columns!(), " FROM @jobs@ WHERE id = ?");
+    /// Deletes a job unless it is running. Binds 1 id.
+    delete_job = "DELETE FROM @jobs@ WHERE id = ? AND state <> 'running'";
+    /// The cleaner: one batch of jobs finished before a cutoff. Binds 1 age µs, 2 limit.
+    clean = concat!("DELETE FROM @jobs@ WHERE finished_at <= ", now!(), " - INTERVAL ? MICROSECOND \
+        AND state IN ('completed', 'failed', 'cancelled') ORDER BY finished_at LIMIT ?");
+
+    /// Every checkpoint of a job. Binds 1 job id.
+    get_checkpoints = "SELECT step, state, run_seq, updated_at FROM @checkpoints@ \
+        WHERE job_id = ? ORDER BY step";
+    /// Stores (or replaces) a checkpoint. Binds 1 job id, 2 step, 3 state (JSON text),
+    /// 4 run_seq, 5 state, 6 run_seq.
+    set_checkpoint = concat!("INSERT INTO @checkpoints@ (job_id, step, state, run_seq, updated_at) \
+        VALUES (?, ?, ?, ?, ", now!(), ") ON DUPLICATE KEY UPDATE state = ?, run_seq = ?, \
+        updated_at = ", now!());
+    /// Ends a run by suspending its job until a time (SET items apply in order: `run_at`
+    /// takes the new `wake_at`). Binds 1 wake time (or NULL), 2 delay µs, 3 id, 4 seq.
+    sleep_run = concat!("UPDATE @jobs@ SET state = 'sleeping', run_seq = run_seq + 1, \
+        lease_expires_at = NULL, wake_at = COALESCE(?, ", now!(), " + INTERVAL ? MICROSECOND), \
+        run_at = wake_at, wake_event = NULL, event_payload = NULL \
+        WHERE id = ? AND run_seq = ? AND state = 'running'");
+    /// Locks an event's row for the transaction, creating it as "not emitted yet" (payload
+    /// NULL; an emitted payload is never NULL) when missing, so a wait and an emit of one event
+    /// serialise. Binds 1 name.
+    lock_event = concat!("INSERT INTO @events@ (name, payload, emitted_at) VALUES (?, NULL, ",
+        now!(), ") ON DUPLICATE KEY UPDATE name = name");
+    /// A stored event's payload (NULL: not emitted). Binds 1 name.
+    get_event = "SELECT payload FROM @events@ WHERE name = ?";
+    /// Ends a run by making its job wait for an event. Binds 1 name, 2 timeout µs (or NULL: no
+    /// timeout), 3 id, 4 seq.
+    wait_run = concat!("UPDATE @jobs@ SET state = 'waiting', run_seq = run_seq + 1, \
+        lease_expires_at = NULL, wake_event = ?, event_payload = NULL, \
+        wake_at = ", now!(), " + INTERVAL ? MICROSECOND \
+        WHERE id = ? AND run_seq = ? AND state = 'running'");
+    /// Stores an event's payload. Binds 1 name, 2 payload, 3 payload (JSON text).
+    store_event = concat!("INSERT INTO @events@ (name, payload, emitted_at) VALUES (?, ?, ",
+        now!(), ") ON DUPLICATE KEY UPDATE payload = ?, emitted_at = ", now!());
+    /// Wakes an event's waiters: claimable now, carrying the payload. Binds 1 payload, 2 name.
+    wake_waiters = concat!("UPDATE @jobs@ SET state = 'pending', run_at = ", now!(), ", \
+        wake_at = NULL, event_payload = ? WHERE state = 'waiting' AND wake_event = ?");
+    /// Makes due sleepers and timed-out waiters claimable (a timed-out waiter keeps its
+    /// `wake_event` with no payload; `run_at` takes `wake_at` before it is cleared).
+    wake_due = concat!("UPDATE @jobs@ SET state = 'pending', run_at = wake_at, wake_at = NULL \
+        WHERE state IN ('sleeping', 'waiting') AND wake_at <= ", now!());
+
+    /// Sets a queue's concurrency limit, creating it if needed. Binds 1 name, 2 limit, 3 limit.
+    set_queue_limit = concat!("INSERT INTO @queues@ (name, concurrency_limit, created_at) \
+        VALUES (?, ?, ", now!(), ") ON DUPLICATE KEY UPDATE concurrency_limit = ?");
+    /// Sets a queue's blocking mode and policy, creating it if needed. Binds 1 name,
+    /// 2 blocking, 3 policy, 4 blocking, 5 policy.
+    set_queue_blocking = concat!("INSERT INTO @queues@ (name, blocking, on_exhausted, created_at) \
+        VALUES (?, ?, ?, ", now!(), ") ON DUPLICATE KEY UPDATE blocking = ?, on_exhausted = ?");
+    /// How many jobs of a queue run. Binds 1 queue.
+    running_in_queue = "SELECT COUNT(*) FROM @jobs@ WHERE state = 'running' AND queue = ?";
+    /// A failed job holding its blocking queue. Binds 1 queue.
+    holding_job = "SELECT id FROM @jobs@ WHERE holds_queue AND queue = ? ORDER BY id LIMIT 1";
+    /// A blocking queue's head (its oldest unfinished job, each state's oldest found through
+    /// `jobs_head`): id, stored state, ready now. Binds the queue 4 times.
+    queue_head = concat!("SELECT id, state, CAST(state = 'pending' AND run_at <= ", now!(), " \
+        AND (cancel_at IS NULL OR cancel_at > ", now!(), ") AS SIGNED) FROM @jobs@ \
+        WHERE id = (SELECT MIN(h) FROM (\
+          SELECT MIN(id) AS h FROM @jobs@ WHERE state = 'pending' AND queue = ? \
+          UNION ALL SELECT MIN(id) FROM @jobs@ WHERE state = 'running' AND queue = ? \
+          UNION ALL SELECT MIN(id) FROM @jobs@ WHERE state = 'sleeping' AND queue = ? \
+          UNION ALL SELECT MIN(id) FROM @jobs@ WHERE state = 'waiting' AND queue = ?) AS heads)");
+    /// Locks one pending job for a claim (a blocking queue's head), as the picks read it.
+    /// Binds 1 lease µs, 2 id.
+    lock_pending = concat!("SELECT ", pick_columns!(), " FROM @jobs@ \
+        WHERE id = ? AND state = 'pending' FOR UPDATE");
+    /// Cancels a failed job that holds its blocking queue. Binds 1 id.
+    cancel_holding = concat!("UPDATE @jobs@ SET state = 'cancelled', holds_queue = FALSE, \
+        finished_at = ", now!(), ", failure = '{\"error\":\"cancelled\"}' \
+        WHERE id = ? AND state = 'failed' AND holds_queue");
+}
+
+impl Sql {
+    /// Replaces the table placeholders of `sql`.
+    pub fn render(&self, sql: &str) -> String {
+        let mut out = sql.to_string();
+        for (placeholder, table) in &self.tables {
+            out = out.replace(placeholder, table);
+        }
+        out
+    }
+
+    /// Creates `n` queues unless they exist. Binds n names.
+    pub fn ensure_queues(&self, n: usize) -> String {
+        let rows = vec![concat!("(?, ", now!(), ")"); n.max(1)].join(", ");
+        self.render(&format!(
+            "INSERT INTO @queues@ (name, created_at) VALUES {rows} ON DUPLICATE KEY UPDATE name = name"
+        ))
+    }
+
+    /// Inserts `n` jobs; a job whose idempotency key is taken in its queue is skipped. Binds per
+    /// job: 1 queue, 2 task, 3 params, 4 headers, 5 priority, 6 max_attempts, 7 retry,
+    /// 8 timeout ms, 9 max_duration ms, 10 max_delay ms, 11 idempotency key, 12 run_at (or
+    /// NULL), 13 delay µs, 14 max_delay µs, 15 batch token, 16 batch position.
+    pub fn insert_jobs(&self, n: usize) -> String {
+        let row = concat!(
+            "(?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, COALESCE(?, ",
+            now!(),
+            " + INTERVAL ? MICROSECOND), run_at + INTERVAL ? MICROSECOND, ",
+            now!(),
+            ", '[]', ?, ?)"
+        );
+        let rows = vec![row; n.max(1)].join(", ");
+        self.render(&format!(
+            "INSERT INTO @jobs@ (queue, task, params, headers, state, priority, max_attempts, \
+             retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, run_at, \
+             cancel_at, created_at, errors, batch_token, batch_ord) VALUES {rows} \
+             ON DUPLICATE KEY UPDATE id = id"
+        ))
+    }
+
+    /// The jobs holding `n` idempotency keys, read with a shared lock so a key committed by
+    /// another transaction meanwhile is seen. Binds per key: queue, key.
+    pub fn find_keys(&self, n: usize) -> String {
+        let any = vec!["(queue = ? AND idempotency_key = ?)"; n.max(1)].join(" OR ");
+        self.render(&format!(
+            "SELECT id, run_seq, attempt, queue, idempotency_key FROM @jobs@ WHERE {any} \
+             LOCK IN SHARE MODE"
+        ))
+    }
+
+    /// Takes `n` picked jobs under a lease. Binds 1 worker id, 2 lease end, then n ids. (By
+    /// primary key, forced: right after a bulk insert the optimizer's statistics may prefer a
+    /// range over every pending job.)
+    /// (`cancel_at` is set before `first_started_at`: MySQL applies SET items in order.)
+    pub fn take(&self, n: usize) -> String {
+        self.render(&format!(
+            concat!(
+                "UPDATE @jobs@ FORCE INDEX (PRIMARY) SET state = 'running', worker_id = ?, ",
+                "lease_expires_at = ?, attempted_at = ",
+                now!(),
+                ", ",
+                "cancel_at = CASE WHEN first_started_at IS NOT NULL THEN cancel_at ",
+                "WHEN max_duration_ms IS NULL THEN NULL ",
+                "ELSE ",
+                now!(),
+                " + INTERVAL max_duration_ms * 1000 MICROSECOND END, ",
+                "first_started_at = COALESCE(first_started_at, ",
+                now!(),
+                ") ",
+                "WHERE id IN ({}) AND state = 'pending'"
+            ),
+            marks(n)
+        ))
+    }
+
+    /// The unpaused gated queues among `n`, locked for the claim's transaction (by name, so
+    /// concurrent claimers lock in one order). Binds n names.
+    pub fn lock_gated_queues(&self, n: usize) -> String {
+        self.render(&format!(
+            "SELECT name, concurrency_limit, blocking FROM @queues@ WHERE name IN ({}) \
+             AND NOT paused AND (concurrency_limit IS NOT NULL OR blocking) \
+             ORDER BY name FOR UPDATE",
+            marks(n)
+        ))
+    }
+
+    /// The state, run and last batch token of `n` jobs (to tell which guarded writes applied).
+    /// Binds n ids.
+    pub fn run_states(&self, n: usize) -> String {
+        self.render(&format!(
+            "SELECT id, state, run_seq, batch_token FROM @jobs@ WHERE id IN ({})",
+            marks(n)
+        ))
+    }
+
+    /// Locks `n` jobs (by id, ascending: concurrent lockers never deadlock on order) and reads
+    /// what judging a run write needs, with the lease end a write would set and whether
+    /// the current lease has run out.
+    /// Binds 1 lease µs, then n ids.
+    pub fn lock_runs(&self, n: usize) -> String {
+        self.render(&format!(
+            concat!(
+                "SELECT id, state, run_seq, attempt, max_attempts, retry, ",
+                now!(),
+                " + INTERVAL ? MICROSECOND, CAST(COALESCE(lease_expires_at <= ",
+                now!(),
+                ", 1) AS SIGNED) FROM @jobs@ WHERE id IN ({}) ORDER BY id FOR UPDATE"
+            ),
+            marks(n)
+        ))
+    }
+
+    /// Sets the lease end of `n` running jobs. Binds 1 lease end, then n ids.
+    pub fn extend(&self, n: usize) -> String {
+        self.render(&format!(
+            "UPDATE @jobs@ SET lease_expires_at = ? WHERE id IN ({}) AND state = 'running'",
+            marks(n)
+        ))
+    }
+
+    /// Completes `n` runs, each only if it still owns its job (guarded in the statement: one
+    /// round trip, no lock held across it), marking the rows it changes with a token so that a
+    /// partial success can tell which. Binds 1 token, n (id, result) pairs, n ids, then n (id,
+    /// run_seq) pairs.
+    pub fn complete(&self, n: usize) -> String {
+        self.render(&format!(
+            concat!(
+                "UPDATE @jobs@ FORCE INDEX (PRIMARY) SET state = 'completed', batch_token = ?, ",
+                "result = {}, ",
+                "finished_at = ",
+                now!(),
+                ", lease_expires_at = NULL, cancel_at = NULL ",
+                "WHERE id IN ({}) AND state = 'running' AND run_seq = {}"
+            ),
+            case_id(n),
+            marks(n),
+            case_id(n)
+        ))
+    }
+
+    /// Deletes `n` jobs just completed by the write marked with a token (delete on success).
+    /// Binds 1 token, then n ids.
+    pub fn delete_completed(&self, n: usize) -> String {
+        self.render(&format!(
+            "DELETE FROM @jobs@ WHERE batch_token = ? AND id IN ({}) AND state = 'completed'",
+            marks(n)
+        ))
+    }
+
+    /// Gives `n` running jobs back, claimable at once, attempt not counted. Binds n ids.
+    pub fn release(&self, n: usize) -> String {
+        self.render(&format!(
+            "UPDATE @jobs@ SET state = 'pending', run_seq = run_seq + 1, \
+             lease_expires_at = NULL WHERE id IN ({}) AND state = 'running'",
+            marks(n)
+        ))
+    }
+
+    /// `SELECT COUNT(*)` of matching jobs.
+    pub fn count(&self, filter: &JobFilter) -> QueryBuilder<'static, MySql> {
+        let mut qb = QueryBuilder::new(self.render("SELECT COUNT(*) FROM @jobs@ WHERE TRUE"));
+        push_filter(&mut qb, filter);
+        qb
+    }
+
+    /// One page of matching jobs by id; fetches `limit + 1` rows to tell whether more follow.
+    pub fn scan(
+        &self,
+        filter: &JobFilter,
+        after: Option<i64>,
+        offset: u64,
+        limit: u32,
+    ) -> QueryBuilder<'static, MySql> {
+        let mut qb = QueryBuilder::new(self.render(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM @jobs@ WHERE TRUE"
+        )));
+        push_filter(&mut qb, filter);
+        if let Some(after) = after {
+            qb.push(" AND id > ").push_bind(after);
+        }
+        qb.push(" ORDER BY id LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        qb.push(" OFFSET ")
+            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        qb
+    }
+
+    /// Deletes every matching job that is not running.
+    pub fn purge(&self, filter: &JobFilter) -> QueryBuilder<'static, MySql> {
+        let mut qb = QueryBuilder::new(self.render("DELETE FROM @jobs@ WHERE state <> 'running'"));
+        push_filter(&mut qb, filter);
+        qb
+    }
+}
+
+/// Appends ` AND (filter)` for an inspector filter to a statement whose WHERE has begun.
+fn push_filter(qb: &mut QueryBuilder<'_, MySql>, filter: &JobFilter) {
+    if !filter.states.is_empty() {
+        // `state IN (...)` first, so the scan is a range on a state-leading index; available
+        // and scheduled (both stored `pending`) are then told apart by the run time.
+        let mut stored: Vec<&str> = filter
+            .states
+            .iter()
+            .map(|s| match s {
+                JobState::Available | JobState::Scheduled => "pending",
+                other => other.as_str(),
+            })
+            .collect();
+        stored.sort_unstable();
+        stored.dedup();
+        push_in(qb, "state", &stored);
+        let available = filter.states.contains(&JobState::Available);
+        let scheduled = filter.states.contains(&JobState::Scheduled);
+        if available != scheduled {
+            qb.push(" AND (state <> 'pending' OR run_at ");
+            qb.push(if available { "<= " } else { "> " });
+            qb.push(concat!(now!(), ")"));
+        }
+    }
+    push_in(qb, "task", &filter.tasks);
+    push_in(qb, "queue", &filter.queues);
+}
+
+fn push_in<S: AsRef<str>>(qb: &mut QueryBuilder<'_, MySql>, column: &str, values: &[S]) {
+    if values.is_empty() {
+        return;
+    }
+    qb.push(format!(" AND {column} IN ("));
+    let mut list = qb.separated(", ");
+    for value in values {
+        list.push_bind(value.as_ref().to_string());
+    }
+    qb.push(")");
+}
+
+/// The statement picking ready jobs of one queue in `order`.
+pub fn pick(sql: &Sql, order: PollOrder) -> &str {
+    match order {
+        PollOrder::PriorityThenAge => &sql.pick_by_priority,
+        PollOrder::Age => &sql.pick_by_age,
+    }
+}

@@ -1,0 +1,161 @@
+//! Decoding rows into model types. JSON columns are text, parsed here.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::mysql::MySqlRow;
+use sqlx::Row;
+use tasque_durable::{
+    AttemptError, CancellationPolicy, Claim, Error, JobId, JobInfo, JobState, Result,
+    RetryStrategy, RunId,
+};
+
+use crate::sql_err;
+
+/// Text read as bytes: columns with a binary collation (`utf8mb4_bin`, which keeps names
+/// case-sensitive and JSON verbatim) carry the BINARY flag, which sqlx will not decode as a
+/// `String`.
+#[derive(Debug)]
+pub struct Text(pub String);
+
+impl sqlx::Type<sqlx::MySql> for Text {
+    fn type_info() -> sqlx::mysql::MySqlTypeInfo {
+        <Vec<u8> as sqlx::Type<sqlx::MySql>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::mysql::MySqlTypeInfo) -> bool {
+        <Vec<u8> as sqlx::Type<sqlx::MySql>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::MySql> for Text {
+    fn decode(value: sqlx::mysql::MySqlValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let bytes = <&[u8] as sqlx::Decode<'r, sqlx::MySql>>::decode(value)?;
+        Ok(Text(String::from_utf8(bytes.to_vec())?))
+    }
+}
+
+/// A text column by name.
+pub fn text(row: &MySqlRow, column: &str) -> Result<String> {
+    Ok(get::<Text>(row, column)?.0)
+}
+
+/// A nullable text column by name.
+pub fn text_opt(row: &MySqlRow, column: &str) -> Result<Option<String>> {
+    Ok(get::<Option<Text>>(row, column)?.map(|t| t.0))
+}
+
+/// A text column by position.
+pub fn text_at(row: &MySqlRow, index: usize) -> Result<String> {
+    Ok(at::<Text>(row, index)?.0)
+}
+
+fn millis(ms: Option<i64>) -> Option<Duration> {
+    ms.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+}
+
+fn u32_of(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
+/// Parses stored JSON text.
+pub fn json(text: &str, what: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("stored {what}: {e}")))
+}
+
+fn json_opt(text: Option<String>, what: &str) -> Result<Option<Value>> {
+    text.map(|t| json(&t, what)).transpose()
+}
+
+/// Decodes a stored retry strategy.
+pub fn retry(text: &str) -> Result<RetryStrategy> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("stored retry strategy: {e}")))
+}
+
+/// The model state of a stored state, given the run time and the clock.
+pub fn state(stored: &str, run_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<JobState> {
+    match stored {
+        "pending" if run_at > now => Ok(JobState::Scheduled),
+        "pending" => Ok(JobState::Available),
+        other => other
+            .parse()
+            .map_err(|_| Error::Corrupt(format!("unknown stored state {other:?}"))),
+    }
+}
+
+/// One column of a row.
+pub fn get<'r, T>(row: &'r MySqlRow, column: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::MySql> + sqlx::Type<sqlx::MySql>,
+{
+    row.try_get(column).map_err(sql_err)
+}
+
+/// One column of a row, by position.
+pub fn at<'r, T>(row: &'r MySqlRow, index: usize) -> Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::MySql> + sqlx::Type<sqlx::MySql>,
+{
+    row.try_get(index).map_err(sql_err)
+}
+
+/// A row of the job columns as a `JobInfo`.
+pub fn job_info(row: &MySqlRow) -> Result<JobInfo> {
+    let id = JobId(get(row, "id")?);
+    let run_at: DateTime<Utc> = get(row, "run_at")?;
+    let now: DateTime<Utc> = get(row, "now")?;
+    let errors: Vec<AttemptError> = serde_json::from_str(&text(row, "errors")?)
+        .map_err(|e| Error::Corrupt(format!("stored errors: {e}")))?;
+    Ok(JobInfo {
+        id,
+        run_id: RunId::new(id, get(row, "run_seq")?),
+        queue: text(row, "queue")?,
+        task: text(row, "task")?,
+        params: json(&text(row, "params")?, "params")?,
+        headers: json_opt(text_opt(row, "headers")?, "headers")?.unwrap_or(Value::Null),
+        state: state(&text(row, "state")?, run_at, now)?,
+        priority: get(row, "priority")?,
+        attempt: u32_of(get(row, "attempt")?),
+        max_attempts: u32_of(get(row, "max_attempts")?),
+        retry: retry(&text(row, "retry")?)?,
+        timeout: millis(get(row, "timeout_ms")?),
+        cancellation: CancellationPolicy {
+            max_duration: millis(get(row, "max_duration_ms")?),
+            max_delay: millis(get(row, "max_delay_ms")?),
+        },
+        idempotency_key: text_opt(row, "idempotency_key")?,
+        result: json_opt(text_opt(row, "result")?, "result")?,
+        failure: json_opt(text_opt(row, "failure")?, "failure")?,
+        errors,
+        worker_id: text_opt(row, "worker_id")?,
+        created_at: get(row, "created_at")?,
+        run_at,
+        first_started_at: get(row, "first_started_at")?,
+        attempted_at: get(row, "attempted_at")?,
+        finished_at: get(row, "finished_at")?,
+        lease_expires_at: get(row, "lease_expires_at")?,
+    })
+}
+
+/// A row read back by a claim, with its run time (for sorting).
+pub fn claim(row: &MySqlRow) -> Result<(Claim, DateTime<Utc>)> {
+    let id = JobId(get(row, "id")?);
+    let claim = Claim {
+        job_id: id,
+        run_id: RunId::new(id, get(row, "run_seq")?),
+        queue: text(row, "queue")?,
+        task: text(row, "task")?,
+        params: json(&text(row, "params")?, "params")?,
+        headers: json_opt(text_opt(row, "headers")?, "headers")?.unwrap_or(Value::Null),
+        attempt: u32_of(get(row, "attempt")?),
+        max_attempts: u32_of(get(row, "max_attempts")?),
+        retry: retry(&text(row, "retry")?)?,
+        priority: get(row, "priority")?,
+        timeout: millis(get(row, "timeout_ms")?),
+        lease_expires_at: get(row, "lease_expires_at")?,
+        wake_event: text_opt(row, "wake_event")?,
+        event_payload: json_opt(text_opt(row, "event_payload")?, "event payload")?,
+    };
+    Ok((claim, get(row, "run_at")?))
+}

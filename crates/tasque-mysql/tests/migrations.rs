@@ -1,0 +1,121 @@
+//! Versioned migrations (SPEC Part 2, storage): a new namespace created in its final shape at
+//! once has exactly the tables of one migrated version by version; an upgrade keeps the jobs;
+//! a schema newer than this build is refused.
+
+mod support;
+
+use serde_json::json;
+use sqlx::MySqlPool;
+use tasque_durable::{Error, JobState, Spawn, Store};
+use tasque_mysql::{MySqlStore, SCHEMA_VERSION};
+
+/// `SHOW CREATE TABLE` of each table of a store, with its stem made generic.
+async fn shapes(admin: &MySqlPool, store: &MySqlStore) -> Vec<String> {
+    let stem = store.table_stem();
+    let mut out = Vec::new();
+    for table in ["queues", "jobs", "checkpoints", "events", "migrations"] {
+        let row: (String, String) = sqlx::query_as(&format!("SHOW CREATE TABLE `{stem}_{table}`"))
+            .fetch_one(admin)
+            .await
+            .unwrap();
+        let generic = row.1.replace(stem, "STEM");
+        // The next id depends on what was inserted, not on the shape.
+        let shape: String = generic
+            .split(' ')
+            .filter(|word| !word.starts_with("AUTO_INCREMENT="))
+            .collect::<Vec<_>>()
+            .join(" ");
+        out.push(shape);
+    }
+    out
+}
+
+#[tokio::test]
+async fn fresh_namespace_has_exactly_the_tables_of_one_migrated_step_by_step() {
+    let Some(admin) = support::server().await else {
+        return;
+    };
+    let fresh = support::Fresh::new("m");
+    let at_once = fresh.store("at_once").await;
+    let stepwise = fresh.unmigrated("stepwise").await;
+    let report = stepwise.migrate_to(1).await.unwrap();
+    assert_eq!((report.from, report.to), (0, 1));
+    let spawned = stepwise
+        .spawn(Spawn::new("default", "work", json!({"kept": true})))
+        .await
+        .unwrap();
+    let report = stepwise.migrate().await.unwrap();
+    assert_eq!((report.from, report.to), (1, SCHEMA_VERSION));
+    assert_eq!(
+        shapes(&admin, &at_once).await,
+        shapes(&admin, &stepwise).await
+    );
+    let kept = stepwise.get_job(spawned.job_id).await.unwrap();
+    assert_eq!(kept.state, JobState::Available);
+    assert_eq!(kept.params, json!({"kept": true}));
+    let again = stepwise.migrate().await.unwrap();
+    assert_eq!((again.from, again.to), (SCHEMA_VERSION, SCHEMA_VERSION));
+}
+
+#[tokio::test]
+async fn schema_newer_than_this_build_is_refused() {
+    let Some(admin) = support::server().await else {
+        return;
+    };
+    let fresh = support::Fresh::new("m");
+    let store = fresh.store("main").await;
+    sqlx::query(&format!(
+        "INSERT INTO `{}_migrations` (version, name, applied_at) VALUES (?, 'future', NOW(6))",
+        store.table_stem()
+    ))
+    .bind(SCHEMA_VERSION + 1)
+    .execute(&admin)
+    .await
+    .unwrap();
+    let err = MySqlStore::connect(fresh.config("main")).await.unwrap_err();
+    assert!(
+        matches!(err, Error::SchemaTooNew { found, .. } if found == SCHEMA_VERSION + 1),
+        "{err:?}"
+    );
+    let err = store.migrate().await.unwrap_err();
+    assert!(matches!(err, Error::SchemaTooNew { .. }), "{err:?}");
+    // Leave the namespace droppable by the clean-up.
+    sqlx::query(&format!(
+        "DELETE FROM `{}_migrations` WHERE version > ?",
+        store.table_stem()
+    ))
+    .bind(SCHEMA_VERSION)
+    .execute(&admin)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn concurrent_migrations_apply_each_version_once() {
+    let Some(admin) = support::server().await else {
+        return;
+    };
+    let fresh = support::Fresh::new("m");
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(fresh.unmigrated("main").await);
+    }
+    let (a, b, c, d) = tokio::join!(
+        stores[0].migrate(),
+        stores[1].migrate(),
+        stores[2].migrate(),
+        stores[3].migrate()
+    );
+    for result in [a, b, c, d] {
+        let report = result.unwrap();
+        assert_eq!(report.to, SCHEMA_VERSION);
+    }
+    let versions: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM `{}_migrations`",
+        stores[0].table_stem()
+    ))
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(versions, SCHEMA_VERSION);
+}

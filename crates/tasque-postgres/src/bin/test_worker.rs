@@ -1,0 +1,99 @@
+//! A minimal worker process for the multi-process fault tests (`tests/processes.rs`).
+//!
+//! Usage: `tasque-pg-test-worker URL SCHEMA_PREFIX NAMESPACE QUEUE CONCURRENCY LEASE_MS LOG
+//! [HANDLER_MS]`
+//!
+//! Works task `noop` (which returns after HANDLER_MS, default 0) until the queue has nothing
+//! ready, running or scheduled, appending the id of every job it ran to LOG, one per line, then
+//! shuts down. Its connections report `application_name` `tasque-test-worker-PID`, so a test
+//! can see in `pg_stat_activity` when a killed process's sessions are gone. It keeps to a few
+//! connections, so that the tests' eight processes stay well inside the server's
+//! `max_connections` (a refused connection can lose a completion, and the job then runs again
+//! once its lease expires); a write it could not make is reported on stderr and in its exit
+//! status (2). It exists because
+//! the CLI's `exec` task forks a process per job, which would make 20,000 jobs take minutes on
+//! a small machine, and the tests need each process's own record of what it ran to prove that
+//! no job ran twice.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tasque_postgres::{PostgresConfig, PostgresStore};
+use tasque_worker::{Handlers, JobContext, Worker};
+
+/// The pool's connections (the listener has one more): claims, outcome writes, heartbeats and
+/// rescues each hold one for a round trip at a time.
+const CONNECTIONS: u32 = 4;
+
+fn arg(args: &[String], i: usize, name: &str) -> String {
+    args.get(i)
+        .cloned()
+        .unwrap_or_else(|| panic!("missing argument {i}: {name}"))
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let url = arg(&args, 1, "URL");
+    let prefix = arg(&args, 2, "SCHEMA_PREFIX");
+    let namespace = arg(&args, 3, "NAMESPACE");
+    let queue = arg(&args, 4, "QUEUE");
+    let concurrency: usize = arg(&args, 5, "CONCURRENCY").parse().expect("CONCURRENCY");
+    let lease_ms: u64 = arg(&args, 6, "LEASE_MS").parse().expect("LEASE_MS");
+    let log_path = arg(&args, 7, "LOG");
+    let handler_ms: u64 = args.get(8).map_or(0, |ms| ms.parse().expect("HANDLER_MS"));
+    let config = PostgresConfig::new(url)
+        .with_schema_prefix(prefix)
+        .with_namespace(namespace)
+        .with_application_name(format!("tasque-test-worker-{}", std::process::id()))
+        .with_max_connections(CONNECTIONS);
+    let store = PostgresStore::connect(config).await.expect("connect");
+    let log = Arc::new(Mutex::new(std::io::BufWriter::new(
+        std::fs::File::create(&log_path).expect("log file"),
+    )));
+    let handlers = Handlers::new();
+    let ran = log.clone();
+    handlers.learn(
+        "noop",
+        move |ctx: JobContext, _params: serde_json::Value| {
+            let ran = ran.clone();
+            async move {
+                if handler_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(handler_ms)).await;
+                }
+                let mut log = ran.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = writeln!(log, "{}", ctx.job_id());
+                Ok::<_, std::io::Error>(serde_json::Value::Null)
+            }
+        },
+    );
+    let worker = Worker::builder(Arc::new(store))
+        .handlers(handlers)
+        .queues([queue])
+        .concurrency(concurrency)
+        .lease(Duration::from_millis(lease_ms))
+        .rescue_interval(Duration::from_millis(200))
+        .build()
+        .expect("worker")
+        .start()
+        .expect("start");
+    let worker_id = worker.worker_id().to_string();
+    eprintln!("ready {worker_id}");
+    // Scheduled jobs count: a job rescued from a killed process waits out its retry backoff.
+    worker.wait_until_empty(true, Duration::MAX).await;
+    let stats = worker.stats();
+    worker.shutdown(Duration::from_secs(10)).await;
+    log.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .flush()
+        .expect("flush log");
+    println!("completed {}", stats.completed);
+    if stats.store_errors > 0 {
+        eprintln!(
+            "{}: {} outcomes could not be written (their jobs run again once their leases expire)",
+            worker_id, stats.store_errors
+        );
+        std::process::exit(2);
+    }
+}

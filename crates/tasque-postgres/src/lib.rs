@@ -1,0 +1,174 @@
+//! The PostgreSQL engine of Tasque's durable queue: [`PostgresStore`] implements
+//! [`tasque_durable::Store`] on one PostgreSQL database that any number of worker processes on
+//! any number of machines share.
+//!
+//! # Opening
+//!
+//! ```no_run
+//! # async fn demo() -> tasque_durable::Result<()> {
+//! use tasque_durable::{Spawn, Store};
+//! use tasque_postgres::{PostgresConfig, PostgresStore};
+//!
+//! let store = PostgresStore::connect(
+//!     PostgresConfig::new("postgres://postgres@127.0.0.1/app").with_namespace("billing"),
+//! )
+//! .await?;
+//! store.migrate().await?;
+//! store.spawn(Spawn::new("invoices", "render", serde_json::json!({"id": 7}))).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Guarantees
+//!
+//! - **One clock**: leases, schedules and retries use the database's `now()` (the spawn
+//!   function uses `clock_timestamp()`, so a job spawned in a long transaction is not dated
+//!   back to its start). Clock skew between worker machines cannot double-run a job.
+//! - **Claims** are one statement: a CTE selects ready jobs in poll order with
+//!   `FOR UPDATE SKIP LOCKED` and the `UPDATE ... RETURNING` around it takes them, so
+//!   concurrent claimers never wait for each other and never share a job.
+//! - **Guarded writes**: complete, fail, extend, reschedule and release apply only while the
+//!   run still owns the job (`id`, `run_seq` and `state = 'running'` in the WHERE clause); a
+//!   stale owner's write changes nothing and is reported.
+//! - **Batches**: `spawn_many`, `complete_many`, `extend_leases` and `release` are one
+//!   statement each, the runs travelling as parallel arrays (`unnest`).
+//! - **Namespaces are schemas**: namespace `ns` lives in schema `tasque_ns` (the prefix is
+//!   configurable). A schema rather than a namespace column because it makes isolation
+//!   structural (no statement can forget a filter), keeps every index free of a leading
+//!   column, gives each namespace its own SQL functions (`tasque_ns.spawn(...)`) and its own
+//!   migrations, and lets tests run side by side and clean up with one `DROP SCHEMA`.
+//! - **Versioned migrations**, one transaction each, serialised across processes by a
+//!   transaction-level advisory lock; a schema newer than this build is refused with
+//!   [`Error::SchemaTooNew`](tasque_durable::Error::SchemaTooNew).
+//! - **Wake-ups**: spawning announces ready jobs' queues on the namespace's channel
+//!   (`pg_notify`, delivered at commit); [`Store::subscribe_wakeups`](tasque_durable::Store::subscribe_wakeups)
+//!   hands them to workers, which claim at once instead of waiting for their next poll. The
+//!   listening connection is re-established when lost; polling remains the fallback.
+//! - **Transactional enqueue**: [`PostgresStore::spawn_in_tx`] and
+//!   [`PostgresStore::spawn_many_in_tx`] write in the caller's transaction.
+//! - **Enqueue from any language**: the migrations install `tasque_<ns>.spawn(queue, task,
+//!   params, options)`, the very function the Rust API calls (see the README).
+//!
+//! All SQL lives in `queries` and `sql/*.sql`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod config;
+mod listen;
+mod migrate;
+mod ops;
+mod queries;
+mod rows;
+mod store;
+mod tx;
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tasque_durable::{Error, Limits, Result};
+
+pub use config::{PostgresConfig, DEFAULT_NAMESPACE, DEFAULT_SCHEMA_PREFIX};
+pub use migrate::SCHEMA_VERSION;
+
+use crate::listen::Wakeups;
+use crate::queries::Sql;
+
+/// A [`Store`](tasque_durable::Store) on PostgreSQL. Cheap to clone: clones share the pool and
+/// the wake-up listener.
+#[derive(Clone, Debug)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: PgPool,
+    ns: String,
+    /// The schema name, unquoted (also the notification channel).
+    schema: String,
+    sql: Sql,
+    limits: Limits,
+    wakeups: Wakeups,
+}
+
+impl PostgresStore {
+    /// Opens a store on the server at `url`, namespace `default`.
+    pub async fn open(url: &str) -> Result<Self> {
+        Self::connect(PostgresConfig::new(url)).await
+    }
+
+    /// Opens a store as configured. Refuses a schema migrated by a newer build with
+    /// [`Error::SchemaTooNew`]; does not migrate (call
+    /// [`migrate`](tasque_durable::Store::migrate)).
+    pub async fn connect(config: PostgresConfig) -> Result<Self> {
+        let schema = config.schema_name()?;
+        let pool = config.open_pool().await?;
+        let store = Self::assemble(pool, &config.namespace, schema, config.limits);
+        migrate::check_not_newer(
+            migrate::current_version(&store.inner.pool, &store.inner.schema).await?,
+        )?;
+        Ok(store)
+    }
+
+    fn assemble(pool: PgPool, ns: &str, schema: String, limits: Limits) -> Self {
+        let sql = Sql::new(&config::quote(&schema), &schema);
+        let wakeups = Wakeups::new(pool.clone(), schema.clone());
+        PostgresStore {
+            inner: Arc::new(Inner {
+                pool,
+                ns: ns.to_string(),
+                schema,
+                sql,
+                limits,
+                wakeups,
+            }),
+        }
+    }
+
+    /// The connection pool, for callers that need raw access (their own transactions for
+    /// [`spawn_in_tx`](Self::spawn_in_tx), tests, tooling).
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// The namespace's schema name (unquoted), e.g. `tasque_default`: where its tables and its
+    /// `spawn` SQL function live. It is also the name of its notification channel.
+    pub fn schema(&self) -> &str {
+        &self.inner.schema
+    }
+
+    /// How many times the wake-up listener has connected and started listening (0 until the
+    /// first [`subscribe_wakeups`](tasque_durable::Store::subscribe_wakeups) has connected; it
+    /// grows by one at each reconnection).
+    pub fn listener_generation(&self) -> u64 {
+        self.inner.wakeups.generation()
+    }
+
+    /// Waits until the wake-up listener's generation reaches `at_least` (wrap it in a timeout).
+    pub async fn wait_listener_generation(&self, at_least: u64) {
+        self.inner.wakeups.wait_generation(at_least).await;
+    }
+
+    /// Drops this namespace's schema and everything in it. For tests and tooling: the jobs are
+    /// gone for good.
+    pub async fn drop_schema(&self) -> Result<()> {
+        migrate::drop_schema(&self.inner.pool, &self.inner.schema).await
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+}
+
+/// Wraps a sqlx error; PostgreSQL's "invalid parameter value" errors raised by the schema's
+/// validation (SQLSTATE 22023) and bad timestamps (22007, 22008) become
+/// [`Error::InvalidOption`].
+pub(crate) fn sql_err(err: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(db) = &err {
+        if matches!(db.code().as_deref(), Some("22023" | "22007" | "22008")) {
+            return Error::invalid_option("options", db.message().to_string());
+        }
+    }
+    Error::database(err)
+}

@@ -1,0 +1,124 @@
+//! Versioned schema migrations, one namespace (schema) at a time.
+//!
+//! Each migration runs in one transaction that first takes a transaction-level advisory lock
+//! keyed by the schema name, so concurrent migrators (several worker processes starting at once)
+//! serialise; the one that waited re-reads the version and skips what is done. The version is
+//! recorded in `<schema>.migrations`. A schema newer than [`SCHEMA_VERSION`] is refused with
+//! [`Error::SchemaTooNew`].
+
+use sqlx::{Executor, PgPool};
+use tasque_durable::{Error, MigrationReport, Result};
+
+use crate::config::quote;
+use crate::queries::migrate as q;
+use crate::sql_err;
+
+/// The newest schema version this build knows.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// One migration: its version, name and script (`@schema@`, `@channel@` rendered).
+struct Migration {
+    version: i64,
+    name: &'static str,
+    script: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "jobs, queues, spawn functions, checkpoints, events",
+        script: q::V1,
+    },
+    Migration {
+        version: 2,
+        name: "workflows and blocking queues",
+        script: q::V2,
+    },
+];
+
+fn render(script: &str, schema: &str) -> String {
+    script
+        .replace("@schema@", &quote(schema))
+        .replace("@channel@", schema)
+}
+
+/// The schema version of a namespace (0 when it has never been migrated).
+pub async fn current_version(pool: &PgPool, schema: &str) -> Result<i64> {
+    let table = format!("{}.migrations", quote(schema));
+    let exists: bool = sqlx::query_scalar(q::HAS_MIGRATIONS)
+        .bind(&table)
+        .fetch_one(pool)
+        .await
+        .map_err(sql_err)?;
+    if !exists {
+        return Ok(0);
+    }
+    let version: Option<i64> = sqlx::query_scalar(&render(q::VERSION, schema))
+        .fetch_one(pool)
+        .await
+        .map_err(sql_err)?;
+    Ok(version.unwrap_or(0))
+}
+
+/// Refuses a schema migrated by a newer build.
+pub fn check_not_newer(found: i64) -> Result<()> {
+    if found > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// Applies every missing migration to `schema`.
+pub async fn run(pool: &PgPool, schema: &str) -> Result<MigrationReport> {
+    let from = current_version(pool, schema).await?;
+    check_not_newer(from)?;
+    for migration in MIGRATIONS.iter().filter(|m| m.version > from) {
+        let mut tx = pool.begin().await.map_err(sql_err)?;
+        sqlx::query(q::LOCK)
+            .bind(format!("tasque-migrate:{schema}"))
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_err)?;
+        let prepare = render(q::PREPARE, schema);
+        tx.execute(prepare.as_str()).await.map_err(sql_err)?;
+        // Another process may have applied it while we waited for the lock.
+        let done: Option<i64> = sqlx::query_scalar(&render(q::VERSION, schema))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(sql_err)?;
+        let done = done.unwrap_or(0);
+        check_not_newer(done)?;
+        if done >= migration.version {
+            continue;
+        }
+        let script = render(migration.script, schema);
+        tx.execute(script.as_str()).await.map_err(sql_err)?;
+        sqlx::query(&render(q::RECORD, schema))
+            .bind(migration.version)
+            .bind(migration.name)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_err)?;
+        tx.commit().await.map_err(sql_err)?;
+        tracing::info!(
+            schema,
+            version = migration.version,
+            name = migration.name,
+            "tasque schema migrated"
+        );
+    }
+    Ok(MigrationReport {
+        from,
+        to: SCHEMA_VERSION,
+    })
+}
+
+/// Drops a namespace's schema and everything in it.
+pub async fn drop_schema(pool: &PgPool, schema: &str) -> Result<()> {
+    let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(schema));
+    pool.execute(drop.as_str()).await.map_err(sql_err)?;
+    Ok(())
+}

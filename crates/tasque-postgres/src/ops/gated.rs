@@ -1,0 +1,177 @@
+//! Queues whose claims are gated: a concurrency limit across all workers, or blocking mode
+//! (one job at a time, in creation order). A claim locks their queue rows (`FOR UPDATE`) for
+//! its transaction, so counting what runs and claiming are atomic across every machine.
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgConnection;
+use sqlx::Row;
+use tasque_durable::validate::{validate_name, validate_queue_limit};
+use tasque_durable::{BlockingParams, Claim, ClaimParams, JobId, Result};
+
+use super::ms;
+use crate::{rows, sql_err, PostgresStore};
+
+/// A blocking queue's head.
+enum Head {
+    /// Nothing to run (empty, or the head is running).
+    Idle,
+    /// This job may start now.
+    Ready(i64),
+    /// This job holds the queue (failed and kept, or not ready).
+    Blocked(i64),
+}
+
+type Found = Vec<(Claim, DateTime<Utc>)>;
+
+impl PostgresStore {
+    /// Claims up to `room` jobs from the gated queues among `params.queues`.
+    pub(crate) async fn claim_gated(&self, params: &ClaimParams, room: u32) -> Result<Found> {
+        let sql = &self.inner.sql;
+        let any: bool = sqlx::query_scalar(&sql.any_gated)
+            .bind(&params.queues)
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        if !any {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.inner.pool.begin().await.map_err(sql_err)?;
+        let gates = sqlx::query(&sql.lock_gated_queues)
+            .bind(&params.queues)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(sql_err)?;
+        let mut claims = Vec::new();
+        for gate in &gates {
+            let left = room - claims.len() as u32;
+            if left == 0 {
+                break;
+            }
+            let name: String = gate.try_get(0).map_err(sql_err)?;
+            let limit: Option<i32> = gate.try_get(1).map_err(sql_err)?;
+            let blocking: bool = gate.try_get(2).map_err(sql_err)?;
+            let n = if blocking {
+                match self.head(&mut tx, &name).await? {
+                    Head::Ready(id) => {
+                        claims.extend(self.claim_head(&mut tx, params, id).await?);
+                        continue;
+                    }
+                    _ => 0,
+                }
+            } else {
+                let running: i64 = sqlx::query_scalar(&sql.running_in_queue)
+                    .bind(&name)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(sql_err)?;
+                (i64::from(limit.unwrap_or(i32::MAX)) - running).min(i64::from(left))
+            };
+            if n > 0 {
+                let found = sqlx::query(sql.claim.gated(params.order))
+                    .bind(&name)
+                    .bind(n)
+                    .bind(&params.worker_id)
+                    .bind(ms(params.lease))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(sql_err)?;
+                for row in &found {
+                    claims.push(rows::claim(row)?);
+                }
+            }
+        }
+        tx.commit().await.map_err(sql_err)?;
+        Ok(claims)
+    }
+
+    async fn claim_head(
+        &self,
+        conn: &mut PgConnection,
+        params: &ClaimParams,
+        id: i64,
+    ) -> Result<Found> {
+        let found = sqlx::query(&self.inner.sql.claim_head)
+            .bind(id)
+            .bind(1_i64)
+            .bind(&params.worker_id)
+            .bind(ms(params.lease))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+        found.iter().map(rows::claim).collect()
+    }
+
+    /// The state of a blocking queue's head.
+    async fn head(&self, conn: &mut PgConnection, queue: &str) -> Result<Head> {
+        let held: Option<i64> = sqlx::query_scalar(&self.inner.sql.holding_job)
+            .bind(queue)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+        if let Some(id) = held {
+            return Ok(Head::Blocked(id));
+        }
+        let head = sqlx::query(&self.inner.sql.queue_head)
+            .bind(queue)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+        let Some(head) = head else {
+            return Ok(Head::Idle);
+        };
+        let id: i64 = head.try_get(0).map_err(sql_err)?;
+        let running: bool = head.try_get(1).map_err(sql_err)?;
+        let ready: bool = head.try_get(2).map_err(sql_err)?;
+        Ok(match (running, ready) {
+            (true, _) => Head::Idle,
+            (false, true) => Head::Ready(id),
+            (false, false) => Head::Blocked(id),
+        })
+    }
+
+    /// The job blocking a blocking queue, if it cannot move.
+    pub(crate) async fn blocked_by(&self, queue: &str) -> Result<Option<JobId>> {
+        let mut conn = self.inner.pool.acquire().await.map_err(sql_err)?;
+        Ok(match self.head(&mut conn, queue).await? {
+            Head::Blocked(id) => Some(JobId(id)),
+            _ => None,
+        })
+    }
+
+    /// Sets a queue's concurrency limit.
+    pub(crate) async fn set_limit(&self, name: &str, limit: Option<u32>) -> Result<()> {
+        validate_name("queue", name)?;
+        validate_queue_limit(limit)?;
+        let limit = limit.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
+        sqlx::query(&self.inner.sql.set_queue_limit)
+            .bind(name)
+            .bind(limit)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        Ok(())
+    }
+
+    /// Sets a queue's blocking mode.
+    pub(crate) async fn set_blocking(&self, name: &str, params: BlockingParams) -> Result<()> {
+        validate_name("queue", name)?;
+        sqlx::query(&self.inner.sql.set_queue_blocking)
+            .bind(name)
+            .bind(params.blocking)
+            .bind(params.on_exhausted.as_str())
+            .execute(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        Ok(())
+    }
+
+    /// Cancels a failed job that holds its blocking queue; false when it holds none.
+    pub(crate) async fn cancel_holding(&self, job: JobId) -> Result<bool> {
+        let done = sqlx::query(&self.inner.sql.cancel_holding)
+            .bind(job.0)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+}

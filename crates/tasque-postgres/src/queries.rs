@@ -1,0 +1,424 @@
+//! Every SQL statement of the PostgreSQL engine, in one place (the schema and its SQL functions
+//! are in `sql/*.sql`).
+//!
+//! Statements are written against `@schema@` (the namespace's quoted schema name) and
+//! `@channel@` (its notification channel); [`Sql::new`] renders them once per store, so each
+//! store runs plain constant strings that sqlx prepares and caches per connection.
+//!
+//! Conventions: times come from the database clock (`now()`, the start of the statement's
+//! transaction; every statement here is its own transaction); durations are bound as bigint
+//! milliseconds; every write by a run is guarded by `id`, `run_seq` and `state = 'running'`
+//! ("...IfRunning"). The stored state `pending` covers both `available` and `scheduled`.
+
+use sqlx::{Postgres, QueryBuilder};
+use tasque_durable::{JobFilter, JobState, PollOrder};
+
+/// `$n` milliseconds as an interval.
+macro_rules! ms {
+    ($n:literal) => {
+        concat!("($", $n, "::bigint * interval '1 millisecond')")
+    };
+}
+
+/// Columns read into a `JobInfo`, plus the clock to tell available from scheduled.
+macro_rules! job_columns {
+    () => {
+        "id, run_seq, queue, task, params, headers, state, priority, attempt, max_attempts, \
+         retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, result, failure, \
+         errors, worker_id, created_at, run_at, first_started_at, attempted_at, finished_at, \
+         lease_expires_at, now() AS now"
+    };
+}
+
+/// The guard of every write by a run: binds 1 id, 2 run_seq.
+macro_rules! if_running {
+    () => {
+        " WHERE id = $1 AND run_seq = $2 AND state = 'running'"
+    };
+}
+
+/// Columns a claim returns.
+const CLAIM_RETURNING: &str = " RETURNING j.id, j.run_seq, j.queue, j.task, j.params, j.headers, \
+    j.attempt, j.max_attempts, j.retry, j.priority, j.timeout_ms, j.lease_expires_at, \
+    j.wake_event, j.event_payload, j.run_at";
+
+/// The claim statement: one UPDATE whose CTE locks the ready jobs with `FOR UPDATE SKIP
+/// LOCKED`, so concurrent claimers on any number of machines skip each other's rows instead of
+/// waiting, and never share a job. Binds: 1 queue (or `text[]` of queues), 2 limit, 3 worker
+/// id, 4 lease ms.
+fn claim(queue_match: &str, order_by: &str, excluded: &str) -> String {
+    format!(
+        "WITH picked AS (SELECT id FROM @schema@.jobs WHERE {queue_match} AND state = 'pending' \
+           AND run_at <= now() AND (cancel_at IS NULL OR cancel_at > now()) \
+           AND queue <> ALL (ARRAY(SELECT name FROM @schema@.queues WHERE {excluded})) \
+           ORDER BY {order_by} LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         UPDATE @schema@.jobs AS j SET state = 'running', worker_id = $3, \
+           lease_expires_at = now() + {lease}, attempted_at = now(), \
+           first_started_at = coalesce(j.first_started_at, now()), \
+           cancel_at = CASE WHEN j.first_started_at IS NOT NULL THEN j.cancel_at \
+             WHEN j.max_duration_ms IS NULL THEN NULL \
+             ELSE now() + j.max_duration_ms * interval '1 millisecond' END \
+         FROM picked WHERE j.id = picked.id{CLAIM_RETURNING}",
+        lease = ms!(4),
+    )
+}
+
+/// The claim statements of a store, by queue count and poll order. One queue uses `queue = $1`
+/// so the scan walks the claim index in order; several use `= ANY($1)`.
+#[derive(Debug)]
+pub struct ClaimSql {
+    one_by_priority: String,
+    one_by_age: String,
+    many_by_priority: String,
+    many_by_age: String,
+    gated_by_priority: String,
+    gated_by_age: String,
+}
+
+/// Queues the plain claim leaves out: paused ones, and those whose claims are gated (a
+/// concurrency limit or blocking mode), which [`ClaimSql::gated`] claims from under the queue's
+/// row lock.
+const UNGATED: &str = "paused OR concurrency_limit IS NOT NULL OR blocking";
+
+impl ClaimSql {
+    /// The statement for one gated queue (binds as the others; the caller computed the limit
+    /// while holding the queue row's lock).
+    pub fn gated(&self, order: PollOrder) -> &str {
+        match order {
+            PollOrder::PriorityThenAge => &self.gated_by_priority,
+            PollOrder::Age => &self.gated_by_age,
+        }
+    }
+
+    /// The statement for `queues` queues in `order`.
+    pub fn get(&self, queues: usize, order: PollOrder) -> &str {
+        match (queues == 1, order) {
+            (true, PollOrder::PriorityThenAge) => &self.one_by_priority,
+            (true, PollOrder::Age) => &self.one_by_age,
+            (false, PollOrder::PriorityThenAge) => &self.many_by_priority,
+            (false, PollOrder::Age) => &self.many_by_age,
+        }
+    }
+}
+
+macro_rules! statements {
+    ($($(#[$doc:meta])* $name:ident = $sql:expr;)*) => {
+        /// The statements of one store, rendered for its schema and channel.
+        #[derive(Debug)]
+        pub struct Sql {
+            /// Claims, by queue count and order.
+            pub claim: ClaimSql,
+            /// The quoted schema name, for the dynamic inspector statements.
+            pub schema: String,
+            $($(#[$doc])* pub $name: String,)*
+        }
+
+        impl Sql {
+            /// Renders every statement for `schema` (quoted) and `channel`.
+            pub fn new(schema: &str, channel: &str) -> Sql {
+                let render = |sql: &str| sql.replace("@schema@", schema).replace("@channel@", channel);
+                Sql {
+                    claim: ClaimSql {
+                        one_by_priority: render(&claim("queue = $1", "priority, run_at, id", UNGATED)),
+                        one_by_age: render(&claim("queue = $1", "run_at, id", UNGATED)),
+                        many_by_priority: render(&claim("queue = ANY($1::text[])", "priority, run_at, id", UNGATED)),
+                        many_by_age: render(&claim("queue = ANY($1::text[])", "run_at, id", UNGATED)),
+                        gated_by_priority: render(&claim("queue = $1", "priority, run_at, id", "paused")),
+                        gated_by_age: render(&claim("queue = $1", "run_at, id", "paused")),
+                    },
+                    schema: schema.to_string(),
+                    $($name: render($sql),)*
+                }
+            }
+        }
+    };
+}
+
+statements! {
+    /// Reads the database clock.
+    now = "SELECT now()";
+
+    /// Every checkpoint of a job. Binds 1 job id.
+    get_checkpoints = "SELECT step, state, run_seq, updated_at FROM @schema@.checkpoints \
+        WHERE job_id = $1 ORDER BY step";
+    /// Extends the run's lease and stores a checkpoint, guarded, in one statement. Binds 1 id,
+    /// 2 seq, 3 lease ms, 4 step, 5 state (JSON text).
+    set_checkpoint = concat!("WITH j AS (UPDATE @schema@.jobs SET lease_expires_at = now() + ",
+        ms!(3), if_running!(), " RETURNING id, run_seq, lease_expires_at), \
+        c AS (INSERT INTO @schema@.checkpoints (job_id, step, state, run_seq, updated_at) \
+        SELECT id, $4, $5::text::jsonb, run_seq, now() FROM j ON CONFLICT (job_id, step) \
+        DO UPDATE SET state = excluded.state, run_seq = excluded.run_seq, \
+        updated_at = excluded.updated_at) SELECT lease_expires_at FROM j");
+    /// Ends a run by suspending its job until a time. Binds 1 id, 2 seq, 3 wake time (or
+    /// NULL), 4 delay ms.
+    sleep_run = concat!("UPDATE @schema@.jobs SET state = 'sleeping', run_seq = run_seq + 1, \
+        lease_expires_at = NULL, wake_at = t.at, run_at = t.at, wake_event = NULL, \
+        event_payload = NULL FROM (SELECT coalesce($3::timestamptz, now() + ", ms!(4), ") AS at) AS t",
+        if_running!());
+    /// Serialises waits and emits of one event for the rest of the transaction. Binds 1 key.
+    lock_event = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+    /// Whether a run owns its job (locking the row). Binds 1 id, 2 seq.
+    run_owns = concat!("SELECT 1 FROM @schema@.jobs", if_running!(), " FOR UPDATE");
+    /// A stored event's payload. Binds 1 name.
+    get_event = "SELECT payload FROM @schema@.events WHERE name = $1";
+    /// Ends a run by making its job wait for an event. Binds 1 id, 2 seq, 3 name, 4 timeout
+    /// ms (or NULL).
+    wait_run = concat!("UPDATE @schema@.jobs SET state = 'waiting', run_seq = run_seq + 1, \
+        lease_expires_at = NULL, wake_event = $3, event_payload = NULL, \
+        wake_at = now() + ", ms!(4), if_running!());
+    /// Stores an event. Binds 1 name, 2 payload (JSON text).
+    store_event = "INSERT INTO @schema@.events (name, payload, emitted_at) \
+        VALUES ($1, $2::text::jsonb, now()) ON CONFLICT (name) DO UPDATE \
+        SET payload = excluded.payload, emitted_at = excluded.emitted_at";
+    /// Wakes an event's waiters (claimable now, carrying the payload) and announces their
+    /// queues. Binds 1 name, 2 payload (JSON text).
+    wake_waiters = "WITH w AS (UPDATE @schema@.jobs SET state = 'pending', run_at = now(), \
+        wake_at = NULL, event_payload = $2::text::jsonb \
+        WHERE state = 'waiting' AND wake_event = $1 RETURNING queue), \
+        n AS (SELECT pg_notify('@channel@', q) FROM (SELECT DISTINCT queue AS q FROM w) AS d) \
+        SELECT (SELECT count(*) FROM w), (SELECT count(*) FROM n)";
+    /// Makes due sleepers and timed-out waiters claimable (a timed-out waiter keeps its
+    /// `wake_event` with no payload).
+    wake_due = "UPDATE @schema@.jobs SET state = 'pending', run_at = wake_at, wake_at = NULL \
+        WHERE state IN ('sleeping', 'waiting') AND wake_at <= now()";
+
+    /// Sets a queue's limit (creating it) and announces it. Binds 1 name, 2 limit.
+    set_queue_limit = "WITH q AS (INSERT INTO @schema@.queues (name, concurrency_limit) \
+        VALUES ($1, $2) ON CONFLICT (name) DO UPDATE \
+        SET concurrency_limit = excluded.concurrency_limit RETURNING name) \
+        SELECT pg_notify('@channel@', name) FROM q";
+    /// Sets a queue's blocking mode and policy (creating it) and announces it. Binds 1 name,
+    /// 2 blocking, 3 policy.
+    set_queue_blocking = "WITH q AS (INSERT INTO @schema@.queues (name, blocking, on_exhausted) \
+        VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET blocking = excluded.blocking, \
+        on_exhausted = excluded.on_exhausted RETURNING name) \
+        SELECT pg_notify('@channel@', name) FROM q";
+    /// The unpaused gated queues among some, locked for the claim's transaction. Binds 1 names.
+    lock_gated_queues = "SELECT name, concurrency_limit, blocking FROM @schema@.queues \
+        WHERE name = ANY($1::text[]) AND NOT paused \
+        AND (concurrency_limit IS NOT NULL OR blocking) ORDER BY name FOR UPDATE";
+    /// Whether any of some queues is gated (unlocked). Binds 1 names.
+    any_gated = "SELECT EXISTS (SELECT 1 FROM @schema@.queues WHERE name = ANY($1::text[]) \
+        AND NOT paused AND (concurrency_limit IS NOT NULL OR blocking))";
+    /// How many jobs of a queue run. Binds 1 queue.
+    running_in_queue = "SELECT count(*) FROM @schema@.jobs WHERE queue = $1 AND state = 'running'";
+    /// A failed job holding its blocking queue. Binds 1 queue.
+    holding_job = "SELECT id FROM @schema@.jobs WHERE queue = $1 AND holds_queue ORDER BY id LIMIT 1";
+    /// A blocking queue's head: id, running, ready now. Binds 1 queue.
+    queue_head = "SELECT id, state = 'running', state = 'pending' AND run_at <= now() \
+        AND (cancel_at IS NULL OR cancel_at > now()) FROM @schema@.jobs WHERE queue = $1 \
+        AND state IN ('pending', 'running', 'sleeping', 'waiting') ORDER BY id LIMIT 1";
+    /// Claims a blocking queue's head. Binds 1 id, 2 (unused limit), 3 worker id, 4 lease ms.
+    claim_head = concat!("UPDATE @schema@.jobs AS j SET state = 'running', worker_id = $3, \
+        lease_expires_at = now() + ", ms!(4), ", attempted_at = now(), \
+        first_started_at = coalesce(j.first_started_at, now()), \
+        cancel_at = CASE WHEN j.first_started_at IS NOT NULL THEN j.cancel_at \
+          WHEN j.max_duration_ms IS NULL THEN NULL \
+          ELSE now() + j.max_duration_ms * interval '1 millisecond' END \
+        WHERE j.id = $1 AND j.state = 'pending' AND $2::bigint > 0 \
+        RETURNING j.id, j.run_seq, j.queue, j.task, j.params, j.headers, \
+        j.attempt, j.max_attempts, j.retry, j.priority, j.timeout_ms, j.lease_expires_at, \
+        j.wake_event, j.event_payload, j.run_at");
+    /// Cancels a failed job that holds its blocking queue. Binds 1 id.
+    cancel_holding = "UPDATE @schema@.jobs SET state = 'cancelled', holds_queue = false, \
+        finished_at = now(), failure = '{\"error\": \"cancelled\"}' \
+        WHERE id = $1 AND state = 'failed' AND holds_queue";
+
+    /// Spawns a batch through the schema's SQL function (the same one other languages call).
+    /// Binds: 1 queues, 2 tasks, 3 params (JSON text), 4 options (JSON text).
+    spawn = "SELECT job_id, run_seq, attempt, created FROM @schema@.spawn_batch($1::text[], \
+        $2::text[], $3::text[]::jsonb[], $4::text[]::jsonb[])";
+
+    /// Creates a queue unless it exists. Binds 1 name.
+    ensure_queue = "INSERT INTO @schema@.queues (name) VALUES ($1) ON CONFLICT DO NOTHING";
+    /// Sets a queue's paused flag, creating it if needed. Binds 1 name, 2 paused.
+    set_queue_paused = "INSERT INTO @schema@.queues (name, paused) VALUES ($1, $2) \
+        ON CONFLICT (name) DO UPDATE SET paused = excluded.paused";
+    /// Every queue.
+    list_queues = "SELECT name, paused, concurrency_limit, blocking, created_at, on_exhausted \
+        FROM @schema@.queues ORDER BY name";
+    /// Job counts by queue and state (pending split by readiness).
+    queue_counts = "SELECT queue, state, run_at <= now() AS ready, count(*) \
+        FROM @schema@.jobs GROUP BY 1, 2, 3";
+
+    /// What rejected run writes ran into. Binds 1 ids.
+    run_statuses = "SELECT id, state, run_seq FROM @schema@.jobs WHERE id = ANY($1::bigint[])";
+
+    /// Extends one lease. Binds 1 id, 2 seq, 3 lease ms.
+    extend_lease = concat!("UPDATE @schema@.jobs SET lease_expires_at = now() + ", ms!(3),
+        if_running!(), " RETURNING lease_expires_at");
+    /// Extends many leases. Binds 1 ids, 2 seqs, 3 lease ms.
+    extend_leases = concat!("UPDATE @schema@.jobs AS j SET lease_expires_at = now() + ", ms!(3),
+        " FROM unnest($1::bigint[], $2::bigint[]) AS x(id, seq) \
+        WHERE j.id = x.id AND j.run_seq = x.seq AND j.state = 'running' \
+        RETURNING j.id, j.run_seq, j.lease_expires_at");
+
+    /// Completes many runs. Binds 1 ids, 2 seqs, 3 results (JSON text).
+    complete_many = "UPDATE @schema@.jobs AS j SET state = 'completed', result = x.result::jsonb, \
+        finished_at = now(), lease_expires_at = NULL, cancel_at = NULL \
+        FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS x(id, seq, result) \
+        WHERE j.id = x.id AND j.run_seq = x.seq AND j.state = 'running' \
+        RETURNING j.id, j.run_seq";
+    /// Deletes many completed runs (delete on success). Binds 1 ids, 2 seqs.
+    delete_runs = "DELETE FROM @schema@.jobs AS j USING unnest($1::bigint[], $2::bigint[]) AS x(id, seq) \
+        WHERE j.id = x.id AND j.run_seq = x.seq AND j.state = 'running' RETURNING j.id, j.run_seq";
+    /// Releases many runs, claimable at once, attempt not counted, and announces their queues.
+    /// Binds 1 ids, 2 seqs.
+    release_runs = "WITH r AS (UPDATE @schema@.jobs AS j SET state = 'pending', \
+        run_seq = j.run_seq + 1, lease_expires_at = NULL \
+        FROM unnest($1::bigint[], $2::bigint[]) AS x(id, seq) \
+        WHERE j.id = x.id AND j.run_seq = x.seq AND j.state = 'running' RETURNING j.queue), \
+        n AS (SELECT pg_notify('@channel@', q) FROM (SELECT DISTINCT queue AS q FROM r) AS d) \
+        SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM n)";
+
+    /// Reads what the failure policy needs. Binds 1 id, 2 seq.
+    failure_inputs = concat!("SELECT attempt, max_attempts, retry FROM @schema@.jobs", if_running!());
+    /// Records a failed attempt. Binds 1 id, 2 seq, 3 new state ('pending' or 'failed'),
+    /// 4 next attempt, 5 run_at (or NULL), 6 delay ms, 7 reason (JSON text).
+    fail_run = concat!("UPDATE @schema@.jobs SET state = $3::text, attempt = $4, \
+        lease_expires_at = NULL, \
+        errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, \
+          'run', run_seq, 'at_ms', (extract(epoch FROM now()) * 1000)::bigint, \
+          'reason', $7::text::jsonb)), \
+        run_seq = run_seq + CASE WHEN $3::text = 'pending' THEN 1 ELSE 0 END, \
+        run_at = CASE WHEN $3::text = 'pending' \
+          THEN coalesce($5::timestamptz, now() + ", ms!(6), ") ELSE run_at END, \
+        failure = CASE WHEN $3::text = 'failed' THEN $7::text::jsonb ELSE failure END, \
+        cancel_at = CASE WHEN $3::text = 'failed' THEN NULL ELSE cancel_at END, \
+        finished_at = CASE WHEN $3::text = 'failed' THEN now() ELSE NULL END, \
+        holds_queue = ($3::text = 'failed' AND EXISTS (SELECT 1 FROM @schema@.queues AS q \
+          WHERE q.name = queue AND q.blocking AND q.on_exhausted = 'stay_blocked'))",
+        if_running!(), " RETURNING run_at");
+    /// Gives a run back until a time, attempt not counted. Binds 1 id, 2 seq, 3 run_at (or
+    /// NULL), 4 delay ms.
+    schedule_run = concat!("UPDATE @schema@.jobs SET state = 'pending', run_seq = run_seq + 1, \
+        lease_expires_at = NULL, run_at = coalesce($3::timestamptz, now() + ", ms!(4), ")",
+        if_running!());
+
+    /// Runs whose lease expired. Binds 1 limit.
+    expired_runs = "SELECT id, run_seq FROM @schema@.jobs WHERE state = 'running' \
+        AND lease_expires_at <= now() ORDER BY lease_expires_at LIMIT $1";
+    /// Cancels unfinished jobs past their cancellation policy.
+    cancel_by_policy = "UPDATE @schema@.jobs SET state = 'cancelled', finished_at = now(), \
+        lease_expires_at = NULL, cancel_at = NULL, failure = jsonb_build_object('error', \
+        CASE WHEN first_started_at IS NULL THEN 'max delay exceeded' \
+        ELSE 'max duration exceeded' END) \
+        WHERE cancel_at <= now() AND state IN ('pending', 'running', 'sleeping', 'waiting')";
+    /// Cancels one unfinished job. Binds 1 id.
+    cancel_job = "UPDATE @schema@.jobs SET state = 'cancelled', finished_at = now(), \
+        lease_expires_at = NULL, cancel_at = NULL, failure = '{\"error\": \"cancelled\"}' \
+        WHERE id = $1 AND state IN ('pending', 'running', 'sleeping', 'waiting')";
+    /// Revives a failed or cancelled job as attempt 1 of a new run. Binds 1 id, 2 max_attempts,
+    /// 3 retry (JSON text), 4 priority, 5 timeout ms, 6 max_duration ms, 7 max_delay ms,
+    /// 8 headers (JSON text), 9 run_at (or NULL), 10 delay ms.
+    retry_job = concat!("UPDATE @schema@.jobs SET state = 'pending', run_seq = run_seq + 1, \
+        attempt = 1, max_attempts = $2, retry = $3::text::jsonb, priority = $4, timeout_ms = $5, \
+        max_duration_ms = $6, max_delay_ms = $7, headers = $8::text::jsonb, run_at = t.at, \
+        cancel_at = t.at + ", ms!(7), ", first_started_at = NULL, attempted_at = NULL, \
+        finished_at = NULL, lease_expires_at = NULL, result = NULL, failure = NULL, \
+        worker_id = NULL, holds_queue = false \
+        FROM (SELECT coalesce($9::timestamptz, now() + ", ms!(10), ") AS at) AS t \
+        WHERE id = $1 AND state IN ('failed', 'cancelled') RETURNING run_seq");
+
+    /// One job's full record. Binds 1 id.
+    get_job = concat!("SELECT ", job_columns!(), " FROM @schema@.jobs WHERE id = $1");
+    /// Deletes a job unless it is running. Binds 1 id.
+    delete_job = "DELETE FROM @schema@.jobs WHERE id = $1 AND state <> 'running'";
+    /// The cleaner: one batch of jobs finished before a cutoff. Binds 1 age ms, 2 limit.
+    clean = concat!("DELETE FROM @schema@.jobs WHERE id IN (SELECT id FROM @schema@.jobs \
+        WHERE finished_at <= now() - ", ms!(1), " AND state IN ('completed', 'failed', 'cancelled') \
+        ORDER BY finished_at LIMIT $2)");
+}
+
+/// Appends ` AND (filter)` for an inspector filter to a statement whose WHERE has begun.
+fn push_filter(qb: &mut QueryBuilder<'_, Postgres>, filter: &JobFilter) {
+    if !filter.states.is_empty() {
+        qb.push(" AND (");
+        for (i, state) in filter.states.iter().enumerate() {
+            if i > 0 {
+                qb.push(" OR ");
+            }
+            match state {
+                JobState::Available => qb.push("(state = 'pending' AND run_at <= now())"),
+                JobState::Scheduled => qb.push("(state = 'pending' AND run_at > now())"),
+                other => qb.push("state = ").push_bind(other.as_str()),
+            };
+        }
+        qb.push(")");
+    }
+    if !filter.tasks.is_empty() {
+        qb.push(" AND task = ANY(")
+            .push_bind(filter.tasks.clone())
+            .push(")");
+    }
+    if !filter.queues.is_empty() {
+        qb.push(" AND queue = ANY(")
+            .push_bind(filter.queues.clone())
+            .push(")");
+    }
+}
+
+impl Sql {
+    /// `SELECT count(*)` of matching jobs.
+    pub fn count(&self, filter: &JobFilter) -> QueryBuilder<'static, Postgres> {
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT count(*) FROM {}.jobs WHERE true",
+            self.schema
+        ));
+        push_filter(&mut qb, filter);
+        qb
+    }
+
+    /// One page of matching jobs by id; fetches `limit + 1` rows to tell whether more follow.
+    pub fn scan(
+        &self,
+        filter: &JobFilter,
+        after: Option<i64>,
+        offset: u64,
+        limit: u32,
+    ) -> QueryBuilder<'static, Postgres> {
+        let mut qb = QueryBuilder::new(format!(
+            concat!("SELECT ", job_columns!(), " FROM {}.jobs WHERE true"),
+            self.schema
+        ));
+        push_filter(&mut qb, filter);
+        if let Some(after) = after {
+            qb.push(" AND id > ").push_bind(after);
+        }
+        qb.push(" ORDER BY id LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        qb.push(" OFFSET ")
+            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        qb
+    }
+
+    /// Deletes every matching job that is not running.
+    pub fn purge(&self, filter: &JobFilter) -> QueryBuilder<'static, Postgres> {
+        let mut qb = QueryBuilder::new(format!(
+            "DELETE FROM {}.jobs WHERE state <> 'running'",
+            self.schema
+        ));
+        push_filter(&mut qb, filter);
+        qb
+    }
+}
+
+/// Statements of the migrator, which run before a store's statements exist.
+pub mod migrate {
+    /// The schema's migration history exists (binds 1: `schema.migrations` as text).
+    pub const HAS_MIGRATIONS: &str = "SELECT to_regclass($1) IS NOT NULL";
+    /// Serialises migrators of one namespace for the rest of the transaction (binds 1 key).
+    pub const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+    /// Creates the schema and its migration history (`@schema@` rendered).
+    pub const PREPARE: &str = "CREATE SCHEMA IF NOT EXISTS @schema@; \
+        CREATE TABLE IF NOT EXISTS @schema@.migrations (version bigint PRIMARY KEY, \
+        name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());";
+    /// The schema version (`@schema@` rendered).
+    pub const VERSION: &str = "SELECT max(version) FROM @schema@.migrations";
+    /// Records an applied migration (`@schema@` rendered). Binds 1 version, 2 name.
+    pub const RECORD: &str = "INSERT INTO @schema@.migrations (version, name) VALUES ($1, $2)";
+    /// Schema version 1.
+    pub const V1: &str = include_str!("sql/v1.sql");
+    /// Schema version 2: workflows and blocking queues.
+    pub const V2: &str = include_str!("sql/v2.sql");
+}

@@ -1,0 +1,29 @@
+//! The shared conformance suite on PostgreSQL, unchanged: every case gets its own random schema
+//! prefix (so cases run in parallel and never meet) whose schemas are dropped when it ends.
+
+mod support;
+
+use std::sync::Arc;
+
+use tasque_durable::conformance::Backend;
+use tasque_durable::Store;
+
+/// One case's namespaces, all under one random schema prefix.
+struct Fresh(support::Fresh);
+
+#[async_trait::async_trait]
+impl Backend for Fresh {
+    async fn open(&self, namespace: &str) -> Arc<dyn Store> {
+        Arc::new(self.0.store(namespace).await)
+    }
+}
+
+async fn fresh() -> Fresh {
+    if support::server().await.is_none() {
+        // Outside CI only (under CI=true `server` panics): every case here needs the server.
+        std::process::exit(0);
+    }
+    Fresh(support::Fresh::new("c"))
+}
+
+tasque_durable::conformance_tests!(fresh);

@@ -1,0 +1,143 @@
+//! claim and lease extension.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use tasque_durable::validate::{positive, validate_limit, validate_name};
+use tasque_durable::{Claim, ClaimParams, Error, JobId, LeaseStatus, Result, RunId, RunWrite};
+
+use super::gated::sort_claims;
+use super::{ms, rejection_error, runs_json};
+use crate::{queries, rows, sql_err, SqliteStore};
+
+fn validate(params: &ClaimParams) -> Result<()> {
+    if params.queues.is_empty() {
+        return Err(Error::invalid_option("queues", "name at least one queue"));
+    }
+    for queue in &params.queues {
+        validate_name("queue", queue)?;
+    }
+    validate_name("worker", &params.worker_id)?;
+    validate_limit("limit", params.limit)?;
+    positive("lease", params.lease)
+}
+
+impl SqliteStore {
+    /// Claims up to `limit` ready jobs: due sleepers and waiters first become claimable, then
+    /// one statement claims from the ungated queues, then the gated ones take what room is left.
+    pub(crate) async fn claim_jobs(&self, params: ClaimParams) -> Result<Vec<Claim>> {
+        validate(&params)?;
+        self.wake_due().await?;
+        let mut claims = self.claim_ungated(&params).await?;
+        let room = params.limit.saturating_sub(claims.len() as u32);
+        if room > 0 {
+            claims.extend(self.claim_gated(&params, room).await?);
+        }
+        sort_claims(&mut claims, params.order);
+        Ok(claims.into_iter().map(|(c, _)| c).collect())
+    }
+
+    /// Claims from the ungated queues: one UPDATE stamps the jobs it takes with a fresh claim
+    /// token, one SELECT reads them back as a single JSON row (both on the write connection, so
+    /// the read sees the write).
+    async fn claim_ungated(&self, params: &ClaimParams) -> Result<Vec<(Claim, i64)>> {
+        let token = self.claim_tokens.fetch_add(1, Ordering::Relaxed);
+        let sql = queries::claim_with_token(params.queues.len(), params.order);
+        let mut query = sqlx::query(&sql)
+            .bind(&*self.ns)
+            .bind(&params.worker_id)
+            .bind(ms(params.lease))
+            .bind(i64::from(params.limit));
+        for queue in &params.queues {
+            query = query.bind(queue);
+        }
+        let mut conn = self.pool.acquire().await.map_err(sql_err)?;
+        let done = query
+            .bind(token)
+            .execute(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(Vec::new());
+        }
+        let claimed: String = sqlx::query_scalar(queries::CLAIMED_BY_TOKEN)
+            .bind(&*self.ns)
+            .bind(&params.worker_id)
+            .bind(token)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+        match rows::json(&claimed)? {
+            serde_json::Value::Array(jobs) => jobs.iter().map(rows::claim_from_json).collect(),
+            other => Err(Error::Corrupt(format!("claimed jobs: {other}"))),
+        }
+    }
+
+    /// Extends one lease.
+    pub(crate) async fn extend_one(&self, run: RunId, by: Duration) -> Result<DateTime<Utc>> {
+        positive("lease", by)?;
+        let row = sqlx::query(queries::EXTEND_LEASE)
+            .bind(&*self.ns)
+            .bind(run.job.0)
+            .bind(run.seq)
+            .bind(ms(by))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(sql_err)?;
+        match row {
+            Some(row) => rows::time(row.try_get(0).map_err(sql_err)?),
+            None => Err(rejection_error(run, self.diagnose(run).await?)),
+        }
+    }
+
+    /// Extends many leases in one statement, reporting per run.
+    pub(crate) async fn extend_many(
+        &self,
+        runs: Vec<RunId>,
+        by: Duration,
+    ) -> Result<Vec<LeaseStatus>> {
+        positive("lease", by)?;
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(queries::EXTEND_LEASES)
+            .bind(&*self.ns)
+            .bind(runs_json(&runs))
+            .bind(ms(by))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sql_err)?;
+        let mut extended = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let run = RunId::new(
+                JobId(row.try_get(0).map_err(sql_err)?),
+                row.try_get(1).map_err(sql_err)?,
+            );
+            extended.insert(run, rows::time(row.try_get(2).map_err(sql_err)?)?);
+        }
+        let rejected: Vec<RunId> = runs
+            .iter()
+            .filter(|r| !extended.contains_key(*r))
+            .copied()
+            .collect();
+        let mut why = if rejected.is_empty() {
+            HashMap::new()
+        } else {
+            let outcomes = self.diagnose_many(&rejected).await?;
+            rejected.iter().copied().zip(outcomes).collect()
+        };
+        Ok(runs
+            .iter()
+            .map(|r| match extended.get(r) {
+                Some(at) => LeaseStatus::Extended(*at),
+                None => match why.remove(r) {
+                    Some(RunWrite::Cancelled) => LeaseStatus::Cancelled,
+                    _ => LeaseStatus::Lost,
+                },
+            })
+            .collect())
+    }
+}

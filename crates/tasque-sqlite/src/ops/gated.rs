@@ -1,0 +1,218 @@
+//! Queues whose claims are gated: a concurrency limit across all workers, or blocking mode
+//! (one job at a time, in creation order). Their claims run in one `BEGIN IMMEDIATE`
+//! transaction, so counting what runs and claiming are atomic across processes.
+
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::{Row, Sqlite, Transaction};
+use tasque_durable::validate::{validate_name, validate_queue_limit};
+use tasque_durable::{BlockingParams, Claim, ClaimParams, JobId, PollOrder, Result};
+
+use super::ms;
+use crate::{queries, rows, sql_err, SqliteStore};
+
+/// A queue's gate.
+struct Gate {
+    name: String,
+    limit: Option<i64>,
+    blocking: bool,
+}
+
+fn gate(row: &SqliteRow) -> Result<Gate> {
+    Ok(Gate {
+        name: row.try_get(0).map_err(sql_err)?,
+        limit: row.try_get(1).map_err(sql_err)?,
+        blocking: row.try_get(2).map_err(sql_err)?,
+    })
+}
+
+/// What blocks a blocking queue's head, or which job may start.
+enum Head {
+    /// Nothing to run (empty, or the head is running).
+    Idle,
+    /// This job may start now.
+    Ready(i64),
+    /// This job holds the queue (failed and kept, or not ready).
+    Blocked(i64),
+}
+
+impl SqliteStore {
+    /// Claims up to `room` jobs from the gated queues among `params.queues`.
+    pub(crate) async fn claim_gated(
+        &self,
+        params: &ClaimParams,
+        room: u32,
+    ) -> Result<Vec<(Claim, i64)>> {
+        let names = serde_json::Value::from(params.queues.clone()).to_string();
+        let gates = sqlx::query(queries::GATED_QUEUES)
+            .bind(&*self.ns)
+            .bind(&names)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sql_err)?;
+        if gates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(sql_err)?;
+        // Re-read inside the write lock: the settings may have changed meanwhile.
+        let gates = sqlx::query(queries::GATED_QUEUES)
+            .bind(&*self.ns)
+            .bind(&names)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(sql_err)?;
+        let mut claims = Vec::new();
+        for row in &gates {
+            let left = room - claims.len() as u32;
+            if left == 0 {
+                break;
+            }
+            let gate = gate(row)?;
+            let found = if gate.blocking {
+                self.claim_head(&mut tx, params, &gate.name).await?
+            } else {
+                self.claim_limited(&mut tx, params, &gate, left).await?
+            };
+            claims.extend(found);
+        }
+        tx.commit().await.map_err(sql_err)?;
+        Ok(claims)
+    }
+
+    async fn claim_limited(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        params: &ClaimParams,
+        gate: &Gate,
+        left: u32,
+    ) -> Result<Vec<(Claim, i64)>> {
+        let running: i64 = sqlx::query_scalar(queries::RUNNING_IN_QUEUE)
+            .bind(&*self.ns)
+            .bind(&gate.name)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(sql_err)?;
+        let free = gate.limit.unwrap_or(i64::MAX).saturating_sub(running);
+        let n = free.min(i64::from(left));
+        if n <= 0 {
+            return Ok(Vec::new());
+        }
+        let found = sqlx::query(&queries::claim_gated(params.order))
+            .bind(&*self.ns)
+            .bind(&params.worker_id)
+            .bind(ms(params.lease))
+            .bind(n)
+            .bind(&gate.name)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(sql_err)?;
+        found.iter().map(rows::claim).collect()
+    }
+
+    async fn claim_head(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        params: &ClaimParams,
+        queue: &str,
+    ) -> Result<Vec<(Claim, i64)>> {
+        let Head::Ready(id) = self.head(tx, queue).await? else {
+            return Ok(Vec::new());
+        };
+        let found = sqlx::query(&queries::claim_head())
+            .bind(&*self.ns)
+            .bind(&params.worker_id)
+            .bind(ms(params.lease))
+            .bind(id)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(sql_err)?;
+        found.iter().map(rows::claim).collect()
+    }
+
+    /// The state of a blocking queue's head.
+    async fn head(&self, conn: &mut SqliteConnection, queue: &str) -> Result<Head> {
+        let held: Option<i64> = sqlx::query_scalar(queries::HOLDING_JOB)
+            .bind(&*self.ns)
+            .bind(queue)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+        if let Some(id) = held {
+            return Ok(Head::Blocked(id));
+        }
+        let head = sqlx::query(queries::QUEUE_HEAD)
+            .bind(&*self.ns)
+            .bind(queue)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+        let Some(head) = head else {
+            return Ok(Head::Idle);
+        };
+        let id: i64 = head.try_get(0).map_err(sql_err)?;
+        let running: bool = head.try_get(1).map_err(sql_err)?;
+        let ready: bool = head.try_get(2).map_err(sql_err)?;
+        Ok(match (running, ready) {
+            (true, _) => Head::Idle,
+            (false, true) => Head::Ready(id),
+            (false, false) => Head::Blocked(id),
+        })
+    }
+
+    /// The job blocking a blocking queue, if it cannot move.
+    pub(crate) async fn blocked_by(&self, queue: &str) -> Result<Option<JobId>> {
+        Ok(
+            match self
+                .head(&mut *self.readers.acquire().await.map_err(sql_err)?, queue)
+                .await?
+            {
+                Head::Blocked(id) => Some(JobId(id)),
+                _ => None,
+            },
+        )
+    }
+
+    /// Sets a queue's concurrency limit.
+    pub(crate) async fn set_limit(&self, name: &str, limit: Option<u32>) -> Result<()> {
+        validate_name("queue", name)?;
+        validate_queue_limit(limit)?;
+        sqlx::query(queries::SET_QUEUE_LIMIT)
+            .bind(&*self.ns)
+            .bind(name)
+            .bind(limit.map(i64::from))
+            .execute(&self.pool)
+            .await
+            .map_err(sql_err)?;
+        self.announce(name);
+        Ok(())
+    }
+
+    /// Sets a queue's blocking mode.
+    pub(crate) async fn set_blocking(&self, name: &str, params: BlockingParams) -> Result<()> {
+        validate_name("queue", name)?;
+        sqlx::query(queries::SET_QUEUE_BLOCKING)
+            .bind(&*self.ns)
+            .bind(name)
+            .bind(params.blocking)
+            .bind(params.on_exhausted.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(sql_err)?;
+        self.announce(name);
+        Ok(())
+    }
+}
+
+/// Sorts claims into poll order (blocking heads are single jobs; their order among other
+/// queues' jobs follows the same rule).
+pub fn sort_claims(claims: &mut [(Claim, i64)], order: PollOrder) {
+    match order {
+        PollOrder::PriorityThenAge => {
+            claims.sort_by_key(|(c, run_at)| (c.priority, *run_at, c.job_id));
+        }
+        PollOrder::Age => claims.sort_by_key(|(c, run_at)| (*run_at, c.job_id)),
+    }
+}

@@ -1,0 +1,156 @@
+//! Operator and maintenance operations: rescue, cancel, retry.
+
+use sqlx::Row;
+use tasque_durable::validate::{encode_payload, validate_limit, validate_options};
+use tasque_durable::{
+    CancelOutcome, Error, FailOutcome, JobId, JobInfo, JobState, RescueReport, Result, RunId,
+    SpawnOptions, SpawnResult,
+};
+
+use super::{ms, run_at_binds, spawn::encode_retry};
+use crate::{queries, sql_err, SqliteStore};
+
+/// The options a job currently has, as `SpawnOptions` (for merging retry options over them).
+fn current_options(job: &JobInfo) -> SpawnOptions {
+    SpawnOptions {
+        max_attempts: Some(job.max_attempts),
+        retry: Some(job.retry.clone()),
+        priority: Some(job.priority),
+        run_at: None,
+        timeout: job.timeout,
+        cancellation: Some(job.cancellation),
+        headers: Some(job.headers.clone()),
+        idempotency_key: job.idempotency_key.clone(),
+    }
+}
+
+impl SqliteStore {
+    /// Cancels jobs past their policy, then fails the attempts of expired leases.
+    pub(crate) async fn rescue(&self, limit: u32) -> Result<RescueReport> {
+        validate_limit("limit", limit)?;
+        let cancelled = sqlx::query(queries::CANCEL_BY_POLICY)
+            .bind(&*self.ns)
+            .execute(&self.pool)
+            .await
+            .map_err(sql_err)?
+            .rows_affected();
+        let expired = sqlx::query(queries::EXPIRED_RUNS)
+            .bind(&*self.ns)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sql_err)?;
+        let mut report = RescueReport {
+            cancelled,
+            ..RescueReport::default()
+        };
+        for row in expired {
+            let run = RunId::new(
+                JobId(row.try_get(0).map_err(sql_err)?),
+                row.try_get(1).map_err(sql_err)?,
+            );
+            match self.fail_expired(run).await {
+                Ok(FailOutcome::Retrying { .. }) => report.retried += 1,
+                Ok(FailOutcome::Failed) => report.failed += 1,
+                // Its worker finished, or another rescuer got there first: nothing to do.
+                Err(Error::StaleRun(_) | Error::RunCancelled(_)) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        if report != RescueReport::default() {
+            tracing::info!(ns = %self.ns, ?report, "tasque rescued jobs");
+        }
+        Ok(report)
+    }
+
+    /// Cancels a job unless it has finished.
+    pub(crate) async fn cancel_job(&self, job: JobId) -> Result<CancelOutcome> {
+        // The state may change between the read and the guarded write; a few rounds settle it.
+        for _ in 0..8 {
+            let info = self.job(job).await?;
+            if info.state == JobState::Failed && self.cancel_holding(job).await? {
+                return Ok(CancelOutcome::Cancelled { was: info.state });
+            }
+            if info.state.is_finished() {
+                return Ok(CancelOutcome::AlreadyFinished { state: info.state });
+            }
+            let done = sqlx::query(queries::CANCEL_JOB)
+                .bind(&*self.ns)
+                .bind(job.0)
+                .execute(&self.pool)
+                .await
+                .map_err(sql_err)?;
+            if done.rows_affected() == 1 {
+                return Ok(CancelOutcome::Cancelled { was: info.state });
+            }
+        }
+        let info = self.job(job).await?;
+        Ok(CancelOutcome::AlreadyFinished { state: info.state })
+    }
+
+    /// Cancels a failed job that holds its blocking queue (stay-blocked policy); false when it
+    /// does not hold one.
+    async fn cancel_holding(&self, job: JobId) -> Result<bool> {
+        let done = sqlx::query(queries::CANCEL_HOLDING)
+            .bind(&*self.ns)
+            .bind(job.0)
+            .execute(&self.pool)
+            .await
+            .map_err(sql_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Revives a failed or cancelled job.
+    pub(crate) async fn retry_job(
+        &self,
+        job: JobId,
+        options: Option<SpawnOptions>,
+    ) -> Result<SpawnResult> {
+        let options = options.unwrap_or_default();
+        validate_options(&options)?;
+        let info = self.job(job).await?;
+        if !info.state.is_retryable() {
+            return Err(Error::InvalidState {
+                job,
+                state: info.state,
+                operation: "retry",
+            });
+        }
+        let merged = options.or(&current_options(&info));
+        let headers = match merged.headers.as_ref().filter(|h| !h.is_null()) {
+            Some(h) => Some(encode_payload("headers", h, &self.limits)?),
+            None => None,
+        };
+        let policy = merged.cancellation.unwrap_or_default();
+        let (run_at, delay_ms) = run_at_binds(merged.run_at);
+        let row = sqlx::query(queries::RETRY_JOB)
+            .bind(&*self.ns)
+            .bind(job.0)
+            .bind(i64::from(merged.max_attempts.unwrap_or(info.max_attempts)))
+            .bind(encode_retry(&merged.retry.unwrap_or_default()))
+            .bind(merged.priority.unwrap_or(0))
+            .bind(merged.timeout.map(ms))
+            .bind(policy.max_duration.map(ms))
+            .bind(policy.max_delay.map(ms))
+            .bind(headers)
+            .bind(run_at)
+            .bind(delay_ms)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(sql_err)?;
+        let Some(row) = row else {
+            let state = self.job(job).await?.state;
+            return Err(Error::InvalidState {
+                job,
+                state,
+                operation: "retry",
+            });
+        };
+        Ok(SpawnResult {
+            job_id: job,
+            run_id: RunId::new(job, row.try_get(0).map_err(sql_err)?),
+            attempt: 1,
+            created: false,
+        })
+    }
+}

@@ -1,0 +1,235 @@
+//! Writes by a running run: complete, fail, reschedule, release. All guarded by the run id.
+
+use std::collections::HashSet;
+
+use serde_json::{json, Value};
+use sqlx::Row;
+use tasque_durable::retry::{after_failure, NextStep};
+use tasque_durable::validate::{encode_payload, validate_run_at};
+use tasque_durable::{CompleteParams, FailOutcome, JobId, Result, RunAt, RunId, RunWrite};
+
+use super::{ms, rejection_error, run_at_binds, runs_json};
+use crate::{queries, rows, sql_err, SqliteStore};
+
+/// Where a failed run goes: forced time, or the retry policy.
+enum RetryTime {
+    Policy,
+    Forced(RunAt),
+}
+
+fn returned_runs(rows: &[sqlx::sqlite::SqliteRow]) -> Result<HashSet<RunId>> {
+    rows.iter()
+        .map(|row| {
+            let job = JobId(row.try_get(0).map_err(sql_err)?);
+            Ok(RunId::new(job, row.try_get(1).map_err(sql_err)?))
+        })
+        .collect()
+}
+
+impl SqliteStore {
+    /// Completes one run.
+    pub(crate) async fn complete_one(&self, params: CompleteParams) -> Result<()> {
+        let run = params.run;
+        match self.complete_batch(vec![params]).await?.remove(0) {
+            RunWrite::Applied => Ok(()),
+            other => Err(rejection_error(run, other)),
+        }
+    }
+
+    /// Completes many runs: one statement for the kept ones, one for deleted ones.
+    pub(crate) async fn complete_batch(&self, items: Vec<CompleteParams>) -> Result<Vec<RunWrite>> {
+        let mut keep = Vec::new();
+        let mut delete = Vec::new();
+        for item in &items {
+            let result = encode_payload("result", &item.result, &self.limits)?;
+            if item.delete_on_success {
+                delete.push(item.run);
+            } else {
+                // The result is already encoded: splice it in rather than encode it twice.
+                keep.push(format!(
+                    r#"{{"id":{},"seq":{},"result":{}}}"#,
+                    item.run.job.0, item.run.seq, result
+                ));
+            }
+        }
+        let mut applied = HashSet::new();
+        if !keep.is_empty() {
+            let keep = format!("[{}]", keep.join(","));
+            // Fast path: no rows come back when every run still owns its job (the common
+            // case), so the batch costs a few round trips to SQLite's thread, not one per
+            // job. Otherwise roll back and let RETURNING say which runs applied.
+            let mut tx = self.pool.begin().await.map_err(sql_err)?;
+            let done = sqlx::query(queries::COMPLETE_MANY)
+                .bind(&*self.ns)
+                .bind(&keep)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err)?;
+            let expected = items.iter().filter(|i| !i.delete_on_success).count();
+            if done.rows_affected() == expected as u64 {
+                tx.commit().await.map_err(sql_err)?;
+                applied.extend(items.iter().filter(|i| !i.delete_on_success).map(|i| i.run));
+            } else {
+                tx.rollback().await.map_err(sql_err)?;
+                let rows = sqlx::query(&format!(
+                    "{} {}",
+                    queries::COMPLETE_MANY,
+                    queries::RETURNING_RUN
+                ))
+                .bind(&*self.ns)
+                .bind(&keep)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(sql_err)?;
+                applied.extend(returned_runs(&rows)?);
+            }
+        }
+        if !delete.is_empty() {
+            let rows = sqlx::query(queries::DELETE_RUNS)
+                .bind(&*self.ns)
+                .bind(runs_json(&delete))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(sql_err)?;
+            applied.extend(returned_runs(&rows)?);
+        }
+        self.outcomes(items.iter().map(|i| i.run).collect(), &applied)
+            .await
+    }
+
+    /// Per-run outcomes in input order, diagnosing the runs not applied.
+    async fn outcomes(&self, runs: Vec<RunId>, applied: &HashSet<RunId>) -> Result<Vec<RunWrite>> {
+        let rejected: Vec<RunId> = runs
+            .iter()
+            .filter(|r| !applied.contains(*r))
+            .copied()
+            .collect();
+        let mut why = if rejected.is_empty() {
+            Vec::new()
+        } else {
+            self.diagnose_many(&rejected).await?
+        }
+        .into_iter();
+        Ok(runs
+            .iter()
+            .map(|r| {
+                if applied.contains(r) {
+                    RunWrite::Applied
+                } else {
+                    why.next().unwrap_or(RunWrite::Stale)
+                }
+            })
+            .collect())
+    }
+
+    /// Records a failed attempt, scheduling the next one or failing the job.
+    pub(crate) async fn fail_run(
+        &self,
+        run: RunId,
+        reason: Value,
+        at: Option<RunAt>,
+    ) -> Result<FailOutcome> {
+        if let Some(at) = at {
+            validate_run_at("retry_at", at)?;
+        }
+        let reason = encode_payload("reason", &reason, &self.limits)?;
+        let time = at.map_or(RetryTime::Policy, RetryTime::Forced);
+        self.record_failure(run, &reason, time).await
+    }
+
+    /// Applies the failure policy to a running run, guarded. `reason` is encoded JSON.
+    async fn record_failure(
+        &self,
+        run: RunId,
+        reason: &str,
+        time: RetryTime,
+    ) -> Result<FailOutcome> {
+        let row = sqlx::query(queries::FAILURE_INPUTS)
+            .bind(&*self.ns)
+            .bind(run.job.0)
+            .bind(run.seq)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(sql_err)?;
+        let Some(row) = row else {
+            return Err(rejection_error(run, self.diagnose(run).await?));
+        };
+        let attempt = u32::try_from(row.try_get::<i64, _>(0).map_err(sql_err)?).unwrap_or(u32::MAX);
+        let max_attempts =
+            u32::try_from(row.try_get::<i64, _>(1).map_err(sql_err)?).unwrap_or(u32::MAX);
+        let strategy = rows::retry(&row.try_get::<String, _>(2).map_err(sql_err)?)?;
+        let next = match time {
+            RetryTime::Policy => match after_failure(&strategy, attempt, max_attempts) {
+                NextStep::Retry { attempt, delay } => Some((attempt, (None, ms(delay)))),
+                NextStep::GiveUp => None,
+            },
+            RetryTime::Forced(_) if attempt >= max_attempts => None,
+            RetryTime::Forced(at) => Some((attempt + 1, run_at_binds(Some(at)))),
+        };
+        let (state, next_attempt, (run_at, delay_ms)) = match next {
+            Some((n, binds)) => ("pending", n, binds),
+            None => ("failed", attempt, (None, 0)),
+        };
+        let row = sqlx::query(queries::FAIL_RUN)
+            .bind(&*self.ns)
+            .bind(run.job.0)
+            .bind(run.seq)
+            .bind(state)
+            .bind(i64::from(next_attempt))
+            .bind(run_at)
+            .bind(delay_ms)
+            .bind(reason)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(sql_err)?;
+        let Some(row) = row else {
+            return Err(rejection_error(run, self.diagnose(run).await?));
+        };
+        if state == "failed" {
+            return Ok(FailOutcome::Failed);
+        }
+        Ok(FailOutcome::Retrying {
+            attempt: next_attempt,
+            at: rows::time(row.try_get(0).map_err(sql_err)?)?,
+        })
+    }
+
+    /// Gives a run back until `at`, attempt not counted.
+    pub(crate) async fn schedule(&self, run: RunId, at: RunAt) -> Result<()> {
+        validate_run_at("at", at)?;
+        let (run_at, delay_ms) = run_at_binds(Some(at));
+        let done = sqlx::query(queries::SCHEDULE_RUN)
+            .bind(&*self.ns)
+            .bind(run.job.0)
+            .bind(run.seq)
+            .bind(run_at)
+            .bind(delay_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(sql_err)?;
+        if done.rows_affected() == 0 {
+            return Err(rejection_error(run, self.diagnose(run).await?));
+        }
+        Ok(())
+    }
+
+    /// Releases runs, claimable at once, attempt not counted.
+    pub(crate) async fn release_runs(&self, runs: Vec<RunId>) -> Result<u64> {
+        if runs.is_empty() {
+            return Ok(0);
+        }
+        let done = sqlx::query(queries::RELEASE_RUNS)
+            .bind(&*self.ns)
+            .bind(runs_json(&runs))
+            .execute(&self.pool)
+            .await
+            .map_err(sql_err)?;
+        Ok(done.rows_affected())
+    }
+
+    /// The rescuer's write: a run whose lease expired fails its attempt.
+    pub(crate) async fn fail_expired(&self, run: RunId) -> Result<FailOutcome> {
+        let reason = json!({"error": "lease expired"}).to_string();
+        self.record_failure(run, &reason, RetryTime::Policy).await
+    }
+}

@@ -1,0 +1,406 @@
+//! Every SQL statement of the SQLite engine, in one place.
+//!
+//! Conventions: times are INTEGER milliseconds since the Unix epoch from the database's clock
+//! ([`NOW`]); every statement filters on `ns` (bound as `?1`) so namespaces never meet; every
+//! write by a run is guarded by `id`, `run_seq` and `state = 'running'` ("...IfRunning").
+//! The stored state `pending` covers both `available` and `scheduled` (told apart by `run_at`).
+
+use sqlx::{QueryBuilder, Sqlite};
+use tasque_durable::{JobFilter, JobState, PollOrder};
+
+/// The database clock in milliseconds. Constant within one statement.
+macro_rules! now {
+    () => {
+        "CAST(unixepoch('subsec') * 1000 AS INTEGER)"
+    };
+}
+
+/// Columns read into a `JobInfo`, plus the clock (`now_ms`) to tell available from scheduled.
+macro_rules! job_columns {
+    () => {
+        concat!(
+            "id, run_seq, queue, task, params, headers, state, priority, attempt, max_attempts, ",
+            "retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, result, failure, ",
+            "errors, worker_id, created_at, run_at, first_started_at, attempted_at, finished_at, ",
+            "lease_expires_at, ",
+            now!(),
+            " AS now_ms"
+        )
+    };
+}
+
+/// Reads the database clock.
+pub const SELECT_NOW: &str = concat!("SELECT ", now!());
+
+/// The schema version, or nothing when the migrations table does not exist.
+pub const SCHEMA_VERSION: &str = "SELECT MAX(version) FROM tasque_migrations";
+/// Whether the migrations table exists.
+pub const HAS_MIGRATIONS_TABLE: &str =
+    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'tasque_migrations'";
+/// Creates the migrations table.
+pub const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS tasque_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)";
+/// Records an applied migration.
+pub const RECORD_MIGRATION: &str = concat!(
+    "INSERT INTO tasque_migrations (version, name, applied_at) VALUES (?1, ?2, ",
+    now!(),
+    ")"
+);
+
+/// Creates a queue unless it exists.
+pub const ENSURE_QUEUE: &str = concat!(
+    "INSERT INTO tasque_queues (ns, name, created_at) VALUES (?1, ?2, ",
+    now!(),
+    ") ON CONFLICT DO NOTHING"
+);
+/// Sets a queue's paused flag, creating the queue if needed.
+pub const SET_QUEUE_PAUSED: &str = concat!(
+    "INSERT INTO tasque_queues (ns, name, paused, created_at) VALUES (?1, ?2, ?3, ",
+    now!(),
+    ") ON CONFLICT (ns, name) DO UPDATE SET paused = excluded.paused"
+);
+/// Every queue of a namespace.
+pub const LIST_QUEUES: &str = "SELECT name, paused, concurrency_limit, blocking, created_at,
+    on_exhausted FROM tasque_queues WHERE ns = ?1 ORDER BY name";
+/// Job counts by queue and state (pending split by readiness).
+pub const QUEUE_COUNTS: &str = concat!(
+    "SELECT queue, state, run_at <= ",
+    now!(),
+    " AS ready, COUNT(*) AS n FROM tasque_jobs WHERE ns = ?1 GROUP BY queue, state, ready"
+);
+
+/// Inserts a batch of jobs in one statement, in array order (so their ids rise in that order);
+/// jobs whose idempotency key is taken are skipped. Binds: 1 ns, 2 a JSON array with one array
+/// per job: `[queue, task, params, headers, priority, max_attempts, retry, timeout_ms,
+/// max_duration_ms, max_delay_ms, idempotency_key, run_at, delay_ms]`, `run_at` absolute or null
+/// (then `delay_ms` from now).
+/// Returns `id, run_seq, attempt, queue, idempotency_key` of the inserted jobs, in no set order.
+pub const INSERT_JOBS: &str = concat!(
+    "INSERT INTO tasque_jobs (ns, queue, task, params, headers, state, priority, max_attempts, ",
+    "retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, run_at, created_at, cancel_at) ",
+    "SELECT ?1, j.queue, j.task, j.params, j.headers, 'pending', j.priority, j.max_attempts, ",
+    "j.retry, j.timeout_ms, j.max_duration_ms, j.max_delay_ms, j.idempotency_key, j.run_at, j.now, ",
+    "CASE WHEN j.max_delay_ms IS NULL THEN NULL ELSE j.run_at + j.max_delay_ms END ",
+    "FROM (SELECT x.key AS ord, x.value ->> 0 AS queue, x.value ->> 1 AS task, ",
+    "x.value ->> 2 AS params, x.value ->> 3 AS headers, x.value ->> 4 AS priority, ",
+    "x.value ->> 5 AS max_attempts, x.value ->> 6 AS retry, x.value ->> 7 AS timeout_ms, ",
+    "x.value ->> 8 AS max_duration_ms, x.value ->> 9 AS max_delay_ms, ",
+    "x.value ->> 10 AS idempotency_key, t.n AS now, ",
+    "COALESCE(x.value ->> 11, t.n + (x.value ->> 12)) AS run_at ",
+    "FROM json_each(?2) AS x CROSS JOIN (SELECT ",
+    now!(),
+    " AS n) AS t) AS j WHERE true ORDER BY j.ord ",
+    "ON CONFLICT DO NOTHING RETURNING id, run_seq, attempt, queue, idempotency_key"
+);
+/// The job holding an idempotency key.
+pub const FIND_BY_IDEMPOTENCY_KEY: &str = "SELECT id, run_seq, attempt FROM tasque_jobs
+    WHERE ns = ?1 AND queue = ?2 AND idempotency_key = ?3";
+
+/// Builds the claim statement for `queue_count` queues: one atomic UPDATE whose subquery picks
+/// the ready jobs, so concurrent claimers (threads or processes) never share a job. Queues with
+/// a concurrency limit or in blocking mode are left out: [`claim_gated`] and [`CLAIM_HEAD`]
+/// claim those, inside a transaction that counts what runs.
+/// Binds: 1 ns, 2 worker_id, 3 lease_ms, 4 limit, 5.. queues.
+pub fn claim(queue_count: usize, order: PollOrder) -> String {
+    let placeholders: Vec<String> = (0..queue_count).map(|i| format!("?{}", i + 5)).collect();
+    pick_and_claim(
+        &placeholders.join(", "),
+        order,
+        "q.paused = 1 OR q.concurrency_limit IS NOT NULL OR q.blocking = 1",
+    )
+}
+
+/// The claim statement for one queue with a concurrency limit (the caller computed how many
+/// may start). Binds: 1 ns, 2 worker_id, 3 lease_ms, 4 limit, 5 queue.
+pub fn claim_gated(order: PollOrder) -> String {
+    pick_and_claim("?5", order, "q.paused = 1")
+}
+
+fn pick_and_claim(queues: &str, order: PollOrder, excluded: &str) -> String {
+    // Pin the index whose order is the poll order: without statistics the planner may pick
+    // the other one and sort every pending job on each claim.
+    let (index, order_by) = match order {
+        PollOrder::PriorityThenAge => ("tasque_jobs_claim", "priority, run_at, id"),
+        PollOrder::Age => ("tasque_jobs_age", "run_at, id"),
+    };
+    claim_update(&format!(
+        "SELECT id FROM tasque_jobs AS j INDEXED BY {index} WHERE ns = ?1 AND queue IN ({queues}) \
+           AND state = 'pending' AND run_at <= {now} AND (cancel_at IS NULL OR cancel_at > {now}) \
+           AND NOT EXISTS (SELECT 1 FROM tasque_queues AS q \
+             WHERE q.ns = ?1 AND q.name = j.queue AND ({excluded})) \
+           ORDER BY {order_by} LIMIT ?4",
+        now = now!(),
+    ))
+}
+
+/// Builds the fast claim of the ungated queues: like [`claim`], but the UPDATE stamps the claimed
+/// jobs with a claim token (bind `?{5 + queue_count}`) and returns nothing, and
+/// [`CLAIMED_BY_TOKEN`] then reads them back as one row. sqlx hands SQLite's rows over from its
+/// worker thread one at a time, so one row instead of one per job saves a thread hand-off per
+/// claimed job.
+pub fn claim_with_token(queue_count: usize, order: PollOrder) -> String {
+    let claim = claim(queue_count, order);
+    let returning = claim.find(" RETURNING ").unwrap_or(claim.len());
+    let token = format!(", claim_token = ?{} WHERE id IN (", queue_count + 5);
+    claim[..returning].replacen(" WHERE id IN (", &token, 1)
+}
+
+/// The jobs one claim took, as one JSON array of arrays in the column order of [`claim`]'s
+/// RETURNING (JSON columns embedded as JSON; the event payload wrapped in a one-element array
+/// when present, so a payload of JSON `null` differs from none). Binds: 1 ns, 2 worker_id, 3 claim token.
+pub const CLAIMED_BY_TOKEN: &str = "SELECT json_group_array(json_array(id, run_seq, queue, task, \
+    json(params), json(headers), attempt, max_attempts, json(retry), priority, timeout_ms, \
+    lease_expires_at, wake_event, \
+    CASE WHEN event_payload IS NULL THEN NULL ELSE json_array(json(event_payload)) END, run_at)) \
+    FROM tasque_jobs INDEXED BY tasque_jobs_lease \
+    WHERE ns = ?1 AND state = 'running' AND worker_id = ?2 AND claim_token = ?3";
+
+/// The claim UPDATE of the jobs whose ids `pick` selects.
+fn claim_update(pick: &str) -> String {
+    format!(
+        "UPDATE tasque_jobs SET state = 'running', worker_id = ?2, lease_expires_at = {now} + ?3, \
+         attempted_at = {now}, first_started_at = COALESCE(first_started_at, {now}), \
+         cancel_at = CASE WHEN first_started_at IS NOT NULL THEN cancel_at \
+           WHEN max_duration_ms IS NULL THEN NULL ELSE {now} + max_duration_ms END \
+         WHERE id IN ({pick}) \
+         RETURNING id, run_seq, queue, task, params, headers, attempt, max_attempts, retry, \
+           priority, timeout_ms, lease_expires_at, wake_event, event_payload, run_at",
+        now = now!(),
+    )
+}
+
+/// Claims the head of a blocking queue by id (the caller checked that it is ready).
+/// Binds: 1 ns, 2 worker_id, 3 lease_ms, 4 id.
+pub fn claim_head() -> String {
+    claim_update("SELECT ?4 WHERE EXISTS (SELECT 1 FROM tasque_jobs WHERE ns = ?1 AND id = ?4 AND state = 'pending')")
+}
+
+/// The guard of every write by a run: binds 1 ns, 2 job id, 3 run_seq.
+macro_rules! if_running {
+    () => {
+        " WHERE ns = ?1 AND id = ?2 AND run_seq = ?3 AND state = 'running'"
+    };
+}
+
+mod workflow;
+pub use workflow::*;
+
+/// What a rejected run write ran into: the job's state and run.
+pub const RUN_STATUS: &str = "SELECT state, run_seq FROM tasque_jobs WHERE ns = ?1 AND id = ?2";
+/// Run statuses for a JSON array of job ids (binds 1 ns, 2 ids).
+pub const RUN_STATUSES: &str = "SELECT id, state, run_seq FROM tasque_jobs
+    WHERE +ns = ?1 AND id IN (SELECT value FROM json_each(?2))";
+
+/// Extends one lease. Binds 1 ns, 2 id, 3 seq, 4 lease_ms.
+pub const EXTEND_LEASE: &str = concat!(
+    "UPDATE tasque_jobs SET lease_expires_at = ",
+    now!(),
+    " + ?4",
+    if_running!(),
+    " RETURNING lease_expires_at"
+);
+/// Extends many leases: binds 1 ns, 2 JSON `[[id, seq], ...]`, 3 lease_ms.
+pub const EXTEND_LEASES: &str = concat!(
+    "UPDATE tasque_jobs SET lease_expires_at = ",
+    now!(),
+    " + ?3 FROM (SELECT value ->> 0 AS id, value ->> 1 AS seq FROM json_each(?2)) AS x ",
+    "WHERE +tasque_jobs.ns = ?1 AND tasque_jobs.id = x.id AND tasque_jobs.run_seq = x.seq ",
+    "AND +tasque_jobs.state = 'running' RETURNING tasque_jobs.id, tasque_jobs.run_seq, tasque_jobs.lease_expires_at"
+);
+
+/// Completes many runs: binds 1 ns, 2 JSON `[{"id", "seq", "result"}, ...]`.
+pub const COMPLETE_MANY: &str = concat!(
+    "UPDATE tasque_jobs SET state = 'completed', result = x.result, finished_at = ",
+    now!(),
+    ", lease_expires_at = NULL, cancel_at = NULL ",
+    "FROM (SELECT value ->> '$.id' AS id, value ->> '$.seq' AS seq, value -> '$.result' AS result ",
+    "FROM json_each(?2)) AS x WHERE +tasque_jobs.ns = ?1 AND tasque_jobs.id = x.id ",
+    "AND tasque_jobs.run_seq = x.seq AND +tasque_jobs.state = 'running'"
+);
+/// Appended to [`COMPLETE_MANY`] to learn which runs it applied.
+pub const RETURNING_RUN: &str = "RETURNING tasque_jobs.id, tasque_jobs.run_seq";
+/// Deletes many completed runs (delete on success): binds 1 ns, 2 JSON `[[id, seq], ...]`.
+pub const DELETE_RUNS: &str = "DELETE FROM tasque_jobs WHERE id IN (
+    SELECT j.id FROM json_each(?2) AS x CROSS JOIN tasque_jobs AS j
+    ON j.id = (x.value ->> 0) AND j.run_seq = (x.value ->> 1)
+    WHERE +j.ns = ?1 AND +j.state = 'running') RETURNING id, run_seq";
+/// Releases many runs, claimable at once, attempt not counted: binds 1 ns, 2 JSON `[[id, seq]]`.
+pub const RELEASE_RUNS: &str = "UPDATE tasque_jobs SET state = 'pending', run_seq = run_seq + 1,
+    lease_expires_at = NULL FROM (SELECT value ->> 0 AS id, value ->> 1 AS seq FROM json_each(?2)) AS x
+    WHERE +tasque_jobs.ns = ?1 AND tasque_jobs.id = x.id AND tasque_jobs.run_seq = x.seq
+    AND +tasque_jobs.state = 'running'";
+
+/// Reads what failure policy needs. Binds 1 ns, 2 id, 3 seq.
+pub const FAILURE_INPUTS: &str = concat!(
+    "SELECT attempt, max_attempts, retry FROM tasque_jobs",
+    if_running!()
+);
+
+/// Records a failed attempt. Binds 1 ns, 2 id, 3 seq, 4 new state ('pending' or 'failed'),
+/// 5 next attempt, 6 run_at absolute (or NULL), 7 delay_ms, 8 reason JSON.
+pub const FAIL_RUN: &str = concat!(
+    "UPDATE tasque_jobs SET state = ?4, attempt = ?5, lease_expires_at = NULL, ",
+    "errors = json_insert(errors, '$[#]', json_object('attempt', attempt, 'run', run_seq, 'at_ms', ",
+    now!(),
+    ", 'reason', json(?8))), ",
+    "run_seq = run_seq + (CASE WHEN ?4 = 'pending' THEN 1 ELSE 0 END), ",
+    "run_at = CASE WHEN ?4 = 'pending' THEN COALESCE(?6, ",
+    now!(),
+    " + ?7) ELSE run_at END, ",
+    "failure = CASE WHEN ?4 = 'failed' THEN json(?8) ELSE failure END, ",
+    "cancel_at = CASE WHEN ?4 = 'failed' THEN NULL ELSE cancel_at END, ",
+    "finished_at = CASE WHEN ?4 = 'failed' THEN ",
+    now!(),
+    " ELSE NULL END, ",
+    "holds_queue = CASE WHEN ?4 = 'failed' AND EXISTS (SELECT 1 FROM tasque_queues AS q ",
+    "WHERE q.ns = tasque_jobs.ns AND q.name = tasque_jobs.queue AND q.blocking = 1 ",
+    "AND q.on_exhausted = 'stay_blocked') THEN 1 ELSE 0 END",
+    if_running!(),
+    " RETURNING run_at"
+);
+
+/// Gives a run back until a time, attempt not counted. Binds 1 ns, 2 id, 3 seq, 4 run_at
+/// absolute (or NULL), 5 delay_ms.
+pub const SCHEDULE_RUN: &str = concat!(
+    "UPDATE tasque_jobs SET state = 'pending', run_seq = run_seq + 1, lease_expires_at = NULL, ",
+    "run_at = COALESCE(?4, ",
+    now!(),
+    " + ?5)",
+    if_running!()
+);
+
+/// Runs whose lease expired. Binds 1 ns, 2 limit.
+pub const EXPIRED_RUNS: &str = concat!(
+    "SELECT id, run_seq, attempt, max_attempts, retry FROM tasque_jobs ",
+    "WHERE ns = ?1 AND state = 'running' AND lease_expires_at <= ",
+    now!(),
+    " ORDER BY lease_expires_at LIMIT ?2"
+);
+/// Cancels unfinished jobs past their cancellation policy. Binds 1 ns.
+pub const CANCEL_BY_POLICY: &str = concat!(
+    "UPDATE tasque_jobs SET state = 'cancelled', finished_at = ",
+    now!(),
+    ", lease_expires_at = NULL, cancel_at = NULL, failure = json_object('error', ",
+    "CASE WHEN first_started_at IS NULL THEN 'max delay exceeded' ELSE 'max duration exceeded' END) ",
+    "WHERE ns = ?1 AND cancel_at <= ",
+    now!(),
+    " AND state IN ('pending', 'running', 'sleeping', 'waiting')"
+);
+
+/// Cancels one unfinished job. Binds 1 ns, 2 id.
+pub const CANCEL_JOB: &str = concat!(
+    "UPDATE tasque_jobs SET state = 'cancelled', finished_at = ",
+    now!(),
+    ", lease_expires_at = NULL, cancel_at = NULL, failure = json_object('error', 'cancelled') ",
+    "WHERE ns = ?1 AND id = ?2 AND state IN ('pending', 'running', 'sleeping', 'waiting')"
+);
+
+/// Revives a failed or cancelled job as attempt 1 of a new run. Binds 1 ns, 2 id,
+/// 3 max_attempts, 4 retry, 5 priority, 6 timeout_ms, 7 max_duration_ms, 8 max_delay_ms,
+/// 9 headers, 10 run_at absolute (or NULL), 11 delay_ms.
+pub const RETRY_JOB: &str = concat!(
+    "UPDATE tasque_jobs SET state = 'pending', run_seq = run_seq + 1, attempt = 1, ",
+    "max_attempts = ?3, retry = ?4, priority = ?5, timeout_ms = ?6, max_duration_ms = ?7, ",
+    "max_delay_ms = ?8, headers = ?9, run_at = t.run_at, ",
+    "cancel_at = CASE WHEN ?8 IS NULL THEN NULL ELSE t.run_at + ?8 END, ",
+    "first_started_at = NULL, attempted_at = NULL, finished_at = NULL, lease_expires_at = NULL, ",
+    "result = NULL, failure = NULL, worker_id = NULL, holds_queue = 0 ",
+    "FROM (SELECT COALESCE(?10, n + ?11) AS run_at FROM (SELECT ",
+    now!(),
+    " AS n)) AS t WHERE ns = ?1 AND id = ?2 AND state IN ('failed', 'cancelled') ",
+    "RETURNING run_seq"
+);
+
+/// One job's full record. Binds 1 ns, 2 id.
+pub const GET_JOB: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM tasque_jobs WHERE ns = ?1 AND id = ?2"
+);
+/// Deletes a job unless it is running. Binds 1 ns, 2 id.
+pub const DELETE_JOB: &str =
+    "DELETE FROM tasque_jobs WHERE ns = ?1 AND id = ?2 AND state <> 'running'";
+/// The cleaner: deletes one batch of jobs finished before a cutoff. Binds 1 ns, 2 age_ms, 3 limit.
+pub const CLEAN: &str = concat!(
+    "DELETE FROM tasque_jobs WHERE id IN (SELECT id FROM tasque_jobs WHERE ns = ?1 ",
+    "AND finished_at <= ",
+    now!(),
+    " - ?2 AND state IN ('completed', 'failed', 'cancelled') ORDER BY finished_at LIMIT ?3)"
+);
+
+/// Appends ` AND (filter)` for an inspector filter to a statement whose WHERE has begun.
+pub fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &JobFilter) {
+    if !filter.states.is_empty() {
+        qb.push(" AND (");
+        for (i, state) in filter.states.iter().enumerate() {
+            if i > 0 {
+                qb.push(" OR ");
+            }
+            match state {
+                JobState::Available => {
+                    qb.push(concat!("(state = 'pending' AND run_at <= ", now!(), ")"))
+                }
+                JobState::Scheduled => {
+                    qb.push(concat!("(state = 'pending' AND run_at > ", now!(), ")"))
+                }
+                other => qb.push("state = ").push_bind(other.as_str()),
+            };
+        }
+        qb.push(")");
+    }
+    push_in(qb, "task", &filter.tasks);
+    push_in(qb, "queue", &filter.queues);
+}
+
+fn push_in(qb: &mut QueryBuilder<'_, Sqlite>, column: &str, values: &[String]) {
+    if values.is_empty() {
+        return;
+    }
+    qb.push(format!(" AND {column} IN ("));
+    let mut list = qb.separated(", ");
+    for value in values {
+        list.push_bind(value.clone());
+    }
+    qb.push(")");
+}
+
+/// `SELECT COUNT(*)` of matching jobs.
+pub fn count(ns: &str, filter: &JobFilter) -> QueryBuilder<'static, Sqlite> {
+    let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM tasque_jobs WHERE ns = ");
+    qb.push_bind(ns.to_string());
+    push_filter(&mut qb, filter);
+    qb
+}
+
+/// One page of matching jobs by id; fetches `limit + 1` rows to tell whether more follow.
+pub fn scan(
+    ns: &str,
+    filter: &JobFilter,
+    after: Option<i64>,
+    offset: u64,
+    limit: u32,
+) -> QueryBuilder<'static, Sqlite> {
+    let mut qb = QueryBuilder::new(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM tasque_jobs WHERE ns = "
+    ));
+    qb.push_bind(ns.to_string());
+    push_filter(&mut qb, filter);
+    if let Some(after) = after {
+        qb.push(" AND id > ").push_bind(after);
+    }
+    qb.push(" ORDER BY id LIMIT ")
+        .push_bind(i64::from(limit) + 1);
+    qb.push(" OFFSET ")
+        .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+    qb
+}
+
+/// Deletes every matching job that is not running.
+pub fn purge(ns: &str, filter: &JobFilter) -> QueryBuilder<'static, Sqlite> {
+    let mut qb = QueryBuilder::new("DELETE FROM tasque_jobs WHERE state <> 'running' AND ns = ");
+    qb.push_bind(ns.to_string());
+    push_filter(&mut qb, filter);
+    qb
+}

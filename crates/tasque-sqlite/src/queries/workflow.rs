@@ -1,0 +1,128 @@
+//! Statements of checkpoints, sleeps, events, queue limits and blocking queues.
+
+/// Every checkpoint of a job. Binds 1 ns, 2 job id.
+pub const GET_CHECKPOINTS: &str = "SELECT step, state, run_seq, updated_at FROM tasque_checkpoints
+    WHERE ns = ?1 AND job_id = ?2 ORDER BY step";
+/// Stores a checkpoint (run by the same transaction that extended the run's lease, so only an
+/// owning run writes). Binds 1 ns, 2 job id, 3 run_seq, 4 step, 5 state JSON.
+pub const UPSERT_CHECKPOINT: &str = concat!(
+    "INSERT INTO tasque_checkpoints (ns, job_id, step, state, run_seq, updated_at) ",
+    "VALUES (?1, ?2, ?4, ?5, ?3, ",
+    now!(),
+    ") ON CONFLICT (ns, job_id, step) DO UPDATE SET state = excluded.state, ",
+    "run_seq = excluded.run_seq, updated_at = excluded.updated_at"
+);
+
+/// Ends a run by suspending its job until a time, attempt not counted. Binds 1 ns, 2 id,
+/// 3 seq, 4 wake time absolute (or NULL), 5 delay ms.
+pub const SLEEP_RUN: &str = concat!(
+    "UPDATE tasque_jobs SET state = 'sleeping', run_seq = run_seq + 1, lease_expires_at = NULL, ",
+    "wake_at = w.at, run_at = w.at, wake_event = NULL, event_payload = NULL ",
+    "FROM (SELECT COALESCE(?4, ",
+    now!(),
+    " + ?5) AS at) AS w",
+    if_running!()
+);
+
+/// Whether a run still owns its job. Binds 1 ns, 2 id, 3 seq.
+pub const RUN_OWNS: &str = concat!("SELECT 1 FROM tasque_jobs", if_running!());
+/// A stored event's payload. Binds 1 ns, 2 name.
+pub const GET_EVENT: &str = "SELECT payload FROM tasque_events WHERE ns = ?1 AND name = ?2";
+/// Ends a run by making its job wait for an event. Binds 1 ns, 2 id, 3 seq, 4 event name,
+/// 5 timeout ms (or NULL: no timeout).
+pub const WAIT_RUN: &str = concat!(
+    "UPDATE tasque_jobs SET state = 'waiting', run_seq = run_seq + 1, lease_expires_at = NULL, ",
+    "wake_event = ?4, event_payload = NULL, wake_at = ",
+    now!(),
+    " + ?5",
+    if_running!()
+);
+/// Stores an event, replacing an earlier payload. Binds 1 ns, 2 name, 3 payload JSON.
+pub const STORE_EVENT: &str = concat!(
+    "INSERT INTO tasque_events (ns, name, payload, emitted_at) VALUES (?1, ?2, ?3, ",
+    now!(),
+    ") ON CONFLICT (ns, name) DO UPDATE SET payload = excluded.payload, ",
+    "emitted_at = excluded.emitted_at"
+);
+/// Wakes every job waiting for an event: claimable now, carrying the payload. Binds 1 ns,
+/// 2 name, 3 payload JSON.
+pub const WAKE_WAITERS: &str = concat!(
+    "UPDATE tasque_jobs SET state = 'pending', run_at = ",
+    now!(),
+    ", wake_at = NULL, event_payload = ?3 ",
+    "WHERE ns = ?1 AND state = 'waiting' AND wake_event = ?2"
+);
+/// Whether a sleeping or waiting job is due. Binds 1 ns.
+pub const ANY_DUE: &str = concat!(
+    "SELECT EXISTS (SELECT 1 FROM tasque_jobs INDEXED BY tasque_jobs_wake WHERE ns = ?1 ",
+    "AND state IN ('sleeping', 'waiting') AND wake_at <= ",
+    now!(),
+    ")"
+);
+/// Makes due sleepers and timed-out waiters claimable (a timed-out waiter keeps its
+/// `wake_event` with no payload: its claim says it timed out). Binds 1 ns.
+pub const WAKE_DUE: &str = concat!(
+    "UPDATE tasque_jobs SET state = 'pending', run_at = wake_at, wake_at = NULL ",
+    "WHERE ns = ?1 AND state IN ('sleeping', 'waiting') AND wake_at <= ",
+    now!()
+);
+
+/// Sets a queue's concurrency limit, creating the queue if needed. Binds 1 ns, 2 name, 3 limit.
+pub const SET_QUEUE_LIMIT: &str = concat!(
+    "INSERT INTO tasque_queues (ns, name, concurrency_limit, created_at) VALUES (?1, ?2, ?3, ",
+    now!(),
+    ") ON CONFLICT (ns, name) DO UPDATE SET concurrency_limit = excluded.concurrency_limit"
+);
+/// Sets a queue's blocking mode and policy, creating the queue if needed. Binds 1 ns, 2 name,
+/// 3 blocking, 4 policy.
+pub const SET_QUEUE_BLOCKING: &str = concat!(
+    "INSERT INTO tasque_queues (ns, name, blocking, on_exhausted, created_at) ",
+    "VALUES (?1, ?2, ?3, ?4, ",
+    now!(),
+    ") ON CONFLICT (ns, name) DO UPDATE SET blocking = excluded.blocking, ",
+    "on_exhausted = excluded.on_exhausted"
+);
+/// The unpaused queues among a JSON list that have a limit or are blocking. Binds 1 ns,
+/// 2 JSON names.
+pub const GATED_QUEUES: &str = "SELECT name, concurrency_limit, blocking FROM tasque_queues
+    WHERE ns = ?1 AND paused = 0 AND (concurrency_limit IS NOT NULL OR blocking = 1)
+    AND name IN (SELECT value FROM json_each(?2)) ORDER BY name";
+/// How many jobs of a queue are running. Binds 1 ns, 2 queue.
+pub const RUNNING_IN_QUEUE: &str =
+    "SELECT COUNT(*) FROM tasque_jobs WHERE ns = ?1 AND queue = ?2 AND state = 'running'";
+/// A failed job holding its blocking queue. Binds 1 ns, 2 queue.
+pub const HOLDING_JOB: &str =
+    "SELECT id FROM tasque_jobs WHERE ns = ?1 AND queue = ?2 AND holds_queue = 1 ORDER BY id LIMIT 1";
+/// The head of a blocking queue (its oldest unfinished job), whether it is running, and
+/// whether it may start now. Binds 1 ns, 2 queue.
+pub const QUEUE_HEAD: &str = concat!(
+    "SELECT id, state = 'running', state = 'pending' AND run_at <= ",
+    now!(),
+    " AND (cancel_at IS NULL OR cancel_at > ",
+    now!(),
+    ") FROM tasque_jobs INDEXED BY tasque_jobs_unfinished WHERE ns = ?1 AND queue = ?2 ",
+    "AND state IN ('pending', 'running', 'sleeping', 'waiting') ORDER BY id LIMIT 1"
+);
+/// Cancels a failed job that holds its blocking queue. Binds 1 ns, 2 id.
+pub const CANCEL_HOLDING: &str = concat!(
+    "UPDATE tasque_jobs SET state = 'cancelled', holds_queue = 0, finished_at = ",
+    now!(),
+    ", failure = json_object('error', 'cancelled') ",
+    "WHERE ns = ?1 AND id = ?2 AND state = 'failed' AND holds_queue = 1"
+);
+
+/// Schema version 3: the columns and indexes of blocking queues, sleeps and events, and the
+/// trigger that deletes a job's checkpoints with it.
+pub const V3: &[&str] = &[
+    "ALTER TABLE tasque_queues ADD COLUMN on_exhausted TEXT NOT NULL DEFAULT 'continue'",
+    "ALTER TABLE tasque_jobs ADD COLUMN holds_queue INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX tasque_jobs_wake ON tasque_jobs (ns, wake_at)
+        WHERE state IN ('sleeping', 'waiting')",
+    "CREATE INDEX tasque_jobs_waiting ON tasque_jobs (ns, wake_event) WHERE state = 'waiting'",
+    "CREATE INDEX tasque_jobs_unfinished ON tasque_jobs (ns, queue, id)
+        WHERE state IN ('pending', 'running', 'sleeping', 'waiting')",
+    "CREATE INDEX tasque_jobs_holding ON tasque_jobs (ns, queue) WHERE holds_queue = 1",
+    "CREATE TRIGGER tasque_jobs_drop_checkpoints AFTER DELETE ON tasque_jobs BEGIN
+        DELETE FROM tasque_checkpoints WHERE ns = old.ns AND job_id = old.id;
+    END",
+];

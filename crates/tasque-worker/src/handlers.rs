@@ -1,0 +1,196 @@
+//! Handlers: typed functions registered by task name, and the context they get.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::context::JobContext;
+
+/// What a handler's run produced, as JSON: a result, or a failure reason.
+pub(crate) type HandlerResult = Result<Value, Value>;
+
+/// A handler future with its types erased.
+type ErasedFuture = Pin<Box<dyn Future<Output = HandlerResult> + Send>>;
+
+/// How a run's task in the in-process queue ended.
+#[derive(Debug)]
+pub(crate) enum RunOutput {
+    /// The handler returned.
+    Finished(HandlerResult),
+    /// The handler was stopped by its context: the run suspended (a sleep or an event wait,
+    /// already written to the store) or lost its lease. Nothing more is written.
+    Interrupted,
+}
+
+/// A started handler, ready to run in the in-process queue.
+pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = RunOutput> + Send>>;
+
+/// A handler with its types erased.
+trait ErasedHandler: Send + Sync {
+    /// Decodes `params` and starts the handler, or says why the params do not decode.
+    fn start(&self, context: JobContext, params: Value) -> Result<ErasedFuture, serde_json::Error>;
+}
+
+struct TypedHandler<F, P> {
+    function: F,
+    _params: std::marker::PhantomData<fn(P)>,
+}
+
+impl<F, P, Fut, R, E> ErasedHandler for TypedHandler<F, P>
+where
+    F: Fn(JobContext, P) -> Fut + Send + Sync + 'static,
+    P: DeserializeOwned + Send + 'static,
+    Fut: Future<Output = Result<R, E>> + Send + 'static,
+    R: Serialize + Send + 'static,
+    E: Display + Send + 'static,
+{
+    fn start(&self, context: JobContext, params: Value) -> Result<ErasedFuture, serde_json::Error> {
+        let params: P = serde_json::from_value(params)?;
+        let future = (self.function)(context, params);
+        Ok(Box::pin(async move {
+            match future.await {
+                Ok(result) => serde_json::to_value(result).map_err(
+                    |error| json!({ "kind": "unserializable_result", "error": error.to_string() }),
+                ),
+                Err(error) => Err(json!({ "kind": "error", "error": error.to_string() })),
+            }
+        }))
+    }
+}
+
+struct JsonHandler<F, P> {
+    function: F,
+    _params: std::marker::PhantomData<fn(P)>,
+}
+
+impl<F, P, Fut, R> ErasedHandler for JsonHandler<F, P>
+where
+    F: Fn(JobContext, P) -> Fut + Send + Sync + 'static,
+    P: DeserializeOwned + Send + 'static,
+    Fut: Future<Output = Result<R, Value>> + Send + 'static,
+    R: Serialize + Send + 'static,
+{
+    fn start(&self, context: JobContext, params: Value) -> Result<ErasedFuture, serde_json::Error> {
+        let params: P = serde_json::from_value(params)?;
+        let future = (self.function)(context, params);
+        Ok(Box::pin(async move {
+            let result = future.await?;
+            serde_json::to_value(result).map_err(
+                |error| json!({ "kind": "unserializable_result", "error": error.to_string() }),
+            )
+        }))
+    }
+}
+
+/// The handlers a worker knows, by task name. Cheap to clone; clones share the
+/// set, so handlers can be learned and forgotten while the worker runs.
+#[derive(Clone, Default)]
+pub struct Handlers {
+    by_name: Arc<RwLock<HashMap<String, Arc<dyn ErasedHandler>>>>,
+}
+
+impl Handlers {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `function` for jobs whose task name is `task`, replacing any
+    /// earlier handler of that name.
+    ///
+    /// The job's params are decoded into `P` (a job whose params do not decode
+    /// fails its attempt with a clear reason); `Ok(R)` completes the job with `R`
+    /// as its JSON result; `Err(E)` fails the attempt with `E`'s message, and the
+    /// job's retry options decide what happens next.
+    pub fn learn<P, R, E, F, Fut>(&self, task: impl Into<String>, function: F) -> &Self
+    where
+        F: Fn(JobContext, P) -> Fut + Send + Sync + 'static,
+        P: DeserializeOwned + Send + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        R: Serialize + Send + 'static,
+        E: Display + Send + 'static,
+    {
+        let handler = TypedHandler {
+            function,
+            _params: std::marker::PhantomData,
+        };
+        self.by_name.write().insert(task.into(), Arc::new(handler));
+        self
+    }
+
+    /// Like [`learn`](Handlers::learn), for handlers that describe their
+    /// failures as JSON: `Err(reason)` is recorded as the attempt's reason as
+    /// it is (e.g. `{"exit_code": 3, "stderr_tail": "..."}`).
+    pub fn learn_json<P, R, F, Fut>(&self, task: impl Into<String>, function: F) -> &Self
+    where
+        F: Fn(JobContext, P) -> Fut + Send + Sync + 'static,
+        P: DeserializeOwned + Send + 'static,
+        Fut: Future<Output = Result<R, Value>> + Send + 'static,
+        R: Serialize + Send + 'static,
+    {
+        let handler = JsonHandler {
+            function,
+            _params: std::marker::PhantomData,
+        };
+        self.by_name.write().insert(task.into(), Arc::new(handler));
+        self
+    }
+
+    /// Forgets the handler of `task`; its jobs are deferred from now on.
+    pub fn forget(&self, task: &str) -> &Self {
+        self.by_name.write().remove(task);
+        self
+    }
+
+    /// Whether a handler is registered for `task`.
+    pub fn knows(&self, task: &str) -> bool {
+        self.by_name.read().contains_key(task)
+    }
+
+    /// The registered task names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.by_name.read().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Starts the handler of the claim's task: `None` for an unknown task,
+    /// `Some(Err)` when the params do not decode.
+    ///
+    /// The handler races its context's interruption: when a workflow call suspends the run
+    /// (or finds its lease lost), the handler's future is dropped at once, so the slot frees
+    /// without waiting for the handler to notice.
+    pub(crate) fn start(
+        &self,
+        context: JobContext,
+        params: Value,
+    ) -> Option<Result<HandlerFuture, serde_json::Error>> {
+        let handler = self.by_name.read().get(context.task()).cloned()?;
+        let run = context.run_state();
+        let started = handler.start(context, params).map(|future| {
+            Box::pin(async move {
+                tokio::select! {
+                    biased;
+                    _ = run.interrupted() => RunOutput::Interrupted,
+                    result = future => RunOutput::Finished(result),
+                }
+            }) as HandlerFuture
+        });
+        Some(started)
+    }
+}
+
+impl std::fmt::Debug for Handlers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handlers")
+            .field("names", &self.names())
+            .finish()
+    }
+}

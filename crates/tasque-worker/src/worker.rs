@@ -1,0 +1,474 @@
+//! The worker: claims jobs, runs them through the in-process queue, reports.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tasque_core::{ExitReason, Outcome, Queue, TaskHandle, TaskOptions, Timeout};
+use tasque_durable::{Claim, ClaimParams, JobFilter, JobState, Store};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::Settings;
+use crate::context::{Interruption, JobContext};
+use crate::handlers::RunOutput;
+use crate::inflight::{Abort, InFlight};
+use crate::report::{self, Reports, Tally, Verdict};
+use crate::stop::Stop;
+use crate::{maintenance, Error, Handlers, WorkerBuilder, WorkerStats};
+
+/// A durable worker, built by [`Worker::builder`] and started by [`Worker::start`].
+pub struct Worker {
+    store: Arc<dyn Store>,
+    handlers: Handlers,
+    settings: Settings,
+}
+
+impl Worker {
+    /// Starts configuring a worker on `store`.
+    pub fn builder(store: Arc<dyn Store>) -> WorkerBuilder {
+        WorkerBuilder::new(store)
+    }
+
+    pub(crate) fn new(store: Arc<dyn Store>, handlers: Handlers, settings: Settings) -> Self {
+        Worker {
+            store,
+            handlers,
+            settings,
+        }
+    }
+
+    /// The handler set; learn and forget handlers through it at any time.
+    pub fn handlers(&self) -> &Handlers {
+        &self.handlers
+    }
+
+    /// Starts claiming and running jobs in the background (inside a tokio
+    /// runtime). Stop it with [`RunningWorker::shutdown`].
+    pub fn start(self) -> Result<RunningWorker, Error> {
+        let settings = Arc::new(self.settings);
+        let queue = Queue::builder(format!("tasque-worker:{}", settings.worker_id))
+            .max_concurrency(settings.concurrency)
+            .build()?;
+        let tally = Arc::new(Tally::default());
+        let (reports, receiver) = report::channel(tally.clone());
+        let shared = Arc::new(Shared {
+            store: self.store,
+            handlers: self.handlers,
+            settings: settings.clone(),
+            queue,
+            inflight: Arc::new(InFlight::default()),
+            slots: Arc::new(Semaphore::new(settings.concurrency)),
+            stop_claiming: Stop::default(),
+            wake: Arc::new(Notify::new()),
+            idle: Notify::new(),
+            tally: tally.clone(),
+        });
+        let maintenance_stop = Arc::new(Stop::default());
+        let reporter = tokio::spawn(report::run(
+            shared.store.clone(),
+            receiver,
+            tally,
+            report::Options {
+                batch_size: settings.completion_batch,
+                delete_on_success: settings.delete_on_success,
+                written: shared.wake.clone(),
+            },
+        ));
+        let mut services = vec![
+            tokio::spawn(maintenance::heartbeat(
+                shared.store.clone(),
+                shared.inflight.clone(),
+                shared.queue.clone(),
+                settings.heartbeat_interval,
+                settings.lease,
+                maintenance_stop.clone(),
+            )),
+            tokio::spawn(maintenance::rescuer(
+                shared.store.clone(),
+                settings.rescue_interval,
+                maintenance_stop.clone(),
+            )),
+        ];
+        if let Some(age) = settings.clean_after {
+            services.push(tokio::spawn(maintenance::cleaner(
+                shared.store.clone(),
+                age,
+                maintenance_stop.clone(),
+            )));
+        }
+        if let Some(wakeups) = shared.store.subscribe_wakeups() {
+            services.push(tokio::spawn(forward_wakeups(
+                wakeups,
+                shared.clone(),
+                maintenance_stop.clone(),
+            )));
+        }
+        let claimer = tokio::spawn(claim_loop(shared.clone(), reports));
+        Ok(RunningWorker {
+            shared,
+            claimer,
+            reporter,
+            services,
+            maintenance_stop,
+        })
+    }
+}
+
+/// What a worker's loops share.
+struct Shared {
+    store: Arc<dyn Store>,
+    handlers: Handlers,
+    settings: Arc<Settings>,
+    queue: Queue,
+    inflight: Arc<InFlight>,
+    slots: Arc<Semaphore>,
+    stop_claiming: Stop,
+    /// Wakes an idle claim loop early (a slot freed, an outcome written, a job
+    /// announced).
+    wake: Arc<Notify>,
+    /// Signalled when a claim found nothing and nothing is in flight.
+    idle: Notify,
+    tally: Arc<Tally>,
+}
+
+/// A started worker.
+pub struct RunningWorker {
+    shared: Arc<Shared>,
+    claimer: JoinHandle<()>,
+    reporter: JoinHandle<()>,
+    services: Vec<JoinHandle<()>>,
+    maintenance_stop: Arc<Stop>,
+}
+
+/// What a graceful shutdown did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShutdownReport {
+    /// Runs still going at the deadline, aborted and given back (claimable at once).
+    pub released: usize,
+}
+
+impl RunningWorker {
+    /// The worker's id, as recorded on the jobs it claims.
+    pub fn worker_id(&self) -> &str {
+        &self.shared.settings.worker_id
+    }
+
+    /// The handler set; learn and forget handlers through it at any time.
+    pub fn handlers(&self) -> &Handlers {
+        &self.shared.handlers
+    }
+
+    /// Counts of what this worker did so far.
+    pub fn stats(&self) -> WorkerStats {
+        let tally = &self.shared.tally;
+        let read = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        WorkerStats {
+            running: self.shared.inflight.len(),
+            completed: read(&tally.completed),
+            failed: read(&tally.failed),
+            deferred: read(&tally.deferred),
+            suspended: read(&tally.suspended),
+            released: read(&tally.released),
+            aborted: read(&tally.dropped),
+            stale: read(&tally.stale),
+            store_errors: read(&tally.store_errors),
+        }
+    }
+
+    /// Wakes the worker if it is waiting for its next poll (e.g. after a
+    /// local enqueue, or a notification from the database).
+    pub fn wake(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// Waits until no job in the worker's queues is ready or running and every
+    /// outcome is written, or `limit` passes; true if it became empty. With
+    /// `include_scheduled`, jobs scheduled for later (e.g. retries waiting out
+    /// their backoff) and sleeping jobs (which wake at a known time) count as
+    /// work still to do. Jobs waiting for an event never do: nothing says when
+    /// (or whether) it will be emitted.
+    pub async fn wait_until_empty(&self, include_scheduled: bool, limit: Duration) -> bool {
+        let deadline = deadline_after(limit);
+        let mut states = vec![JobState::Available, JobState::Running];
+        if include_scheduled {
+            states.extend([JobState::Scheduled, JobState::Sleeping]);
+        }
+        loop {
+            let idle = self.shared.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            let written = self.shared.tally.pending.load(Ordering::SeqCst) == 0;
+            if written && self.shared.inflight.len() == 0 && self.nothing_to_do(&states).await {
+                return true;
+            }
+            let wait = self.shared.settings.poll_interval;
+            let woken = tokio::time::timeout_at(deadline.min(Instant::now() + wait), idle).await;
+            if woken.is_err() && Instant::now() >= deadline {
+                return false;
+            }
+        }
+    }
+
+    /// Whether no job in the worker's unpaused queues is in `states` (jobs
+    /// of a paused queue cannot be worked, so they do not count).
+    async fn nothing_to_do(&self, states: &[JobState]) -> bool {
+        let Ok(queues) = self.shared.store.list_queues().await else {
+            return false;
+        };
+        let active: Vec<String> = self
+            .shared
+            .settings
+            .queues
+            .iter()
+            .filter(|name| !queues.iter().any(|q| &q.name == *name && q.paused))
+            .cloned()
+            .collect();
+        if active.is_empty() {
+            return true;
+        }
+        let filter = JobFilter::all().states(states.to_vec()).queues(active);
+        matches!(self.shared.store.count(filter).await, Ok(0))
+    }
+
+    /// Stops gracefully: no more claims; running jobs may finish within
+    /// `grace`; those still running then are aborted and released (claimable
+    /// at once, no attempt counted). Every outcome is written before this
+    /// returns.
+    pub async fn shutdown(self, grace: Duration) -> ShutdownReport {
+        let shared = &self.shared;
+        shared.stop_claiming.raise();
+        let _ = self.claimer.await;
+        let deadline = deadline_after(grace);
+        let mut released = 0;
+        if !shared.inflight.wait_empty(deadline).await {
+            let tasks = shared.inflight.abort_all(Abort::Released);
+            released = tasks.len();
+            for task in &tasks {
+                shared.queue.cancel(task);
+            }
+            shared
+                .inflight
+                .wait_empty(Instant::now() + Duration::from_secs(5))
+                .await;
+        }
+        self.maintenance_stop.raise();
+        for service in self.services {
+            let _ = service.await;
+        }
+        let _ = self.reporter.await;
+        shared.queue.shutdown(Duration::ZERO).await;
+        ShutdownReport { released }
+    }
+}
+
+/// `limit` from now, saturating far in the future (`Duration::MAX` = no limit).
+fn deadline_after(limit: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(60 * 60 * 24 * 365 * 30);
+    let now = Instant::now();
+    now.checked_add(limit).unwrap_or_else(|| now + FAR)
+}
+
+/// Claims while there are free slots; waits for the poll interval when idle.
+async fn claim_loop(shared: Arc<Shared>, reports: Reports) {
+    let settings = shared.settings.clone();
+    while !shared.stop_claiming.is_raised() {
+        let free = shared.slots.available_permits();
+        if free == 0 {
+            tokio::select! {
+                _ = shared.stop_claiming.raised() => break,
+                permit = shared.slots.acquire() => drop(permit),
+            }
+            continue;
+        }
+        let batch = settings.poll_limit.min(settings.concurrency);
+        if free < batch && shared.inflight.len() > 0 {
+            // Some slots are busy: give them up to CLAIM_LINGER to free up too,
+            // so a busy worker claims full batches instead of one job at a time
+            // (each claim is a round trip; on SQLite, a turn of the one writer).
+            linger(&shared, batch).await;
+        }
+        let free = shared.slots.available_permits();
+        let limit = free.min(settings.poll_limit);
+        let params = ClaimParams {
+            queues: settings.queues.clone(),
+            limit: limit as u32,
+            lease: settings.lease,
+            worker_id: settings.worker_id.clone(),
+            order: settings.order,
+        };
+        let claims = match shared.store.claim(params).await {
+            Ok(claims) => claims,
+            Err(error) => {
+                tracing::warn!(%error, "claim failed; retrying after the poll interval");
+                if shared.stop_claiming.sleep(settings.poll_interval).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        let got = claims.len();
+        for claim in claims {
+            dispatch(&shared, &reports, claim);
+        }
+        if got < limit {
+            if got == 0 && shared.inflight.len() == 0 {
+                shared.idle.notify_waiters();
+            }
+            tokio::select! {
+                _ = shared.stop_claiming.raised() => break,
+                _ = shared.wake.notified() => {}
+                _ = tokio::time::sleep(settings.poll_interval) => {}
+            }
+        }
+    }
+}
+
+/// Wakes the idle claim loop when the store announces a ready job in one of
+/// the worker's queues (an empty name, or a lagging receiver, means any
+/// queue). `Notify` keeps one wake-up for a loop that is busy claiming, so an
+/// announcement is never lost between two waits; polling stays the fallback.
+async fn forward_wakeups(
+    mut wakeups: tokio::sync::broadcast::Receiver<String>,
+    shared: Arc<Shared>,
+    stop: Arc<Stop>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let announced = tokio::select! {
+            _ = stop.raised() => return,
+            announced = wakeups.recv() => announced,
+        };
+        match announced {
+            Ok(queue) if !queue.is_empty() && !shared.settings.queues.contains(&queue) => {}
+            Ok(_) | Err(RecvError::Lagged(_)) => shared.wake.notify_one(),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Waits up to [`CLAIM_LINGER`] for at least `wanted` slots to be free (or for
+/// nothing to be in flight any more).
+async fn linger(shared: &Shared, wanted: usize) {
+    let deadline = Instant::now() + CLAIM_LINGER;
+    while shared.slots.available_permits() < wanted
+        && shared.inflight.len() > 0
+        && Instant::now() < deadline
+    {
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// How long a busy worker waits for more free slots before claiming.
+const CLAIM_LINGER: Duration = Duration::from_millis(5);
+
+/// Starts one claimed run: defers unknown tasks, fails undecodable params,
+/// otherwise runs the handler in the in-process queue.
+fn dispatch(shared: &Arc<Shared>, reports: &Reports, claim: Claim) {
+    let run = claim.run_id;
+    let context = JobContext::new(&claim, shared.store.clone(), shared.settings.lease);
+    let started = match shared.handlers.start(context.clone(), claim.params) {
+        None => {
+            tracing::warn!(%run, task = %claim.task, "no handler for this task; deferring");
+            reports.send(run, Verdict::Defer(shared.settings.defer_unknown));
+            return;
+        }
+        Some(Err(error)) => {
+            let reason = json!({ "kind": "invalid_params", "error": format!("params do not decode: {error}") });
+            reports.send(run, Verdict::Fail(reason));
+            return;
+        }
+        Some(Ok(future)) => future,
+    };
+    let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
+        // Cannot happen: only this loop takes slots, and it claimed no more
+        // than were free. Give the run back rather than overrun the budget.
+        reports.send(run, Verdict::Release);
+        return;
+    };
+    let timeout = claim.timeout.map_or(Timeout::Infinity, Timeout::After);
+    let options = TaskOptions::new().timeout(timeout);
+    let enqueued = shared.inflight.insert_with(run, || {
+        shared
+            .queue
+            .enqueue_with(options, started)
+            .map(|handle| (handle.task_ref().clone(), handle))
+    });
+    match enqueued {
+        Ok(handle) => {
+            let (shared, reports) = (shared.clone(), reports.clone());
+            tokio::spawn(await_outcome(
+                shared,
+                reports,
+                run,
+                handle,
+                context,
+                permit,
+                claim.timeout,
+            ));
+        }
+        Err(error) => {
+            tracing::error!(%run, %error, "in-process queue refused the job; releasing it");
+            reports.send(run, Verdict::Release);
+        }
+    }
+}
+
+/// Waits for a run's outcome, frees its slot and reports it.
+async fn await_outcome(
+    shared: Arc<Shared>,
+    reports: Reports,
+    run: tasque_durable::RunId,
+    handle: TaskHandle<RunOutput>,
+    context: JobContext,
+    permit: OwnedSemaphorePermit,
+    timeout: Option<Duration>,
+) {
+    let outcome = handle.await;
+    let abort = shared.inflight.remove(run);
+    drop(permit);
+    shared.wake.notify_one();
+    reports.send(run, verdict(outcome, abort, &context, timeout));
+}
+
+/// Decides what to write for a finished run. A run its context interrupted (suspended by a
+/// workflow call, or found stale by one) writes nothing, whatever else happened.
+fn verdict(
+    outcome: Outcome<RunOutput>,
+    abort: Option<Abort>,
+    context: &JobContext,
+    timeout: Option<Duration>,
+) -> Verdict {
+    match context.interruption() {
+        Some(Interruption::Suspended) => return Verdict::Suspended,
+        Some(Interruption::Lost) => return Verdict::Drop,
+        None => {}
+    }
+    match (abort, outcome) {
+        (Some(Abort::Released), _) => Verdict::Release,
+        (Some(Abort::Cancelled | Abort::LeaseLost), _) => Verdict::Drop,
+        (None, Outcome::Ok(RunOutput::Interrupted)) => Verdict::Drop,
+        (None, Outcome::Ok(RunOutput::Finished(Ok(result)))) => match context.snoozed() {
+            Some(delay) => Verdict::Defer(delay),
+            None => Verdict::Complete(result),
+        },
+        (None, Outcome::Ok(RunOutput::Finished(Err(reason)))) => Verdict::Fail(reason),
+        (None, Outcome::Exit(ExitReason::Panicked(message))) => {
+            Verdict::Fail(json!({ "kind": "panic", "error": message }))
+        }
+        (None, Outcome::Exit(ExitReason::Timeout)) => Verdict::Fail(json!({
+            "kind": "timeout",
+            "error": format!("run exceeded its timeout of {:?}", timeout.unwrap_or_default()),
+        })),
+        (None, Outcome::Exit(ExitReason::Cancelled)) => Verdict::Drop,
+        (None, Outcome::Exit(reason)) => {
+            tracing::warn!(%reason, "in-process queue stopped the run; releasing it");
+            Verdict::Release
+        }
+    }
+}

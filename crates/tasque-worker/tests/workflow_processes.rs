@@ -1,0 +1,58 @@
+//! Workflows with real worker processes on one SQLite file: a worker killed (SIGKILL) between
+//! steps, a queue limit across processes, a blocking queue across processes. The cases are
+//! shared with the PostgreSQL engine (`support/processes.rs`); the child workers are this test
+//! binary started again (see there).
+
+#[path = "support/processes.rs"]
+mod processes;
+
+use std::sync::Arc;
+
+use processes::Harness;
+use tasque_durable::Store;
+use tasque_sqlite::SqliteStore;
+
+/// The name of [`child_worker_process`], which children are started with.
+const ENTRY: &str = "child_worker_process";
+
+/// Not a test: the body of a child worker process, doing nothing unless `TASQUE_CHILD` is set.
+#[test]
+fn child_worker_process() {
+    if !processes::is_child() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let path = std::env::var("TASQUE_CHILD_SQLITE").expect("TASQUE_CHILD_SQLITE");
+        let store = SqliteStore::open(path).await.expect("open the store");
+        processes::run_child(Arc::new(store)).await;
+    });
+}
+
+async fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.migrate().await.unwrap();
+    Harness {
+        store: Arc::new(store),
+        store_env: vec![("TASQUE_CHILD_SQLITE".into(), path.display().to_string())],
+        entry: ENTRY,
+        dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_worker_killed_between_steps_resumes_after_lease_expiry() {
+    processes::killed_worker_resumes_from_checkpoints(&harness().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_limit_2_holds_across_3_worker_processes() {
+    processes::queue_limit_holds_across_worker_processes(&harness().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_queue_runs_in_order_across_3_worker_processes() {
+    processes::blocking_queue_runs_in_order_across_worker_processes(&harness().await).await;
+}
