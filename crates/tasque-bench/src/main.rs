@@ -1,6 +1,8 @@
-//! `bench SUITE [--quick]`: runs one benchmark suite and prints each figure as
+//! `bench SUITE [--quick] [--vs-postgres]`: runs one benchmark suite and prints each figure as
 //! `bench: NAME VALUE UNIT`, and each comparison with the same-run baseline as
 //! `bench: NAME_vs_BASELINE RATIO x` (above 1 means faster than the baseline).
+//! `--vs-postgres` (suite `mysql` only) adds back-to-back 500-slot burn-downs on MySQL and
+//! PostgreSQL and their ratio (see `mysql_suite`).
 
 mod amqp_suite;
 mod burn;
@@ -21,12 +23,19 @@ fn main() -> Result<()> {
     }
     let mut suite = None;
     let mut quick = false;
+    let mut vs_postgres = false;
     for argument in std::env::args().skip(1) {
         match argument.as_str() {
             "--quick" => quick = true,
+            "--vs-postgres" => vs_postgres = true,
             name if suite.is_none() => suite = Some(name.to_owned()),
-            other => bail!("unexpected argument {other:?}; usage: bench SUITE [--quick]"),
+            other => {
+                bail!("unexpected argument {other:?}; usage: bench SUITE [--quick] [--vs-postgres]")
+            }
         }
+    }
+    if vs_postgres && suite.as_deref() != Some("mysql") {
+        bail!("--vs-postgres goes with the mysql suite only");
     }
     match suite.as_deref() {
         Some("core") => core_suite::run(quick),
@@ -34,7 +43,7 @@ fn main() -> Result<()> {
         Some("sqlite") => sqlite_suite::run(quick),
         Some("postgres") => postgres_suite::run(quick),
         Some("workflow") => workflow_suite::run(quick),
-        Some("mysql") => mysql_suite::run(quick),
+        Some("mysql") => mysql_suite::run(quick, vs_postgres),
         Some(other) => {
             bail!("unknown suite {other:?}; suites: core, sqlite, postgres, mysql, workflow, amqp")
         }

@@ -13,17 +13,27 @@
 //!   woken in-process (MySQL has no LISTEN/NOTIFY); jobs are spawned one at a time; the time
 //!   from the spawn's commit (its call returning) to the handler's start, p50 and p99.
 //!
+//! - With `--vs-postgres`, the engines side by side on this machine: [`ROUNDS`] rounds, each a
+//!   500-slot burn-down of the same number of jobs on MySQL and on PostgreSQL back to back
+//!   (which goes first alternates), then `mysql_work_500_slots_median_jobs_per_s` and
+//!   `postgres_work_500_slots_jobs_per_s` (medians over the rounds) and
+//!   `mysql_work_500_slots_vs_postgres`, the median of the rounds' MySQL/PostgreSQL ratios
+//!   (1 is parity; the goal is at least 0.667, within 1.5x of PostgreSQL).
+//!
 //! The server is `TASQUE_TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`);
-//! everything lives in tables with a random prefix, dropped at the end.
+//! everything lives in tables with a random prefix, dropped at the end. PostgreSQL (for
+//! `--vs-postgres`) is `TASQUE_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`), in schemas with the same random prefix.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use sqlx::MySqlPool;
+use sqlx::{MySqlPool, PgPool};
 use tasque_durable::{Spawn, Store};
 use tasque_mysql::{MySqlConfig, MySqlStore};
+use tasque_postgres::{PostgresConfig, PostgresStore};
 use tasque_worker::{Handlers, JobContext, Worker};
 use tokio::sync::mpsc;
 
@@ -43,8 +53,11 @@ struct Sizes {
 /// Slots of the headline burn-down.
 const SLOTS: usize = 50;
 
-/// Runs the suite.
-pub fn run(quick: bool) -> Result<()> {
+/// Rounds of the `--vs-postgres` comparison.
+const ROUNDS: usize = 3;
+
+/// Runs the suite; `vs_postgres` adds the side-by-side comparison with PostgreSQL.
+pub fn run(quick: bool, vs_postgres: bool) -> Result<()> {
     let sizes = if quick {
         Sizes {
             raw: 500,
@@ -67,7 +80,13 @@ pub fn run(quick: bool) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(suite(sizes))
+    runtime.block_on(async {
+        suite(&sizes).await?;
+        if vs_postgres {
+            versus_postgres(sizes.burn_down_500).await?;
+        }
+        Ok(())
+    })
 }
 
 fn url() -> String {
@@ -75,13 +94,13 @@ fn url() -> String {
         .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_string())
 }
 
-async fn suite(sizes: Sizes) -> Result<()> {
+async fn suite(sizes: &Sizes) -> Result<()> {
     let prefix = format!("tqbench{:08x}_", rand::random::<u32>());
     let admin = MySqlPool::connect(&url())
         .await
         .with_context(|| format!("MySQL/MariaDB at {} (set TASQUE_TEST_MYSQL_URL)", url()))?;
     let mut stores = Vec::new();
-    let outcome = measure(&sizes, &prefix, &admin, &mut stores).await;
+    let outcome = measure(sizes, &prefix, &admin, &mut stores).await;
     for store in stores {
         store.drop_tables().await?;
         store.close().await;
@@ -208,4 +227,105 @@ async fn latency(store: &MySqlStore, n: usize) -> Result<(f64, f64)> {
     samples.sort_by(f64::total_cmp);
     let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
     Ok((pick(0.5), pick(0.99)))
+}
+
+fn postgres_url() -> String {
+    std::env::var("TASQUE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// The `--vs-postgres` comparison: [`ROUNDS`] rounds of back-to-back 500-slot burn-downs of
+/// `n` jobs on each engine, each in a fresh namespace.
+async fn versus_postgres(n: usize) -> Result<()> {
+    let prefix = format!("tqvs{:08x}_", rand::random::<u32>());
+    let postgres = PgPool::connect(&postgres_url()).await.with_context(|| {
+        format!(
+            "PostgreSQL at {} (set TASQUE_TEST_POSTGRES_URL)",
+            postgres_url()
+        )
+    })?;
+    let mut stores = Vec::new();
+    let outcome = rounds(n, &prefix, &mut stores).await;
+    for store in stores {
+        store.drop_tables().await?;
+        store.close().await;
+    }
+    let schemas: Vec<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, $1)")
+            .bind(&prefix)
+            .fetch_all(&postgres)
+            .await?;
+    for schema in schemas {
+        sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .execute(&postgres)
+            .await?;
+    }
+    postgres.close().await;
+    let (mysql, postgres, ratios) = outcome?;
+    figure(
+        "mysql_work_500_slots_median_jobs_per_s",
+        median(mysql),
+        "jobs/s",
+    );
+    figure(
+        "postgres_work_500_slots_jobs_per_s",
+        median(postgres),
+        "jobs/s",
+    );
+    println!(
+        "bench: mysql_work_500_slots_vs_postgres {:.3} x",
+        median(ratios)
+    );
+    Ok(())
+}
+
+/// Runs the rounds: (MySQL figures, PostgreSQL figures, per-round MySQL/PostgreSQL ratios).
+async fn rounds(
+    n: usize,
+    prefix: &str,
+    stores: &mut Vec<MySqlStore>,
+) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    let (mut mysql, mut postgres, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let (my, pg) = if round % 2 == 0 {
+            let my = mysql_500(prefix, round, n, stores).await?;
+            (my, postgres_500(prefix, round, n).await?)
+        } else {
+            let pg = postgres_500(prefix, round, n).await?;
+            (mysql_500(prefix, round, n, stores).await?, pg)
+        };
+        mysql.push(my);
+        postgres.push(pg);
+        ratios.push(my / pg);
+    }
+    Ok((mysql, postgres, ratios))
+}
+
+async fn mysql_500(
+    prefix: &str,
+    round: usize,
+    n: usize,
+    stores: &mut Vec<MySqlStore>,
+) -> Result<f64> {
+    let engine = store(prefix, &format!("vs{round}"), stores).await?;
+    spawn_batches(&engine, n).await?;
+    burn_down(&engine, n, 500).await
+}
+
+async fn postgres_500(prefix: &str, round: usize, n: usize) -> Result<f64> {
+    let config = PostgresConfig::new(postgres_url())
+        .with_schema_prefix(prefix)
+        .with_namespace(format!("vs{round}"));
+    let engine = PostgresStore::connect(config).await?;
+    engine.migrate().await?;
+    spawn_batches(&engine, n).await?;
+    let work = burn_down(&engine, n, 500).await;
+    engine.close().await;
+    work
+}
+
+/// The median of some figures.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
