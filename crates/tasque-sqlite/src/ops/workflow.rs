@@ -38,40 +38,26 @@ impl SqliteStore {
             .collect()
     }
 
-    /// Extends the run's lease and stores the checkpoint in one write transaction.
+    /// Stores the checkpoint and extends the run's lease, in one request to the writer.
     pub(crate) async fn write_checkpoint(&self, params: SetCheckpoint) -> Result<DateTime<Utc>> {
         validate_step_name(&params.name)?;
         positive("extend_lease", params.extend_lease)?;
         let value = encode_payload("checkpoint", &params.value, &self.limits)?;
         let run = params.run;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(sql_err)?;
-        let lease = sqlx::query(queries::EXTEND_LEASE)
-            .bind(&*self.ns)
-            .bind(run.job.0)
-            .bind(run.seq)
-            .bind(ms(params.extend_lease))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(sql_err)?;
-        let Some(lease) = lease else {
-            drop(tx);
-            return Err(rejection_error(run, self.diagnose(run).await?));
-        };
-        sqlx::query(queries::UPSERT_CHECKPOINT)
+        let lease = sqlx::query(queries::WRITE_CHECKPOINT)
             .bind(&*self.ns)
             .bind(run.job.0)
             .bind(run.seq)
             .bind(&params.name)
             .bind(value)
-            .execute(&mut *tx)
+            .bind(ms(params.extend_lease))
+            .fetch_optional(&self.pool)
             .await
             .map_err(sql_err)?;
-        tx.commit().await.map_err(sql_err)?;
-        rows::time(lease.try_get(0).map_err(sql_err)?)
+        match lease {
+            Some(lease) => rows::time(lease.try_get(0).map_err(sql_err)?),
+            None => Err(rejection_error(run, self.diagnose(run).await?)),
+        }
     }
 
     /// Suspends a run's job until a time.

@@ -3,14 +3,27 @@
 /// Every checkpoint of a job. Binds 1 ns, 2 job id.
 pub const GET_CHECKPOINTS: &str = "SELECT step, state, run_seq, updated_at FROM tasque_checkpoints
     WHERE ns = ?1 AND job_id = ?2 ORDER BY step";
-/// Stores a checkpoint (run by the same transaction that extended the run's lease, so only an
-/// owning run writes). Binds 1 ns, 2 job id, 3 run_seq, 4 step, 5 state JSON.
-pub const UPSERT_CHECKPOINT: &str = concat!(
+/// Stores a checkpoint if the run still owns its job, then extends the run's lease. Binds
+/// 1 ns, 2 job id, 3 run_seq, 4 step, 5 state JSON, 6 lease ms.
+///
+/// Two statements sent as one request (one hand-off to the connection's thread, each its own
+/// short write transaction): the insert is guarded by the run, so a stale run stores nothing;
+/// the update returns the new lease only while the run still owns the job. A run that loses
+/// its job between the two stored its checkpoint while it still owned it, and is told its
+/// lease is lost.
+pub const WRITE_CHECKPOINT: &str = concat!(
     "INSERT INTO tasque_checkpoints (ns, job_id, step, state, run_seq, updated_at) ",
-    "VALUES (?1, ?2, ?4, ?5, ?3, ",
+    "SELECT ?1, ?2, ?4, ?5, ?3, ",
     now!(),
-    ") ON CONFLICT (ns, job_id, step) DO UPDATE SET state = excluded.state, ",
-    "run_seq = excluded.run_seq, updated_at = excluded.updated_at"
+    " FROM tasque_jobs",
+    if_running!(),
+    " ON CONFLICT (ns, job_id, step) DO UPDATE SET state = excluded.state, ",
+    "run_seq = excluded.run_seq, updated_at = excluded.updated_at; ",
+    "UPDATE tasque_jobs SET lease_expires_at = ",
+    now!(),
+    " + ?6",
+    if_running!(),
+    " RETURNING lease_expires_at"
 );
 
 /// Ends a run by suspending its job until a time, attempt not counted. Binds 1 ns, 2 id,
