@@ -108,8 +108,10 @@ pub async fn blocking_queue_runs_one_job_at_a_time_in_order(b: &dyn Backend) {
 pub async fn blocking_queue_failure_holds_the_jobs_behind_it(b: &dyn Backend) {
     let store = b.open("main").await;
     blocking(&*store, "serial", BlockedPolicy::Continue).await;
+    // Long enough that the checks below always run before the retry is due, even on a
+    // loaded machine.
     let retry = RetryStrategy::Fixed {
-        delay: Duration::from_millis(200),
+        delay: Duration::from_secs(1),
     };
     let ids = spawn_n(&*store, "serial", 2, SpawnOptions::new().with_retry(retry)).await;
     store.spawn(job("free", "work", 1)).await.unwrap();

@@ -94,9 +94,11 @@ pub async fn sleep_frees_the_run_and_wakes_at_its_time(b: &dyn Backend) {
     let store = b.open("main").await;
     let spawned = store.spawn(job("default", "work", 1)).await.unwrap();
     let claim = claim_one(&*store, "default").await;
+    // Long enough that the checks below always run before the wake time, even on a loaded
+    // machine.
     let params = SleepParams {
         run: claim.run_id,
-        until: RunAt::After(Duration::from_millis(300)),
+        until: RunAt::After(Duration::from_secs(1)),
     };
     store.sleep_until(params).await.unwrap();
     let info = store.get_job(spawned.job_id).await.unwrap();
