@@ -230,14 +230,14 @@ async fn heartbeats_keep_a_long_job_leased_past_its_lease() {
         let counter = counter.clone();
         async move {
             counter.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(800)).await;
+            tokio::time::sleep(Duration::from_millis(1500)).await;
             Ok::<(), String>(())
         }
     });
     let job = spawn(&f.store, "long", json!({}), SpawnOptions::new()).await;
     let worker = Worker::builder(f.store.clone())
         .handlers(handlers)
-        .lease(Duration::from_millis(200))
+        .lease(Duration::from_millis(600))
         .poll_interval(Duration::from_millis(10))
         .build()
         .unwrap()
