@@ -6,8 +6,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::model::Spawn;
+use crate::model::{JobFilter, Spawn};
 use crate::options::{CancellationPolicy, RetryStrategy, RunAt, SpawnOptions};
+use crate::store::ClaimParams;
 
 /// Longest queue, task, worker or namespace name, in bytes.
 pub const MAX_NAME_LEN: usize = 128;
@@ -210,6 +211,31 @@ pub fn validate_queue_limit(limit: Option<u32>) -> Result<()> {
         )),
         _ => Ok(()),
     }
+}
+
+/// Checks the names a job filter matches on (queues and tasks).
+pub fn validate_filter(filter: &JobFilter) -> Result<()> {
+    for queue in &filter.queues {
+        validate_name("queue", queue)?;
+    }
+    for task in &filter.tasks {
+        validate_name("task", task)?;
+    }
+    Ok(())
+}
+
+/// Checks a claim: at least one queue, valid queue and worker names, a limit of at least one
+/// job and a positive lease.
+pub fn validate_claim(params: &ClaimParams) -> Result<()> {
+    if params.queues.is_empty() {
+        return Err(Error::invalid_option("queues", "name at least one queue"));
+    }
+    for queue in &params.queues {
+        validate_name("queue", queue)?;
+    }
+    validate_name("worker", &params.worker_id)?;
+    validate_limit("limit", params.limit)?;
+    positive("lease", params.lease)
 }
 
 #[cfg(test)]

@@ -94,3 +94,20 @@ pub struct Page {
     /// The cursor of the next page, `None` when this page was the last.
     pub next: Option<JobId>,
 }
+
+impl Page {
+    /// The page of up to `limit` jobs from a scan that asked for one job more than `limit`:
+    /// when that extra job came back there is a next page, which starts after this page's last
+    /// job.
+    pub fn from_overfetched(mut jobs: Vec<JobInfo>, limit: u32) -> Page {
+        let limit = limit as usize;
+        let more = jobs.len() > limit;
+        jobs.truncate(limit);
+        let next = if more {
+            jobs.last().map(|job| job.id)
+        } else {
+            None
+        };
+        Page { jobs, next }
+    }
+}

@@ -170,6 +170,23 @@ pub struct JobInfo {
     pub lease_expires_at: Option<DateTime<Utc>>,
 }
 
+impl JobInfo {
+    /// The options the job has now, as `SpawnOptions` (no run time: the job already has one),
+    /// for merging new options over them.
+    pub fn current_options(&self) -> SpawnOptions {
+        SpawnOptions {
+            max_attempts: Some(self.max_attempts),
+            retry: Some(self.retry.clone()),
+            priority: Some(self.priority),
+            run_at: None,
+            timeout: self.timeout,
+            cancellation: Some(self.cancellation),
+            headers: Some(self.headers.clone()),
+            idempotency_key: self.idempotency_key.clone(),
+        }
+    }
+}
+
 /// The outcome of a job: [`Store::get_result`](crate::Store::get_result).
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobResult {

@@ -5,7 +5,7 @@ use std::sync::MutexGuard;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tasque_durable::validate::{validate_limit, validate_name};
+use tasque_durable::validate::{validate_filter, validate_limit, validate_name};
 use tasque_durable::{
     Error, JobFilter, JobId, JobInfo, JobState, Page, PageRequest, PageStart, QueueInfo, Result,
     StateCounts,
@@ -13,16 +13,6 @@ use tasque_durable::{
 
 use super::{retry_conflicts, us};
 use crate::{rows, sql_err, MySqlStore};
-
-fn validate_filter(filter: &JobFilter) -> Result<()> {
-    for queue in &filter.queues {
-        validate_name("queue", queue)?;
-    }
-    for task in &filter.tasks {
-        validate_name("task", task)?;
-    }
-    Ok(())
-}
 
 impl MySqlStore {
     /// The queues this store knows exist.
@@ -79,18 +69,11 @@ impl MySqlStore {
             .fetch_all(&self.inner.pool)
             .await
             .map_err(sql_err)?;
-        let mut jobs = found
+        let jobs = found
             .iter()
             .map(rows::job_info)
             .collect::<Result<Vec<_>>>()?;
-        let more = jobs.len() > page.limit as usize;
-        jobs.truncate(page.limit as usize);
-        let next = if more {
-            jobs.last().map(|j| j.id)
-        } else {
-            None
-        };
-        Ok(Page { jobs, next })
+        Ok(Page::from_overfetched(jobs, page.limit))
     }
 
     /// Deletes one job unless it is running.

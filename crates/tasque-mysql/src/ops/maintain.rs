@@ -3,27 +3,13 @@
 use chrono::{DateTime, Utc};
 use tasque_durable::validate::{encode_payload, validate_limit, validate_options};
 use tasque_durable::{
-    CancelOutcome, Error, FailOutcome, JobId, JobInfo, JobState, RescueReport, Result, RunId,
-    SpawnOptions, SpawnResult,
+    CancelOutcome, Error, FailOutcome, JobId, JobState, RescueReport, Result, RunId, SpawnOptions,
+    SpawnResult,
 };
 
 use super::spawn::encode_retry;
 use super::{ms, retry_conflicts, run_at_binds, us_of_ms};
 use crate::{rows, sql_err, MySqlStore};
-
-/// The options a job currently has, as `SpawnOptions` (for merging retry options over them).
-fn current_options(job: &JobInfo) -> SpawnOptions {
-    SpawnOptions {
-        max_attempts: Some(job.max_attempts),
-        retry: Some(job.retry.clone()),
-        priority: Some(job.priority),
-        run_at: None,
-        timeout: job.timeout,
-        cancellation: Some(job.cancellation),
-        headers: Some(job.headers.clone()),
-        idempotency_key: job.idempotency_key.clone(),
-    }
-}
 
 /// A job locked for cancel or retry: its model state, current run, and whether it is a failed
 /// job holding its blocking queue.
@@ -132,7 +118,7 @@ impl MySqlStore {
         let options = options.unwrap_or_default();
         validate_options(&options)?;
         let info = self.job(job).await?;
-        let merged = options.or(&current_options(&info));
+        let merged = options.or(&info.current_options());
         let headers = match merged.headers.as_ref().filter(|h| !h.is_null()) {
             Some(h) => Some(encode_payload("headers", h, &self.inner.limits)?),
             None => None,

@@ -5,29 +5,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
-use tasque_durable::validate::{positive, validate_limit, validate_name};
-use tasque_durable::{Claim, ClaimParams, Error, LeaseStatus, PollOrder, Result, RunId, RunWrite};
+use tasque_durable::validate::{positive, validate_claim};
+use tasque_durable::{Claim, ClaimParams, LeaseStatus, PollOrder, Result, RunId, RunWrite};
 
 use super::{ms, rejection_error, run_arrays};
 use crate::{rows, sql_err, PostgresStore};
-
-fn validate(params: &ClaimParams) -> Result<()> {
-    if params.queues.is_empty() {
-        return Err(Error::invalid_option("queues", "name at least one queue"));
-    }
-    for queue in &params.queues {
-        validate_name("queue", queue)?;
-    }
-    validate_name("worker", &params.worker_id)?;
-    validate_limit("limit", params.limit)?;
-    positive("lease", params.lease)
-}
 
 impl PostgresStore {
     /// Claims up to `limit` ready jobs: due sleepers and waiters become claimable, one
     /// statement claims from the ungated queues, then gated queues take the room left.
     pub(crate) async fn claim_jobs(&self, params: ClaimParams) -> Result<Vec<Claim>> {
-        validate(&params)?;
+        validate_claim(&params)?;
         self.wake_due().await?;
         let sql = self.inner.sql.claim.get(params.queues.len(), params.order);
         let query = sqlx::query(sql);

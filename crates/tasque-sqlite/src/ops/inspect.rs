@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sqlx::Row;
-use tasque_durable::validate::{validate_limit, validate_name};
+use tasque_durable::validate::{validate_filter, validate_limit, validate_name};
 use tasque_durable::{
     Error, JobFilter, JobId, JobInfo, JobState, Page, PageRequest, PageStart, QueueInfo, Result,
     StateCounts,
@@ -12,16 +12,6 @@ use tasque_durable::{
 
 use super::ms;
 use crate::{queries, rows, sql_err, SqliteStore};
-
-fn validate_filter(filter: &JobFilter) -> Result<()> {
-    for queue in &filter.queues {
-        validate_name("queue", queue)?;
-    }
-    for task in &filter.tasks {
-        validate_name("task", task)?;
-    }
-    Ok(())
-}
 
 impl SqliteStore {
     /// One job's full record.
@@ -60,18 +50,11 @@ impl SqliteStore {
             .fetch_all(&self.readers)
             .await
             .map_err(sql_err)?;
-        let mut jobs = rows
+        let jobs = rows
             .iter()
             .map(rows::job_info)
             .collect::<Result<Vec<_>>>()?;
-        let more = jobs.len() > page.limit as usize;
-        jobs.truncate(page.limit as usize);
-        let next = if more {
-            jobs.last().map(|j| j.id)
-        } else {
-            None
-        };
-        Ok(Page { jobs, next })
+        Ok(Page::from_overfetched(jobs, page.limit))
     }
 
     /// Deletes a job unless it is running.

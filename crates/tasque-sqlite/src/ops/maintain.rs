@@ -3,26 +3,12 @@
 use sqlx::Row;
 use tasque_durable::validate::{encode_payload, validate_limit, validate_options};
 use tasque_durable::{
-    CancelOutcome, Error, FailOutcome, JobId, JobInfo, JobState, RescueReport, Result, RunId,
-    SpawnOptions, SpawnResult,
+    CancelOutcome, Error, FailOutcome, JobId, JobState, RescueReport, Result, RunId, SpawnOptions,
+    SpawnResult,
 };
 
 use super::{ms, run_at_binds, spawn::encode_retry};
 use crate::{queries, sql_err, SqliteStore};
-
-/// The options a job currently has, as `SpawnOptions` (for merging retry options over them).
-fn current_options(job: &JobInfo) -> SpawnOptions {
-    SpawnOptions {
-        max_attempts: Some(job.max_attempts),
-        retry: Some(job.retry.clone()),
-        priority: Some(job.priority),
-        run_at: None,
-        timeout: job.timeout,
-        cancellation: Some(job.cancellation),
-        headers: Some(job.headers.clone()),
-        idempotency_key: job.idempotency_key.clone(),
-    }
-}
 
 impl SqliteStore {
     /// Cancels jobs past their policy, then fails the attempts of expired leases.
@@ -116,7 +102,7 @@ impl SqliteStore {
                 operation: "retry",
             });
         }
-        let merged = options.or(&current_options(&info));
+        let merged = options.or(&info.current_options());
         let headers = match merged.headers.as_ref().filter(|h| !h.is_null()) {
             Some(h) => Some(encode_payload("headers", h, &self.limits)?),
             None => None,
