@@ -11,23 +11,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::MySqlConnection;
-use tasque_durable::validate::{positive, validate_limit, validate_name};
-use tasque_durable::{Claim, ClaimParams, Error, LeaseStatus, PollOrder, Result, RunId, RunWrite};
+use tasque_durable::validate::{positive, validate_claim};
+use tasque_durable::{Claim, ClaimParams, LeaseStatus, PollOrder, Result, RunId, RunWrite};
 
 use super::{bind_ids, judge_all, rejection_error, retry_conflicts, us};
 use crate::{queries, rows, sql_err, MySqlStore};
-
-fn validate(params: &ClaimParams) -> Result<()> {
-    if params.queues.is_empty() {
-        return Err(Error::invalid_option("queues", "name at least one queue"));
-    }
-    for queue in &params.queues {
-        validate_name("queue", queue)?;
-    }
-    validate_name("worker", &params.worker_id)?;
-    validate_limit("limit", params.limit)?;
-    positive("lease", params.lease)
-}
 
 /// Claimed (or picked) jobs with their run times (for sorting).
 pub type Found = Vec<(Claim, DateTime<Utc>)>;
@@ -46,7 +34,7 @@ impl MySqlStore {
     /// Claims up to `limit` ready jobs: wake due sleepers, claim from the ungated queues,
     /// then from the gated ones with the room left.
     pub(crate) async fn claim_jobs(&self, params: ClaimParams) -> Result<Vec<Claim>> {
-        validate(&params)?;
+        validate_claim(&params)?;
         self.wake_due().await?;
         let (mut claims, gated) = retry_conflicts(|| self.claim_once(&params)).await?;
         let room = params.limit.saturating_sub(claims.len() as u32);
