@@ -4,136 +4,21 @@
 //! these tests; otherwise they are skipped loudly. Each test uses its own queues and
 //! deletes them afterwards (they also expire after ten idle minutes, should a test die).
 
-use std::io::Write;
+#[path = "../../tasque-amqp/tests/common/mod.rs"]
+mod common;
+
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{broker, header};
 use serde_json::Value;
-use tasque_amqp::lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
-use tasque_amqp::lapin::types::{AMQPValue, FieldTable};
-use tasque_amqp::lapin::{message::BasicGetMessage, Channel, Connection};
-use tasque_amqp::{Message, Publisher};
+use tasque_amqp::Message;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 /// Generous: the machine is shared and may be loaded.
 const PATIENCE: Duration = Duration::from_secs(120);
-
-fn url() -> String {
-    std::env::var("TASQUE_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
-
-/// The test's own connection to the broker and its queues.
-struct Broker {
-    url: String,
-    connection: Connection,
-    channel: Channel,
-    queues: Vec<String>,
-    suffix: String,
-}
-
-/// Connects, or returns `None` (skip, loudly) outside CI; under `CI=true` panics.
-async fn broker(test: &str) -> Option<Broker> {
-    let url = url();
-    let properties = tasque_amqp::connection_properties("tasque-cli test");
-    let why = match tokio::time::timeout(
-        Duration::from_secs(10),
-        Connection::connect(&url, properties),
-    )
-    .await
-    {
-        Ok(Ok(connection)) => {
-            let channel = connection.create_channel().await.expect("channel");
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos();
-            return Some(Broker {
-                url,
-                connection,
-                channel,
-                queues: Vec::new(),
-                suffix: format!("{}-{nanos}", std::process::id()),
-            });
-        }
-        Ok(Err(error)) => error.to_string(),
-        Err(_) => "connecting timed out after 10 s".to_owned(),
-    };
-    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-        panic!("RabbitMQ is unreachable at {url} and CI=true, so {test} fails: {why}");
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!!!!!!! SKIPPED {test}: RabbitMQ is unreachable at {url}: {why}\n\
-         !!!!!!!! start it with scripts/services (under CI=true this test fails instead)\n"
-    );
-    None
-}
-
-impl Broker {
-    /// Declares a queue unique to this test (expiring after ten idle minutes).
-    async fn queue(&mut self, what: &str) -> String {
-        let name = format!("tasque-cli-test-{what}-{}", self.suffix);
-        let mut arguments = FieldTable::default();
-        arguments.insert("x-expires".into(), AMQPValue::LongInt(600_000));
-        self.channel
-            .queue_declare(&name, QueueDeclareOptions::default(), arguments)
-            .await
-            .expect("declare test queue");
-        self.queues.push(name.clone());
-        name
-    }
-
-    /// Messages ready in `queue`.
-    async fn ready(&self, queue: &str) -> u32 {
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        self.channel
-            .queue_declare(queue, passive, FieldTable::default())
-            .await
-            .expect("queue exists")
-            .message_count()
-    }
-
-    /// Takes every ready message out of `queue`.
-    async fn take_all(&self, queue: &str) -> Vec<BasicGetMessage> {
-        let mut taken = Vec::new();
-        let no_ack = BasicGetOptions { no_ack: true };
-        while let Some(message) = self.channel.basic_get(queue, no_ack).await.expect("get") {
-            taken.push(message);
-        }
-        taken
-    }
-
-    async fn cleanup(self) {
-        for queue in &self.queues {
-            let _ = self
-                .channel
-                .queue_delete(queue, QueueDeleteOptions::default())
-                .await;
-        }
-        let _ = self.connection.close(200, "test done").await;
-    }
-}
-
-fn header(message: &BasicGetMessage, name: &str) -> Option<String> {
-    match message
-        .delivery
-        .properties
-        .headers()
-        .as_ref()?
-        .inner()
-        .get(name)?
-    {
-        AMQPValue::LongString(value) => Some(String::from_utf8_lossy(value.as_bytes()).into()),
-        AMQPValue::ShortString(value) => Some(value.to_string()),
-        other => Some(format!("{other:?}")),
-    }
-}
 
 fn tasque(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tasque"));
@@ -209,10 +94,12 @@ async fn amqp_work_runs_exec_messages_acks_successes_and_dead_letters_failures()
         failing,
     ])
     .await;
-    let publisher = Publisher::connect(&url).await.unwrap();
     let garbage = Message::raw(b"{not json".to_vec()).task("exec");
-    publisher.publish_to_queue(&queue, &garbage).await.unwrap();
-    let _ = publisher.close().await;
+    broker
+        .publisher
+        .publish_to_queue(&queue, &garbage)
+        .await
+        .unwrap();
     assert_eq!(broker.ready(&queue).await, 5);
 
     let worked = json(&[
