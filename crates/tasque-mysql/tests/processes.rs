@@ -21,7 +21,8 @@ const CONCURRENCY: usize = 50;
 /// How long each job's handler takes: long enough that a process always holds running jobs
 /// (the kill must find some), short enough that the run is bound by the database.
 const HANDLER_MS: u64 = 5;
-/// Handler time of the process the kill test kills.
+/// Handler time of the process the kill test kills (the worker staggers it 1 to 4 times by job
+/// id, so that the victim nearly always holds running jobs; the kill waits until it does).
 const VICTIM_HANDLER_MS: u64 = 100;
 
 async fn spawn_jobs(store: &MySqlStore) {

@@ -3,11 +3,12 @@
 //! Usage: `tasque-my-test-worker URL TABLE_PREFIX NAMESPACE QUEUE CONCURRENCY LEASE_MS LOG
 //! [HANDLER_MS]`
 //!
-//! Works task `noop` (which returns after HANDLER_MS, default 0) until the queue has nothing ready, running or
-//! scheduled, appending the id of every job it ran to LOG, one per line, then shuts down. It
-//! exists because the CLI's `exec` task forks a process per job, which would make 10,000 jobs
-//! take minutes on a small machine, and the tests need each process's own record of what it ran
-//! to prove that no job ran twice.
+//! Works task `noop` (which returns after HANDLER_MS times 1 to 4, by job id, default 0: staggered,
+//! so that a process's jobs do not all finish at once and it nearly always holds some) until the
+//! queue has nothing ready, running or scheduled, appending the id of every job it ran to LOG, one
+//! per line, then shuts down. It exists because the CLI's `exec` task forks a process per job,
+//! which would make 10,000 jobs take minutes on a small machine, and the tests need each process's
+//! own record of what it ran to prove that no job ran twice.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -48,7 +49,8 @@ async fn main() {
             let ran = ran.clone();
             async move {
                 if handler_ms > 0 {
-                    tokio::time::sleep(Duration::from_millis(handler_ms)).await;
+                    let stagger = 1 + ctx.job_id().0.rem_euclid(4) as u64;
+                    tokio::time::sleep(Duration::from_millis(handler_ms * stagger)).await;
                 }
                 let mut log = ran.lock().unwrap_or_else(|e| e.into_inner());
                 let _ = writeln!(log, "{}", ctx.job_id());
