@@ -77,6 +77,26 @@ fn case_id(n: usize) -> String {
     format!("CASE id {} END", vec!["WHEN ? THEN ?"; n.max(1)].join(" "))
 }
 
+/// The placeholders of a list of `n` ids, filled up to [`shape`]`(n)` (see
+/// [`bind_ids`](crate::ops::bind_ids)).
+fn id_marks(n: usize) -> String {
+    marks(shape(n))
+}
+
+/// `(?, ?), (?, ?), ...` with `n` pairs.
+fn pairs(n: usize) -> String {
+    vec!["(?, ?)"; n.max(1)].join(", ")
+}
+
+/// The row count a statement whose shape depends on a count is written for: `n` rounded up to
+/// a power of two. The caller fills the rows beyond `n` by repeating its last one (harmless in
+/// `IN` lists and `CASE`), so such statements come in a few shapes that stay in each
+/// connection's statement cache: a new shape costs a prepare round trip and a parse on the
+/// server, which for a batch of hundreds of rows costs about as much as running it.
+pub fn shape(n: usize) -> usize {
+    n.max(1).next_power_of_two()
+}
+
 macro_rules! statements {
     ($($(#[$doc:meta])* $name:ident = $sql:expr;)*) => {
         /// The statements of one store, rendered for its tables.
@@ -372,7 +392,7 @@ impl Sql {
                 ") ",
                 "WHERE id IN ({}) AND state = 'pending'"
             ),
-            marks(n)
+            id_marks(n)
         ))
     }
 
@@ -392,7 +412,7 @@ impl Sql {
     pub fn run_states(&self, n: usize) -> String {
         self.render(&format!(
             "SELECT id, state, run_seq, batch_token FROM @jobs@ WHERE id IN ({})",
-            marks(n)
+            id_marks(n)
         ))
     }
 
@@ -409,7 +429,7 @@ impl Sql {
                 now!(),
                 ", 1) AS SIGNED) FROM @jobs@ WHERE id IN ({}) ORDER BY id FOR UPDATE"
             ),
-            marks(n)
+            id_marks(n)
         ))
     }
 
@@ -417,15 +437,22 @@ impl Sql {
     pub fn extend(&self, n: usize) -> String {
         self.render(&format!(
             "UPDATE @jobs@ SET lease_expires_at = ? WHERE id IN ({}) AND state = 'running'",
-            marks(n)
+            id_marks(n)
         ))
     }
 
     /// Completes `n` runs, each only if it still owns its job (guarded in the statement: one
     /// round trip, no lock held across it), marking the rows it changes with a token so that a
-    /// partial success can tell which. Binds 1 token, n (id, result) pairs, n ids, then n (id,
-    /// run_seq) pairs.
-    pub fn complete(&self, n: usize) -> String {
+    /// partial success can tell which. `one_result`: every run stores the same result, bound
+    /// once (a `CASE` over the ids costs the server a comparison per id for every row).
+    /// Binds 1 token, then the result (`one_result`) or n (id, result) pairs, n ids, then n
+    /// (id, run_seq) pairs, each list filled up to [`shape`]`(n)` rows.
+    pub fn complete(&self, n: usize, one_result: bool) -> String {
+        let result = if one_result {
+            "?".to_string()
+        } else {
+            case_id(shape(n))
+        };
         self.render(&format!(
             concat!(
                 "UPDATE @jobs@ FORCE INDEX (PRIMARY) SET state = 'completed', batch_token = ?, ",
@@ -433,11 +460,11 @@ impl Sql {
                 "finished_at = ",
                 now!(),
                 ", lease_expires_at = NULL, cancel_at = NULL ",
-                "WHERE id IN ({}) AND state = 'running' AND run_seq = {}"
+                "WHERE id IN ({}) AND (id, run_seq) IN ({}) AND state = 'running'"
             ),
-            case_id(n),
-            marks(n),
-            case_id(n)
+            result,
+            id_marks(n),
+            pairs(shape(n))
         ))
     }
 
@@ -446,7 +473,7 @@ impl Sql {
     pub fn delete_completed(&self, n: usize) -> String {
         self.render(&format!(
             "DELETE FROM @jobs@ WHERE batch_token = ? AND id IN ({}) AND state = 'completed'",
-            marks(n)
+            id_marks(n)
         ))
     }
 
@@ -455,7 +482,7 @@ impl Sql {
         self.render(&format!(
             "UPDATE @jobs@ SET state = 'pending', run_seq = run_seq + 1, \
              lease_expires_at = NULL WHERE id IN ({}) AND state = 'running'",
-            marks(n)
+            id_marks(n)
         ))
     }
 

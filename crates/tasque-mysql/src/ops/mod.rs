@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{MySql, MySqlConnection, Transaction};
 use tasque_durable::{Error, Result, RunAt, RunId, RunWrite};
 
-use crate::{error_number, rows, sql_err, MySqlStore};
+use crate::{error_number, queries, rows, sql_err, MySqlStore};
 
 /// Milliseconds of a duration, saturating.
 pub fn ms(d: Duration) -> i64 {
@@ -135,12 +135,20 @@ where
     }
 }
 
-/// Binds every id of `ids` to a query.
+/// Binds the ids of a list written for `ids.len()` ids: every id, then the last one again up
+/// to the list's [`shape`](queries::shape) (a repeated id changes nothing in an `IN` list).
 pub fn bind_ids<'q>(
     mut query: sqlx::query::Query<'q, MySql, sqlx::mysql::MySqlArguments>,
     ids: &[i64],
 ) -> sqlx::query::Query<'q, MySql, sqlx::mysql::MySqlArguments> {
-    for id in ids {
+    let Some(last) = ids.last() else {
+        return query;
+    };
+    for id in ids
+        .iter()
+        .chain(std::iter::repeat(last))
+        .take(queries::shape(ids.len()))
+    {
         query = query.bind(*id);
     }
     query

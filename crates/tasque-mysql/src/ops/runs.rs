@@ -12,7 +12,7 @@ use tasque_durable::validate::{encode_payload, validate_run_at};
 use tasque_durable::{CompleteParams, FailOutcome, Result, RunAt, RunId, RunWrite};
 
 use super::{bind_ids, judge_all, rejection_error, retry_conflicts, run_at_binds, us, Locked};
-use crate::queries::Sql;
+use crate::queries::{self, Sql};
 use crate::{rows, sql_err, MySqlStore};
 
 /// What became of completions that did not all apply, judged from the rows: a run applied
@@ -152,18 +152,26 @@ impl MySqlStore {
         writes: &[(&CompleteParams, &String)],
         token: i64,
     ) -> Result<u64> {
-        if writes.is_empty() {
+        let Some(last) = writes.last() else {
             return Ok(0);
-        }
-        let statement = self.inner.sql.complete(writes.len());
+        };
+        // Filled up to the statement's shape with the last write, which changes nothing twice.
+        let shape = queries::shape(writes.len());
+        let padded = || writes.iter().chain(std::iter::repeat(last)).take(shape);
+        let one_result = writes.iter().all(|(_, result)| *result == last.1);
+        let statement = self.inner.sql.complete(writes.len(), one_result);
         let mut query = sqlx::query(&statement).bind(token);
-        for (item, result) in writes {
-            query = query.bind(item.run.job.0).bind(result.as_str());
+        if one_result {
+            query = query.bind(last.1.as_str());
+        } else {
+            for (item, result) in padded() {
+                query = query.bind(item.run.job.0).bind(result.as_str());
+            }
         }
-        for (item, _) in writes {
+        for (item, _) in padded() {
             query = query.bind(item.run.job.0);
         }
-        for (item, _) in writes {
+        for (item, _) in padded() {
             query = query.bind(item.run.job.0).bind(item.run.seq);
         }
         let done = query.execute(&mut *conn).await.map_err(sql_err)?;
