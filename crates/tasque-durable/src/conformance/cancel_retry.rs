@@ -213,3 +213,21 @@ pub async fn retry_refuses_jobs_that_are_not_failed_or_cancelled(b: &dyn Backend
     let at = RunAt::Now;
     assert!(store.schedule_run(claim.run_id, at).await.is_err());
 }
+
+/// A refused operator write (retrying a job that is waiting to run) leaves the job claimable at
+/// once: whatever the refused write locked is released before it returns, so a claim right
+/// after it, which skips locked jobs, still finds the job. Repeated to catch a late release.
+pub async fn refused_retry_leaves_the_job_claimable_at_once(b: &dyn Backend) {
+    let store = b.open("main").await;
+    for n in 0..25 {
+        let pending = store.spawn(job("default", "work", n)).await.unwrap();
+        let err = store.retry(pending.job_id, None).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidState { .. }), "{err}");
+        let claim = claim_one(&*store, "default").await;
+        assert_eq!(claim.job_id, pending.job_id);
+        store
+            .complete(CompleteParams::new(claim.run_id, json!(n)))
+            .await
+            .unwrap();
+    }
+}

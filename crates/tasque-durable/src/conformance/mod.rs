@@ -198,6 +198,7 @@ macro_rules! conformance_tests {
             retry_failed_job_runs_again_from_attempt_one,
             retry_cancelled_job_with_new_options,
             retry_refuses_jobs_that_are_not_failed_or_cancelled,
+            refused_retry_leaves_the_job_claimable_at_once,
             get_result_reports_state_result_and_failure,
             count_filters_by_state_task_and_queue,
             scan_pages_by_cursor,

@@ -8,7 +8,7 @@ use tasque_durable::{
 };
 
 use super::spawn::encode_retry;
-use super::{ms, retry_conflicts, run_at_binds, us_of_ms};
+use super::{ms, refuse, retry_conflicts, run_at_binds, us_of_ms};
 use crate::{rows, sql_err, MySqlStore};
 
 /// A job locked for cancel or retry: its model state, current run, and whether it is a failed
@@ -84,10 +84,9 @@ impl MySqlStore {
     pub(crate) async fn cancel_job(&self, job: JobId) -> Result<CancelOutcome> {
         retry_conflicts(|| async {
             let mut tx = self.begin().await?;
-            let locked = self
-                .lock_job(&mut tx, job)
-                .await?
-                .ok_or(Error::NotFound(job))?;
+            let Some(locked) = self.lock_job(&mut tx, job).await? else {
+                return refuse(tx, Error::NotFound(job)).await;
+            };
             if locked.holds_queue && self.cancel_holding(&mut tx, job).await? {
                 tx.commit().await.map_err(sql_err)?;
                 return Ok(CancelOutcome::Cancelled { was: locked.state });
@@ -129,16 +128,16 @@ impl MySqlStore {
         let max_delay_ms = policy.max_delay.map(ms);
         retry_conflicts(|| async {
             let mut tx = self.begin().await?;
-            let locked = self
-                .lock_job(&mut tx, job)
-                .await?
-                .ok_or(Error::NotFound(job))?;
+            let Some(locked) = self.lock_job(&mut tx, job).await? else {
+                return refuse(tx, Error::NotFound(job)).await;
+            };
             if !locked.state.is_retryable() {
-                return Err(Error::InvalidState {
+                let refusal = Error::InvalidState {
                     job,
                     state: locked.state,
                     operation: "retry",
-                });
+                };
+                return refuse(tx, refusal).await;
             }
             sqlx::query(&self.inner.sql.retry_job)
                 .bind(

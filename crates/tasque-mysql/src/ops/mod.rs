@@ -154,6 +154,13 @@ pub fn bind_ids<'q>(
     query
 }
 
+/// Rolls `tx` back at once, then returns `error`. A refused write must not keep its row locks
+/// until the connection next goes back to the pool: meanwhile a claim would skip the locked job.
+pub(crate) async fn refuse<T>(tx: Transaction<'static, MySql>, error: Error) -> Result<T> {
+    tx.rollback().await.map_err(sql_err)?;
+    Err(error)
+}
+
 impl MySqlStore {
     /// Begins a transaction on the store's pool.
     pub(crate) async fn begin(&self) -> Result<Transaction<'static, MySql>> {

@@ -11,7 +11,9 @@ use tasque_durable::retry::{after_failure, NextStep};
 use tasque_durable::validate::{encode_payload, validate_run_at};
 use tasque_durable::{CompleteParams, FailOutcome, Result, RunAt, RunId, RunWrite};
 
-use super::{bind_ids, judge_all, rejection_error, retry_conflicts, run_at_binds, us, Locked};
+use super::{
+    bind_ids, judge_all, refuse, rejection_error, retry_conflicts, run_at_binds, us, Locked,
+};
 use crate::queries::{self, Sql};
 use crate::{rows, sql_err, MySqlStore};
 
@@ -251,10 +253,10 @@ impl MySqlStore {
         let locked = self.lock_runs(&mut tx, &[run], Duration::ZERO).await?;
         let (verdicts, _) = judge_all(&[run], &locked);
         let (RunWrite::Applied, Some(job)) = (verdicts[0], locked.get(&run.job.0)) else {
-            return Err(rejection_error(run, verdicts[0]));
+            return refuse(tx, rejection_error(run, verdicts[0])).await;
         };
         if matches!(time, RetryTime::Expired) && !job.expired {
-            return Err(rejection_error(run, RunWrite::Stale));
+            return refuse(tx, rejection_error(run, RunWrite::Stale)).await;
         }
         let outcome = match next_step(job, time)? {
             Some((attempt, run_at, delay)) => {
@@ -300,7 +302,7 @@ impl MySqlStore {
             let locked = self.lock_runs(&mut tx, &[run], Duration::ZERO).await?;
             let (verdicts, ids) = judge_all(&[run], &locked);
             if ids.is_empty() {
-                return Err(rejection_error(run, verdicts[0]));
+                return refuse(tx, rejection_error(run, verdicts[0])).await;
             }
             sqlx::query(&self.inner.sql.schedule_run)
                 .bind(run_at)

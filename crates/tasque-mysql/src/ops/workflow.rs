@@ -18,7 +18,7 @@ use tasque_durable::{
     SleepParams,
 };
 
-use super::{bind_ids, judge_all, rejection_error, retry_conflicts, run_at_binds, us};
+use super::{bind_ids, judge_all, refuse, rejection_error, retry_conflicts, run_at_binds, us};
 use crate::{rows, sql_err, MySqlStore};
 
 /// How often a store's claims make due sleepers and timed-out waiters claimable, at most: a
@@ -60,10 +60,10 @@ impl MySqlStore {
             let locked = self.lock_runs(&mut tx, &[run], params.extend_lease).await?;
             let (verdicts, ids) = judge_all(&[run], &locked);
             let Some(end) = locked.get(&run.job.0).map(|l| l.lease_end) else {
-                return Err(rejection_error(run, verdicts[0]));
+                return refuse(tx, rejection_error(run, verdicts[0])).await;
             };
             if ids.is_empty() {
-                return Err(rejection_error(run, verdicts[0]));
+                return refuse(tx, rejection_error(run, verdicts[0])).await;
             }
             let extend = sql.extend(1);
             bind_ids(sqlx::query(&extend).bind(end), &ids)

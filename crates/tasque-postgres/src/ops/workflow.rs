@@ -99,7 +99,7 @@ impl PostgresStore {
             .await
             .map_err(sql_err)?;
         if owns.is_none() {
-            drop(tx);
+            tx.rollback().await.map_err(sql_err)?;
             return Err(rejection_error(run, self.diagnose(run).await?));
         }
         let stored: Option<Option<Value>> = sqlx::query_scalar(&sql.get_event)

@@ -101,7 +101,7 @@ impl SqliteStore {
             .await
             .map_err(sql_err)?;
         if owns.is_none() {
-            drop(tx);
+            tx.rollback().await.map_err(sql_err)?;
             return Err(rejection_error(run, self.diagnose(run).await?));
         }
         let stored: Option<Option<String>> = sqlx::query_scalar(queries::GET_EVENT)
