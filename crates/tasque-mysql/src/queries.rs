@@ -72,6 +72,14 @@ macro_rules! pick_columns {
     };
 }
 
+/// The plain claim's condition: the queue (bound) is neither paused nor gated.
+macro_rules! ungated {
+    () => {
+        "NOT EXISTS (SELECT 1 FROM @queues@ AS q WHERE q.name = ? \
+         AND (q.paused OR q.concurrency_limit IS NOT NULL OR q.blocking))"
+    };
+}
+
 /// `CASE id WHEN ? THEN ? ... END` for `n` jobs (binds n (id, value) pairs).
 fn case_id(n: usize) -> String {
     format!("CASE id {} END", vec!["WHEN ? THEN ?"; n.max(1)].join(" "))
@@ -177,10 +185,6 @@ statements! {
     /// (A scan of the narrow `jobs_claim_age` index, which holds every column it reads.)
     queue_counts = concat!("SELECT queue, state, CAST(run_at <= ", now!(), " AS SIGNED) AS ready, \
         COUNT(*) FROM @jobs@ FORCE INDEX (jobs_claim_age) GROUP BY queue, state, ready");
-    /// Queues the plain claim leaves out: name and paused flag of the paused ones and of those
-    /// whose claims are gated (a concurrency limit or blocking mode).
-    gates = "SELECT name, paused FROM @queues@ \
-        WHERE paused OR concurrency_limit IS NOT NULL OR blocking";
 
     /// The rows a multi-row insert wrote, by their batch token. Binds 1 first id, 2 token.
     inserted = "SELECT id, batch_ord FROM @jobs@ WHERE id >= ? AND batch_token = ?";
@@ -196,6 +200,19 @@ statements! {
     pick_by_age = concat!("SELECT ", pick_columns!(), " FROM @jobs@ FORCE INDEX (jobs_claim_age) \
         WHERE state = 'pending' AND queue = ? AND run_at <= ", now!(), " \
         AND (cancel_at IS NULL OR cancel_at > ", now!(), ") \
+        ORDER BY run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
+    /// Like `pick_by_priority`, for the plain claim: picks nothing in a queue that is paused
+    /// or gated (a concurrency limit or blocking mode), which the gated claim serves. (The
+    /// queue's row is read, not locked: a locking clause does not reach a subquery.) Binds 1
+    /// lease µs, 2 queue, 3 queue, 4 limit.
+    pick_ungated_by_priority = concat!("SELECT ", pick_columns!(), " FROM @jobs@ \
+        FORCE INDEX (jobs_claim) WHERE state = 'pending' AND queue = ? AND ", ungated!(), " \
+        AND run_at <= ", now!(), " AND (cancel_at IS NULL OR cancel_at > ", now!(), ") \
+        ORDER BY priority, run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
+    /// Like `pick_ungated_by_priority`, oldest first.
+    pick_ungated_by_age = concat!("SELECT ", pick_columns!(), " FROM @jobs@ \
+        FORCE INDEX (jobs_claim_age) WHERE state = 'pending' AND queue = ? AND ", ungated!(), " \
+        AND run_at <= ", now!(), " AND (cancel_at IS NULL OR cancel_at > ", now!(), ") \
         ORDER BY run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
 
     /// Records a failed attempt with another to come. Binds 1 reason, 2 next attempt,
@@ -396,6 +413,16 @@ impl Sql {
         ))
     }
 
+    /// The unpaused gated queues among `n` (unlocked: the gated claim locks them). Binds n
+    /// names.
+    pub fn gated_among(&self, n: usize) -> String {
+        self.render(&format!(
+            "SELECT name FROM @queues@ WHERE name IN ({}) \
+             AND NOT paused AND (concurrency_limit IS NOT NULL OR blocking)",
+            marks(n)
+        ))
+    }
+
     /// The unpaused gated queues among `n`, locked for the claim's transaction (by name, so
     /// concurrent claimers lock in one order). Binds n names.
     pub fn lock_gated_queues(&self, n: usize) -> String {
@@ -570,5 +597,14 @@ pub fn pick(sql: &Sql, order: PollOrder) -> &str {
     match order {
         PollOrder::PriorityThenAge => &sql.pick_by_priority,
         PollOrder::Age => &sql.pick_by_age,
+    }
+}
+
+/// The plain claim's statement picking ready jobs of one queue in `order`, unless the queue is
+/// paused or gated.
+pub fn pick_ungated(sql: &Sql, order: PollOrder) -> &str {
+    match order {
+        PollOrder::PriorityThenAge => &sql.pick_ungated_by_priority,
+        PollOrder::Age => &sql.pick_ungated_by_age,
     }
 }

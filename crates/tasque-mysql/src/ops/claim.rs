@@ -1,12 +1,12 @@
 //! claim and lease extension.
 //!
 //! A claim first makes due sleepers and timed-out waiters claimable, then takes ready jobs of
-//! the ungated queues, then gives the room left to the gated queues (limits, blocking mode;
-//! see `gated`). Each part is one short transaction: the pick (`SELECT ... FOR UPDATE SKIP
-//! LOCKED`) reads everything the claims carry, with the lease end they take; one `UPDATE`
-//! takes them; `COMMIT`.
+//! the ungated queues, then gives the room left, if any, to the gated queues (limits, blocking
+//! mode; see `gated`). Each part is one short transaction: the pick (`SELECT ... FOR UPDATE
+//! SKIP LOCKED`, which leaves out paused and gated queues itself) reads everything the claims
+//! carry, with the lease end they take; one `UPDATE` takes them; `COMMIT`. A full claim costs
+//! four round trips: `BEGIN`, pick, take, `COMMIT`.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -32,52 +32,61 @@ pub fn sort_claims(claims: &mut Found, order: PollOrder) {
 
 impl MySqlStore {
     /// Claims up to `limit` ready jobs: wake due sleepers, claim from the ungated queues,
-    /// then from the gated ones with the room left.
+    /// then, if room is left, from the gated ones.
     pub(crate) async fn claim_jobs(&self, params: ClaimParams) -> Result<Vec<Claim>> {
         validate_claim(&params)?;
         self.wake_due().await?;
-        let (mut claims, gated) = retry_conflicts(|| self.claim_once(&params)).await?;
+        let mut queues: Vec<&str> = params.queues.iter().map(String::as_str).collect();
+        queues.sort_unstable();
+        queues.dedup();
+        let mut claims = retry_conflicts(|| self.claim_once(&params, &queues)).await?;
         let room = params.limit.saturating_sub(claims.len() as u32);
-        claims.extend(self.claim_gated(&params, &gated, room).await?);
+        if room > 0 {
+            let gated = self.gated_among(&queues).await?;
+            claims.extend(self.claim_gated(&params, &gated, room).await?);
+        }
         sort_claims(&mut claims, params.order);
         Ok(claims.into_iter().map(|(c, _)| c).collect())
     }
 
-    /// One claim from the ungated queues; also returns the unpaused gated queues among those
-    /// asked for.
-    async fn claim_once(&self, params: &ClaimParams) -> Result<(Found, Vec<String>)> {
-        let sql = &self.inner.sql;
+    /// One claim from the queues among `queues` that are neither paused nor gated.
+    async fn claim_once(&self, params: &ClaimParams, queues: &[&str]) -> Result<Found> {
         let mut tx = self.begin().await?;
-        let mut gates: HashMap<String, bool> = HashMap::new();
-        for row in sqlx::query(&sql.gates)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(sql_err)?
-        {
-            gates.insert(rows::text_at(&row, 0)?, rows::at(&row, 1)?);
-        }
-        let mut queues: Vec<&String> = params.queues.iter().collect();
-        queues.sort_unstable();
-        queues.dedup();
-        let gated: Vec<String> = queues
-            .iter()
-            .filter(|q| gates.get(**q) == Some(&false))
-            .map(|q| (*q).clone())
-            .collect();
         let mut picked: Found = Vec::new();
-        for queue in queues.iter().filter(|q| !gates.contains_key(**q)) {
-            picked.extend(self.pick(&mut tx, params, queue, params.limit).await?);
+        for queue in queues {
+            let found = sqlx::query(queries::pick_ungated(&self.inner.sql, params.order))
+                .bind(us(params.lease))
+                .bind(*queue)
+                .bind(*queue)
+                .bind(i64::from(params.limit))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(sql_err)?;
+            for row in &found {
+                picked.push(rows::claim(row)?);
+            }
         }
         if picked.is_empty() {
             // Nothing written: no commit to wait for.
             tx.rollback().await.map_err(sql_err)?;
-            return Ok((picked, gated));
+            return Ok(picked);
         }
         sort_claims(&mut picked, params.order);
         picked.truncate(params.limit as usize);
         let claims = self.take_picked(&mut tx, params, picked).await?;
         tx.commit().await.map_err(sql_err)?;
-        Ok((claims, gated))
+        Ok(claims)
+    }
+
+    /// The unpaused gated queues among `queues`.
+    async fn gated_among(&self, queues: &[&str]) -> Result<Vec<String>> {
+        let statement = self.inner.sql.gated_among(queues.len());
+        let mut query = sqlx::query(&statement);
+        for queue in queues {
+            query = query.bind(*queue);
+        }
+        let found = query.fetch_all(&self.inner.pool).await.map_err(sql_err)?;
+        found.iter().map(|row| rows::text_at(row, 0)).collect()
     }
 
     /// Picks (and locks) up to `limit` ready jobs of one queue in poll order.
