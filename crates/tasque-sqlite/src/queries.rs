@@ -133,21 +133,30 @@ fn pick_and_claim(queues: &str, order: PollOrder, excluded: &str) -> String {
     ))
 }
 
-/// Builds the fast claim of the ungated queues: like [`claim`], but the UPDATE stamps the claimed
-/// jobs with a claim token (bind `?{5 + queue_count}`) and returns nothing, and
-/// [`CLAIMED_BY_TOKEN`] then reads them back as one row. sqlx hands SQLite's rows over from its
-/// worker thread one at a time, so one row instead of one per job saves a thread hand-off per
-/// claimed job.
+/// Builds the fast claim of the ungated queues, two statements sent as one: like [`claim`], the
+/// UPDATE stamps the claimed jobs with a claim token (bind `?{5 + queue_count}`) and returns
+/// nothing; then a SELECT reads them back as one row (see [`CLAIMED_BY_TOKEN`]). SQLite runs
+/// both in one visit to sqlx's worker thread, and hands over one row however many jobs were
+/// claimed (sqlx hands rows over from its thread one at a time).
 pub fn claim_with_token(queue_count: usize, order: PollOrder) -> String {
     let claim = claim(queue_count, order);
     let returning = claim.find(" RETURNING ").unwrap_or(claim.len());
-    let token = format!(", claim_token = ?{} WHERE id IN (", queue_count + 5);
-    claim[..returning].replacen(" WHERE id IN (", &token, 1)
+    let token = format!("?{}", queue_count + 5);
+    let update = claim[..returning].replacen(
+        " WHERE id IN (",
+        &format!(", claim_token = {token} WHERE id IN ("),
+        1,
+    );
+    format!(
+        "{update}; {}",
+        CLAIMED_BY_TOKEN.replace("claim_token = ?3", &format!("claim_token = {token}"))
+    )
 }
 
 /// The jobs one claim took, as one JSON array of arrays in the column order of [`claim`]'s
 /// RETURNING (JSON columns embedded as JSON; the event payload wrapped in a one-element array
-/// when present, so a payload of JSON `null` differs from none). Binds: 1 ns, 2 worker_id, 3 claim token.
+/// when present, so a payload of JSON `null` differs from none); `[]` when it took none.
+/// Binds: 1 ns, 2 worker_id, 3 claim token.
 pub const CLAIMED_BY_TOKEN: &str = "SELECT json_group_array(json_array(id, run_seq, queue, task, \
     json(params), json(headers), attempt, max_attempts, json(retry), priority, timeout_ms, \
     lease_expires_at, wake_event, \
@@ -216,6 +225,20 @@ pub const COMPLETE_MANY: &str = concat!(
     "FROM (SELECT value ->> '$.id' AS id, value ->> '$.seq' AS seq, value -> '$.result' AS result ",
     "FROM json_each(?2)) AS x WHERE +tasque_jobs.ns = ?1 AND tasque_jobs.id = x.id ",
     "AND tasque_jobs.run_seq = x.seq AND +tasque_jobs.state = 'running'"
+);
+/// [`COMPLETE_MANY`] applied only when every run of the batch still owns its job (binds 1 ns,
+/// 2 JSON as there, 3 the number of runs, all distinct): one statement that completes all of
+/// them or none, so the common case needs neither a transaction nor rows back.
+pub const COMPLETE_MANY_IF_ALL: &str = concat!(
+    "UPDATE tasque_jobs SET state = 'completed', result = x.result, finished_at = ",
+    now!(),
+    ", lease_expires_at = NULL, cancel_at = NULL ",
+    "FROM (SELECT value ->> '$.id' AS id, value ->> '$.seq' AS seq, value -> '$.result' AS result ",
+    "FROM json_each(?2)) AS x WHERE +tasque_jobs.ns = ?1 AND tasque_jobs.id = x.id ",
+    "AND tasque_jobs.run_seq = x.seq AND +tasque_jobs.state = 'running' ",
+    "AND (SELECT COUNT(*) FROM json_each(?2) AS y CROSS JOIN tasque_jobs AS j ",
+    "ON j.id = (y.value ->> '$.id') WHERE j.run_seq = (y.value ->> '$.seq') ",
+    "AND +j.ns = ?1 AND +j.state = 'running') = ?3"
 );
 /// Appended to [`COMPLETE_MANY`] to learn which runs it applied.
 pub const RETURNING_RUN: &str = "RETURNING tasque_jobs.id, tasque_jobs.run_seq";

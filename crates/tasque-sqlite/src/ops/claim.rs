@@ -40,13 +40,13 @@ impl SqliteStore {
         Ok(claims.into_iter().map(|(c, _)| c).collect())
     }
 
-    /// Claims from the ungated queues: one UPDATE stamps the jobs it takes with a fresh claim
-    /// token, one SELECT reads them back as a single JSON row (both on the write connection, so
-    /// the read sees the write).
+    /// Claims from the ungated queues in one round trip to SQLite's thread: one UPDATE stamps
+    /// the jobs it takes with a fresh claim token, and a SELECT sent with it reads them back as
+    /// a single JSON row (both on the write connection, so the read sees the write).
     async fn claim_ungated(&self, params: &ClaimParams) -> Result<Vec<(Claim, i64)>> {
         let token = self.claim_tokens.fetch_add(1, Ordering::Relaxed);
         let sql = queries::claim_with_token(params.queues.len(), params.order);
-        let mut query = sqlx::query(&sql)
+        let mut query = sqlx::query_scalar(&sql)
             .bind(&*self.ns)
             .bind(&params.worker_id)
             .bind(ms(params.lease))
@@ -54,25 +54,17 @@ impl SqliteStore {
         for queue in &params.queues {
             query = query.bind(queue);
         }
-        let mut conn = self.pool.acquire().await.map_err(sql_err)?;
-        let done = query
+        let claimed: Option<String> = query
             .bind(token)
-            .execute(&mut *conn)
+            .fetch_optional(&self.pool)
             .await
             .map_err(sql_err)?;
-        if done.rows_affected() == 0 {
-            return Ok(Vec::new());
-        }
-        let claimed: String = sqlx::query_scalar(queries::CLAIMED_BY_TOKEN)
-            .bind(&*self.ns)
-            .bind(&params.worker_id)
-            .bind(token)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(sql_err)?;
-        match rows::json(&claimed)? {
-            serde_json::Value::Array(jobs) => jobs.iter().map(rows::claim_from_json).collect(),
-            other => Err(Error::Corrupt(format!("claimed jobs: {other}"))),
+        match claimed.as_deref().map(rows::json).transpose()? {
+            None => Ok(Vec::new()),
+            Some(serde_json::Value::Array(jobs)) => {
+                jobs.iter().map(rows::claim_from_json).collect()
+            }
+            Some(other) => Err(Error::Corrupt(format!("claimed jobs: {other}"))),
         }
     }
 

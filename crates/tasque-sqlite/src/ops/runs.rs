@@ -40,8 +40,13 @@ impl SqliteStore {
     pub(crate) async fn complete_batch(&self, items: Vec<CompleteParams>) -> Result<Vec<RunWrite>> {
         let mut keep = Vec::new();
         let mut delete = Vec::new();
+        let mut seen = HashSet::with_capacity(items.len());
         for item in &items {
             let result = encode_payload("result", &item.result, &self.limits)?;
+            if !seen.insert(item.run) {
+                // A run listed twice is written once; both get its outcome.
+                continue;
+            }
             if item.delete_on_success {
                 delete.push(item.run);
             } else {
@@ -54,35 +59,7 @@ impl SqliteStore {
         }
         let mut applied = HashSet::new();
         if !keep.is_empty() {
-            let keep = format!("[{}]", keep.join(","));
-            // Fast path: no rows come back when every run still owns its job (the common
-            // case), so the batch costs a few round trips to SQLite's thread, not one per
-            // job. Otherwise roll back and let RETURNING say which runs applied.
-            let mut tx = self.pool.begin().await.map_err(sql_err)?;
-            let done = sqlx::query(queries::COMPLETE_MANY)
-                .bind(&*self.ns)
-                .bind(&keep)
-                .execute(&mut *tx)
-                .await
-                .map_err(sql_err)?;
-            let expected = items.iter().filter(|i| !i.delete_on_success).count();
-            if done.rows_affected() == expected as u64 {
-                tx.commit().await.map_err(sql_err)?;
-                applied.extend(items.iter().filter(|i| !i.delete_on_success).map(|i| i.run));
-            } else {
-                tx.rollback().await.map_err(sql_err)?;
-                let rows = sqlx::query(&format!(
-                    "{} {}",
-                    queries::COMPLETE_MANY,
-                    queries::RETURNING_RUN
-                ))
-                .bind(&*self.ns)
-                .bind(&keep)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(sql_err)?;
-                applied.extend(returned_runs(&rows)?);
-            }
+            applied.extend(self.complete_kept(&keep, &items).await?);
         }
         if !delete.is_empty() {
             let rows = sqlx::query(queries::DELETE_RUNS)
@@ -95,6 +72,40 @@ impl SqliteStore {
         }
         self.outcomes(items.iter().map(|i| i.run).collect(), &applied)
             .await
+    }
+
+    /// Completes the kept runs (`keep` holds their distinct JSON objects); returns those applied.
+    /// Fast path: one statement completes them all when every run still owns its job (the
+    /// common case), in one round trip to SQLite's thread with no rows back. Otherwise it
+    /// changes nothing, and a second statement completes those that still own their jobs,
+    /// returning which.
+    async fn complete_kept(&self, keep: &[String], items: &[CompleteParams]) -> Result<Vec<RunId>> {
+        let runs = format!("[{}]", keep.join(","));
+        let done = sqlx::query(queries::COMPLETE_MANY_IF_ALL)
+            .bind(&*self.ns)
+            .bind(&runs)
+            .bind(keep.len() as i64)
+            .execute(&self.pool)
+            .await
+            .map_err(sql_err)?;
+        if done.rows_affected() == keep.len() as u64 {
+            return Ok(items
+                .iter()
+                .filter(|i| !i.delete_on_success)
+                .map(|i| i.run)
+                .collect());
+        }
+        let rows = sqlx::query(&format!(
+            "{} {}",
+            queries::COMPLETE_MANY,
+            queries::RETURNING_RUN
+        ))
+        .bind(&*self.ns)
+        .bind(&runs)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql_err)?;
+        Ok(returned_runs(&rows)?.into_iter().collect())
     }
 
     /// Per-run outcomes in input order, diagnosing the runs not applied.
