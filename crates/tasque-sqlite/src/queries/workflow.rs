@@ -114,7 +114,8 @@ pub const QUEUE_HEAD: &str = concat!(
     " AND (cancel_at IS NULL OR cancel_at > ",
     now!(),
     ") FROM tasque_jobs INDEXED BY tasque_jobs_unfinished WHERE ns = ?1 AND queue = ?2 ",
-    "AND state IN ('pending', 'running', 'sleeping', 'waiting') ORDER BY id LIMIT 1"
+    "AND finished_at IS NULL AND state IN ('pending', 'running', 'sleeping', 'waiting') ",
+    "ORDER BY id LIMIT 1"
 );
 /// Cancels a failed job that holds its blocking queue. Binds 1 ns, 2 id.
 pub const CANCEL_HOLDING: &str = concat!(
