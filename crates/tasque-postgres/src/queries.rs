@@ -37,20 +37,6 @@ macro_rules! if_running {
     };
 }
 
-/// The CTE `l`: the runs named by CTE `x` (`id`, `seq`) that are still running, their rows
-/// locked in id order.
-///
-/// Statements that write many runs lock their rows through it, so two of them (a batch of
-/// completions and a heartbeat's lease extensions, say) always take their row locks in the
-/// same order and cannot deadlock, whatever join order the planner picks for the write.
-macro_rules! locked_in_id_order {
-    () => {
-        "l AS (SELECT j.id, j.run_seq AS seq FROM @schema@.jobs AS j JOIN x \
-         ON j.id = x.id AND j.run_seq = x.seq WHERE j.state = 'running' \
-         ORDER BY j.id FOR UPDATE OF j) "
-    };
-}
-
 /// Columns a claim returns.
 const CLAIM_RETURNING: &str = " RETURNING j.id, j.run_seq, j.queue, j.task, j.params, j.headers, \
     j.attempt, j.max_attempts, j.retry, j.priority, j.timeout_ms, j.lease_expires_at, \
@@ -262,23 +248,20 @@ statements! {
     extend_lease = concat!("UPDATE @schema@.jobs SET lease_expires_at = now() + ", ms!(3),
         if_running!(), " RETURNING lease_expires_at");
     /// Extends many leases. Binds 1 ids, 2 seqs, 3 lease ms.
-    extend_leases = concat!("WITH x AS (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS x(id, seq)), ",
-        locked_in_id_order!(), "UPDATE @schema@.jobs AS j SET lease_expires_at = now() + ", ms!(3),
-        " FROM l WHERE j.id = l.id AND j.run_seq = l.seq AND j.state = 'running' \
+    extend_leases = concat!("UPDATE @schema@.jobs AS j SET lease_expires_at = now() + ", ms!(3),
+        " FROM unnest($1::bigint[], $2::bigint[]) AS x(id, seq) \
+        WHERE j.id = x.id AND j.run_seq = x.seq AND j.state = 'running' \
         RETURNING j.id, j.run_seq, j.lease_expires_at");
 
     /// Completes many runs. Binds 1 ids, 2 seqs, 3 results (JSON text).
-    complete_many = concat!("WITH x AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[]) \
-        AS x(id, seq, result)), ", locked_in_id_order!(),
-        "UPDATE @schema@.jobs AS j SET state = 'completed', result = x.result::jsonb, \
+    complete_many = "UPDATE @schema@.jobs AS j SET state = 'completed', result = x.result::jsonb, \
         finished_at = now(), lease_expires_at = NULL, cancel_at = NULL \
-        FROM l JOIN x ON x.id = l.id \
-        WHERE j.id = l.id AND j.run_seq = l.seq AND j.state = 'running' \
-        RETURNING j.id, j.run_seq");
+        FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS x(id, seq, result) \
+        WHERE j.id = x.id AND j.run_seq = x.seq AND j.state = 'running' \
+        RETURNING j.id, j.run_seq";
     /// Deletes many completed runs (delete on success). Binds 1 ids, 2 seqs.
-    delete_runs = concat!("WITH x AS (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS x(id, seq)), ",
-        locked_in_id_order!(), "DELETE FROM @schema@.jobs AS j USING l \
-        WHERE j.id = l.id AND j.run_seq = l.seq AND j.state = 'running' RETURNING j.id, j.run_seq");
+    delete_runs = "DELETE FROM @schema@.jobs AS j USING unnest($1::bigint[], $2::bigint[]) AS x(id, seq) \
+        WHERE j.id = x.id AND j.run_seq = x.seq AND j.state = 'running' RETURNING j.id, j.run_seq";
     /// Releases many runs, claimable at once, attempt not counted, and announces their queues.
     /// Binds 1 ids, 2 seqs.
     release_runs = "WITH r AS (UPDATE @schema@.jobs AS j SET state = 'pending', \
