@@ -32,9 +32,14 @@ pub fn run_at_binds(run_at: Option<RunAt>) -> (Option<DateTime<Utc>>, i64) {
     }
 }
 
-/// Runs as the parallel arrays `(ids, seqs)` the batch statements unnest.
+/// The ids and run numbers of `runs`, as the parallel bind arrays the batch statements unnest,
+/// in job id order: with the nested-loop plan PostgreSQL picks for such batches, statements
+/// writing many runs (a batch of completions, a heartbeat's lease extensions) then take their
+/// row locks in one order and do not deadlock each other.
 pub fn run_arrays(runs: &[RunId]) -> (Vec<i64>, Vec<i64>) {
-    runs.iter().map(|r| (r.job.0, r.seq)).unzip()
+    let mut pairs: Vec<(i64, i64)> = runs.iter().map(|r| (r.job.0, r.seq)).collect();
+    pairs.sort_unstable();
+    pairs.into_iter().unzip()
 }
 
 /// Why a guarded write by `run` matched nothing, given the job's state and run (if it exists).

@@ -36,7 +36,10 @@ impl PostgresStore {
     pub(crate) async fn complete_batch(&self, items: Vec<CompleteParams>) -> Result<Vec<RunWrite>> {
         let (mut ids, mut seqs, mut results) = (Vec::new(), Vec::new(), Vec::new());
         let mut delete = Vec::new();
-        for item in &items {
+        // In job id order, as `run_arrays` gives: see there why.
+        let mut ordered: Vec<&CompleteParams> = items.iter().collect();
+        ordered.sort_unstable_by_key(|item| (item.run.job.0, item.run.seq));
+        for item in ordered {
             let result = encode_payload("result", &item.result, &self.inner.limits)?;
             if item.delete_on_success {
                 delete.push(item.run);
