@@ -6,30 +6,18 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
-use tasque_durable::validate::{positive, validate_limit, validate_name};
+use tasque_durable::validate::{positive, validate_claim};
 use tasque_durable::{Claim, ClaimParams, Error, JobId, LeaseStatus, Result, RunId, RunWrite};
 
 use super::gated::sort_claims;
 use super::{ms, rejection_error, runs_json};
 use crate::{queries, rows, sql_err, SqliteStore};
 
-fn validate(params: &ClaimParams) -> Result<()> {
-    if params.queues.is_empty() {
-        return Err(Error::invalid_option("queues", "name at least one queue"));
-    }
-    for queue in &params.queues {
-        validate_name("queue", queue)?;
-    }
-    validate_name("worker", &params.worker_id)?;
-    validate_limit("limit", params.limit)?;
-    positive("lease", params.lease)
-}
-
 impl SqliteStore {
     /// Claims up to `limit` ready jobs: due sleepers and waiters first become claimable, then
     /// one statement claims from the ungated queues, then the gated ones take what room is left.
     pub(crate) async fn claim_jobs(&self, params: ClaimParams) -> Result<Vec<Claim>> {
-        validate(&params)?;
+        validate_claim(&params)?;
         self.wake_due().await?;
         let mut claims = self.claim_ungated(&params).await?;
         let room = params.limit.saturating_sub(claims.len() as u32);
