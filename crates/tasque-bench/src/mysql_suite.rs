@@ -38,6 +38,7 @@ use tasque_worker::{Handlers, JobContext, Worker};
 use tokio::sync::mpsc;
 
 use crate::burn::{burn_down, spawn_batches};
+use crate::postgres_suite::{self, drop_schemas};
 use crate::report::{figure, per_s, ratio};
 
 /// Sizes of one run.
@@ -229,37 +230,25 @@ async fn latency(store: &MySqlStore, n: usize) -> Result<(f64, f64)> {
     Ok((pick(0.5), pick(0.99)))
 }
 
-fn postgres_url() -> String {
-    std::env::var("TASQUE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
 /// The `--vs-postgres` comparison: [`ROUNDS`] rounds of back-to-back 500-slot burn-downs of
 /// `n` jobs on each engine, each in a fresh namespace.
 async fn versus_postgres(n: usize) -> Result<()> {
     let prefix = format!("tqvs{:08x}_", rand::random::<u32>());
-    let postgres = PgPool::connect(&postgres_url()).await.with_context(|| {
-        format!(
-            "PostgreSQL at {} (set TASQUE_TEST_POSTGRES_URL)",
-            postgres_url()
-        )
-    })?;
+    let postgres = PgPool::connect(&postgres_suite::url())
+        .await
+        .with_context(|| {
+            format!(
+                "PostgreSQL at {} (set TASQUE_TEST_POSTGRES_URL)",
+                postgres_suite::url()
+            )
+        })?;
     let mut stores = Vec::new();
     let outcome = rounds(n, &prefix, &mut stores).await;
     for store in stores {
         store.drop_tables().await?;
         store.close().await;
     }
-    let schemas: Vec<String> =
-        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, $1)")
-            .bind(&prefix)
-            .fetch_all(&postgres)
-            .await?;
-    for schema in schemas {
-        sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-            .execute(&postgres)
-            .await?;
-    }
+    drop_schemas(&postgres, &prefix).await?;
     postgres.close().await;
     let (mysql, postgres, ratios) = outcome?;
     figure(
@@ -313,7 +302,7 @@ async fn mysql_500(
 }
 
 async fn postgres_500(prefix: &str, round: usize, n: usize) -> Result<f64> {
-    let config = PostgresConfig::new(postgres_url())
+    let config = PostgresConfig::new(postgres_suite::url())
         .with_schema_prefix(prefix)
         .with_namespace(format!("vs{round}"));
     let engine = PostgresStore::connect(config).await?;

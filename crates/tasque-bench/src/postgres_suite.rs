@@ -72,9 +72,25 @@ pub fn run(quick: bool) -> Result<()> {
     runtime.block_on(suite(sizes))
 }
 
-fn url() -> String {
+/// The PostgreSQL server the benchmarks use: `TASQUE_TEST_POSTGRES_URL`, or the local default.
+pub(crate) fn url() -> String {
     std::env::var("TASQUE_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// Drops every schema whose name starts with `prefix` (a benchmark's namespaces).
+pub(crate) async fn drop_schemas(admin: &PgPool, prefix: &str) -> Result<()> {
+    let schemas: Vec<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, $1)")
+            .bind(prefix)
+            .fetch_all(admin)
+            .await?;
+    for schema in schemas {
+        admin
+            .execute(format!("DROP SCHEMA \"{schema}\" CASCADE").as_str())
+            .await?;
+    }
+    Ok(())
 }
 
 async fn suite(sizes: Sizes) -> Result<()> {
@@ -83,16 +99,7 @@ async fn suite(sizes: Sizes) -> Result<()> {
         .await
         .with_context(|| format!("PostgreSQL at {} (set TASQUE_TEST_POSTGRES_URL)", url()))?;
     let outcome = measure(&sizes, &prefix, &admin).await;
-    let schemas: Vec<String> =
-        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, $1)")
-            .bind(&prefix)
-            .fetch_all(&admin)
-            .await?;
-    for schema in schemas {
-        admin
-            .execute(format!("DROP SCHEMA \"{schema}\" CASCADE").as_str())
-            .await?;
-    }
+    drop_schemas(&admin, &prefix).await?;
     outcome
 }
 

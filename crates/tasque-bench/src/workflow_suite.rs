@@ -30,6 +30,7 @@ use tasque_postgres::{PostgresConfig, PostgresStore};
 use tasque_sqlite::{SqliteConfig, SqliteStore};
 use tasque_worker::{Handlers, JobContext, Worker};
 
+use crate::postgres_suite::{self, drop_schemas};
 use crate::report::{figure, per_s, ratio};
 
 /// Sizes of one run.
@@ -78,8 +79,7 @@ async fn sqlite(sizes: &Sizes) -> Result<()> {
 }
 
 async fn postgres(sizes: &Sizes) -> Result<()> {
-    let url = std::env::var("TASQUE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let url = postgres_suite::url();
     let admin = PgPool::connect(&url)
         .await
         .with_context(|| format!("PostgreSQL at {url} (set TASQUE_TEST_POSTGRES_URL)"))?;
@@ -99,16 +99,7 @@ async fn postgres(sizes: &Sizes) -> Result<()> {
         engine("postgres", raw, sizes, |name| open(name)).await
     }
     .await;
-    let schemas: Vec<String> =
-        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, $1)")
-            .bind(&prefix)
-            .fetch_all(&admin)
-            .await?;
-    for schema in schemas {
-        admin
-            .execute(format!("DROP SCHEMA \"{schema}\" CASCADE").as_str())
-            .await?;
-    }
+    drop_schemas(&admin, &prefix).await?;
     outcome
 }
 
