@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::AbortHandle;
 
+use crate::stats::Counters;
 use crate::{ExitReason, Outcome, TaskRef};
 
 /// Where a task is in the queue. Only changed under the queue's state lock.
@@ -53,8 +54,9 @@ impl<T> Reply<T> {
 /// The type-erased face of a task cell that the queue machinery uses.
 pub(crate) trait Control: Send + Sync + 'static {
     /// Delivers `Outcome::Exit(reason)` unless an outcome was already
-    /// delivered; returns whether this call delivered.
-    fn exit(&self, reason: ExitReason) -> bool;
+    /// delivered, counting it in `counters` first; returns whether this call
+    /// delivered.
+    fn exit(&self, reason: ExitReason, counters: &Counters) -> bool;
     /// Asks the running task to stop (aborts async work at its next poll,
     /// raises the flag a blocking closure can check).
     fn signal_cancel(&self);
@@ -137,8 +139,11 @@ impl<T: Send + 'static> TaskCell<T> {
     }
 
     /// Delivers `outcome` unless one was already delivered; returns whether
-    /// this call delivered. Cancels the timer of a task that finished first.
-    pub(crate) fn deliver(&self, outcome: Outcome<T>) -> bool {
+    /// this call delivered. The winning delivery is counted in `counters`
+    /// before the caller can see it, so a caller holding an outcome always
+    /// finds it in the queue's stats. Cancels the timer of a task that
+    /// finished first.
+    pub(crate) fn deliver(&self, outcome: Outcome<T>, counters: &Counters) -> bool {
         let (reply, timer) = {
             let mut inner = self.inner.lock();
             (inner.reply.take(), inner.timer.take())
@@ -146,6 +151,7 @@ impl<T: Send + 'static> TaskCell<T> {
         let Some(reply) = reply else {
             return false;
         };
+        counters.outcome(&outcome);
         if let Some(timer) = timer {
             if !matches!(outcome, Outcome::Exit(ExitReason::Timeout)) {
                 timer.abort();
@@ -157,8 +163,8 @@ impl<T: Send + 'static> TaskCell<T> {
 }
 
 impl<T: Send + 'static> Control for TaskCell<T> {
-    fn exit(&self, reason: ExitReason) -> bool {
-        self.deliver(Outcome::Exit(reason))
+    fn exit(&self, reason: ExitReason, counters: &Counters) -> bool {
+        self.deliver(Outcome::Exit(reason), counters)
     }
 
     fn signal_cancel(&self) {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::cell::{Control, TaskCell};
+use crate::stats::Counters;
 use crate::Outcome;
 
 /// What running a task's work delivered.
@@ -20,10 +21,14 @@ pub(crate) enum Delivered {
     Nothing,
 }
 
-/// Delivers `outcome` to `cell` and says what happened.
-pub(crate) fn deliver_to<T: Send + 'static>(cell: &TaskCell<T>, outcome: Outcome<T>) -> Delivered {
+/// Delivers `outcome` to `cell` (counted in `counters`) and says what happened.
+pub(crate) fn deliver_to<T: Send + 'static>(
+    cell: &TaskCell<T>,
+    outcome: Outcome<T>,
+    counters: &Counters,
+) -> Delivered {
     let is_value = outcome.is_ok();
-    match (cell.deliver(outcome), is_value) {
+    match (cell.deliver(outcome, counters), is_value) {
         (false, _) => Delivered::Nothing,
         (true, true) => Delivered::Value,
         (true, false) => Delivered::Exit,

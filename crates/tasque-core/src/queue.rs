@@ -15,6 +15,7 @@ use crate::entry::{deliver_to, Entry, Work};
 use crate::names::{global_names, NameRegistry};
 use crate::registry::PreparedCall;
 use crate::shared::Shared;
+use crate::stats::Counters;
 use crate::task_ref::next_task_id;
 use crate::{
     CancelToken, Error, Mailbox, Outcome, QueueStats, ShutdownReport, TaskHandle, TaskOptions,
@@ -339,10 +340,10 @@ impl Queue {
         T: Send + 'static,
         F: Future<Output = Outcome<T>> + Send + 'static,
     {
-        self.submit(options, target, move |cell| {
+        self.submit(options, target, move |cell, counters| {
             Work::Async(Box::pin(async move {
                 let outcome = future.await;
-                deliver_to(&cell, outcome)
+                deliver_to(&cell, outcome, &counters)
             }))
         })
     }
@@ -357,12 +358,12 @@ impl Queue {
         T: Send + 'static,
         F: FnOnce(CancelToken) -> Outcome<T> + Send + 'static,
     {
-        self.submit(options, target, move |cell| {
+        self.submit(options, target, move |cell, counters| {
             let control: Arc<dyn Control> = cell.clone();
             let cancel = CancelToken { control };
             Work::Blocking(Box::new(move || {
                 let outcome = work(cancel);
-                deliver_to(&cell, outcome)
+                deliver_to(&cell, outcome, &counters)
             }))
         })
     }
@@ -372,7 +373,7 @@ impl Queue {
         &self,
         options: TaskOptions,
         target: Target<'_, T>,
-        work: impl FnOnce(Arc<TaskCell<T>>) -> Work,
+        work: impl FnOnce(Arc<TaskCell<T>>, Arc<Counters>) -> Work,
     ) -> Result<Submitted<T>, Error> {
         let timeout = options.validated_timeout()?;
         let id = next_task_id();
@@ -396,7 +397,7 @@ impl Queue {
             priority: options.priority_value(),
             deadline,
             control: Arc::clone(&control),
-            work: work(cell),
+            work: work(cell, Arc::clone(&self.shared.counters)),
         };
         self.shared.submit(entry)?;
         if let Some(deadline) = deadline {

@@ -16,7 +16,6 @@ use tracing::Instrument;
 
 use crate::entry::{Delivered, Entry, Work};
 use crate::shared::Shared;
-use crate::stats::bump;
 use crate::ExitReason;
 
 /// Frees the runner's slot if the runner stops abnormally: on a panic in the
@@ -99,9 +98,8 @@ async fn run_one(shared: &Shared, entry: Entry) {
         }
     };
     match result {
-        Ok(Delivered::Value) => bump(&shared.counters.completed),
-        Ok(Delivered::Exit) => bump(&shared.counters.failed),
-        Ok(Delivered::Nothing) => {}
+        // The work counted its own delivery.
+        Ok(Delivered::Value | Delivered::Exit | Delivered::Nothing) => {}
         Err(message) => {
             shared.exit(&*control, ExitReason::Panicked(message));
         }

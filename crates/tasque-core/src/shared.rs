@@ -23,6 +23,12 @@ use crate::waiting::Waiting;
 use crate::{runner, Error, ExitReason, QueueStats, ShutdownReport, TaskRegistry};
 
 /// Everything guarded by the state lock.
+///
+/// A waiting task's phase and the `queued` count change together, only through
+/// [`State::unqueue`]: a task leaves the `Queued` phase exactly once (started,
+/// timed out, cancelled, shut down or restarted), and that one transition is
+/// the one decrement. Whatever races (a timer, a cancel, `close`, `restart`),
+/// the loser finds the phase already changed and leaves the count alone.
 struct State {
     accepting: bool,
     /// Slots taken (`active.len()`, kept separately for clarity).
@@ -34,6 +40,31 @@ struct State {
     active: Slab<Arc<dyn Control>>,
 }
 
+impl State {
+    /// Takes a waiting task out of the `Queued` phase and the count; false if it
+    /// had already left it (the caller lost a race and must do nothing).
+    fn unqueue(&mut self, control: &dyn Control) -> bool {
+        if control.phase() != Phase::Queued {
+            return false;
+        }
+        control.set_phase(Phase::Done);
+        self.queued -= 1;
+        true
+    }
+
+    /// Empties the line, returning the live entries, each already out of the
+    /// `Queued` phase and the count (tombstones are dropped).
+    fn drain_live(&mut self) -> Vec<Entry> {
+        let drained = self.waiting.drain();
+        let live: Vec<Entry> = drained
+            .into_iter()
+            .filter(|entry| self.unqueue(&*entry.control))
+            .collect();
+        debug_assert_eq!(self.queued, 0, "every live waiting task was in the line");
+        live
+    }
+}
+
 /// The machinery shared by a queue's handles, runners and timers.
 pub(crate) struct Shared {
     pub(crate) id: u64,
@@ -41,7 +72,7 @@ pub(crate) struct Shared {
     pub(crate) max_concurrency: usize,
     pub(crate) runtime: Handle,
     pub(crate) tasks: TaskRegistry,
-    pub(crate) counters: Counters,
+    pub(crate) counters: Arc<Counters>,
     pub(crate) names: Option<Arc<dyn NameRegistry>>,
     state: Mutex<State>,
     idle: Notify,
@@ -63,7 +94,7 @@ impl Shared {
             max_concurrency,
             runtime,
             tasks,
-            counters: Counters::default(),
+            counters: Arc::default(),
             names,
             state: Mutex::new(State {
                 accepting: true,
@@ -133,13 +164,11 @@ impl Shared {
     fn next_live(&self, state: &mut State) -> Option<(Entry, usize)> {
         let mut now = None;
         while let Some(entry) = state.waiting.pop() {
-            if entry.control.phase() != Phase::Queued {
+            if !state.unqueue(&*entry.control) {
                 continue;
             }
-            state.queued -= 1;
             if let Some(deadline) = entry.deadline {
                 if *now.get_or_insert_with(Instant::now) >= deadline {
-                    entry.control.set_phase(Phase::Done);
                     self.exit(&*entry.control, ExitReason::Timeout);
                     continue;
                 }
@@ -175,11 +204,7 @@ impl Shared {
 
     /// Delivers an exit and counts it if this call won.
     pub(crate) fn exit(&self, control: &dyn Control, reason: ExitReason) -> bool {
-        let delivered = control.exit(reason.clone());
-        if delivered {
-            self.counters.exit(&reason);
-        }
-        delivered
+        control.exit(reason, &self.counters)
     }
 
     /// Ends a task early with `reason` (timeout or cancel): a waiting task is
@@ -189,8 +214,7 @@ impl Shared {
         let mut state = self.state.lock();
         match control.phase() {
             Phase::Queued => {
-                control.set_phase(Phase::Done);
-                state.queued -= 1;
+                state.unqueue(control);
                 drop(state);
                 self.exit(control, reason)
             }
@@ -212,21 +236,18 @@ impl Shared {
         let waiting = {
             let mut state = self.state.lock();
             state.accepting = false;
-            state.queued = 0;
-            state.waiting.drain()
+            state.drain_live()
         };
         self.end_waiting(waiting, ExitReason::Shutdown)
     }
 
+    /// Delivers `reason` to tasks already taken out of the line (by
+    /// [`State::drain_live`]); returns how many outcomes this delivered.
     fn end_waiting(&self, waiting: Vec<Entry>, reason: ExitReason) -> usize {
-        let mut ended = 0;
-        for entry in waiting {
-            if entry.control.phase() == Phase::Queued {
-                entry.control.set_phase(Phase::Done);
-                ended += usize::from(self.exit(&*entry.control, reason.clone()));
-            }
-        }
-        ended
+        waiting
+            .into_iter()
+            .map(|entry| usize::from(self.exit(&*entry.control, reason.clone())))
+            .sum()
     }
 
     /// Waits until no slot is taken or `deadline` passes; true if idle.
@@ -290,8 +311,7 @@ impl Shared {
                 }
                 self.free(&mut state, key);
             }
-            state.queued = 0;
-            state.waiting.drain()
+            state.drain_live()
         };
         bump(&self.counters.restarts);
         tracing::error!(queue = %self.name, "tasque queue machinery failed; restarting clean");

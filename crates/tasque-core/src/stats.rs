@@ -1,5 +1,6 @@
 //! Introspection: a cheap snapshot of a queue's counts.
 
+use crate::Outcome;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::ExitReason;
@@ -49,6 +50,15 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
+    /// Counts one delivered outcome: a value is a completion, an exit counts
+    /// by its reason.
+    pub(crate) fn outcome<T>(&self, outcome: &Outcome<T>) {
+        match outcome {
+            Outcome::Ok(_) => bump(&self.completed),
+            Outcome::Exit(reason) => self.exit(reason),
+        }
+    }
+
     /// Counts one delivered exit.
     pub(crate) fn exit(&self, reason: &ExitReason) {
         let counter = match reason {
