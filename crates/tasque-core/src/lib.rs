@@ -45,6 +45,11 @@
 //! * **Supervision.** No task can take the queue down. If the queue's own
 //!   machinery fails, it restarts clean and every caller with work in flight
 //!   gets `Exit(QueueRestarted)` instead of silence.
+//! * **Long-lived loops.** A [`Supervisor`] runs a background loop as a task
+//!   and restarts it, with capped backoff and an `error` log saying what
+//!   happened, when it panics or ends while its owner is not stopping. A panic
+//!   hook can tell a task's panic (caught and reported by its queue) from any
+//!   other with [`in_queued_task`].
 //! * **Shutdown.** [`Queue::shutdown`] stops accepting, drops waiting work
 //!   with `Exit(Shutdown)`, lets running work finish until a deadline, then
 //!   cancels it.
@@ -101,7 +106,9 @@ mod registry;
 mod runner;
 mod shared;
 mod stats;
+mod supervise;
 mod task_ref;
+mod task_scope;
 mod waiting;
 
 pub use cell::{CancelToken, Delivery};
@@ -114,4 +121,6 @@ pub use outcome::{ExitReason, Outcome};
 pub use queue::{Queue, QueueBuilder};
 pub use registry::TaskRegistry;
 pub use stats::{QueueStats, ShutdownReport};
+pub use supervise::{Supervisor, DEFAULT_MAX_RESTART_DELAY, DEFAULT_RESTART_DELAY};
 pub use task_ref::TaskRef;
+pub use task_scope::in_queued_task;

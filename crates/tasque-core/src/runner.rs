@@ -7,7 +7,6 @@
 //! `Exit(Panicked)`, and a cancellation (timeout, cancel, shutdown) aborts
 //! async work at once.
 
-use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -16,6 +15,8 @@ use tracing::Instrument;
 
 use crate::entry::{Delivered, Entry, Work};
 use crate::shared::Shared;
+use crate::supervise::panic_message;
+use crate::task_scope::{Scope, Scoped};
 use crate::ExitReason;
 
 /// Frees the runner's slot if the runner stops abnormally: on a panic in the
@@ -81,7 +82,7 @@ async fn run_one(shared: &Shared, entry: Entry) {
             tokio::select! {
                 biased;
                 _ = cancelled => return,
-                result = AssertUnwindSafe(future).catch_unwind().instrument(span) => {
+                result = AssertUnwindSafe(Scoped(future)).catch_unwind().instrument(span) => {
                     result.map_err(panic_message)
                 }
             }
@@ -89,7 +90,10 @@ async fn run_one(shared: &Shared, entry: Entry) {
         Work::Blocking(work) => {
             let joined = shared
                 .runtime
-                .spawn_blocking(move || span.in_scope(work))
+                .spawn_blocking(move || {
+                    let _scope = Scope::enter();
+                    span.in_scope(work)
+                })
                 .await;
             joined.map_err(|error| match error.try_into_panic() {
                 Ok(payload) => panic_message(payload),
@@ -103,16 +107,5 @@ async fn run_one(shared: &Shared, entry: Entry) {
         Err(message) => {
             shared.exit(&*control, ExitReason::Panicked(message));
         }
-    }
-}
-
-/// The message of a panic payload, when it is a string.
-fn panic_message(payload: Box<dyn Any + Send>) -> String {
-    match payload.downcast::<String>() {
-        Ok(message) => *message,
-        Err(payload) => match payload.downcast::<&'static str>() {
-            Ok(message) => (*message).to_owned(),
-            Err(_) => "panic with a non-string payload".to_owned(),
-        },
     }
 }
