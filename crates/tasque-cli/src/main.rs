@@ -148,16 +148,20 @@ fn one_line(text: &str) -> String {
 }
 
 /// A job handler's panic is caught and recorded as the failed attempt's
-/// reason; the default hook would also print a backtrace for each one. Panics
-/// on worker threads are logged at `warn` instead; the main thread keeps the
-/// default hook, so a bug in the CLI itself still shows in full.
+/// reason; the default hook would also print a backtrace for each one. Such
+/// panics (on a thread running a queued task) are logged at `warn`. Any other
+/// panic off the main thread is a bug in a background loop, which its
+/// supervisor restarts: it is logged at `error` as what it is. The main thread
+/// keeps the default hook, so a bug in the CLI itself still shows in full.
 fn quiet_handler_panics() {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if std::thread::current().name() == Some("main") {
             default_hook(info);
-        } else {
+        } else if tasque_core::in_queued_task() {
             tracing::warn!("job handler panicked: {info}");
+        } else {
+            tracing::error!("background task panicked (not a job handler): {info}");
         }
     }));
 }

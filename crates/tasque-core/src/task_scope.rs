@@ -88,7 +88,9 @@ mod tests {
             .expect("enqueue");
         assert_eq!(in_async.await, crate::Outcome::Ok(true));
         assert_eq!(in_blocking.await, crate::Outcome::Ok(true));
-        let spawned = tokio::spawn(async { in_queued_task() }).await.expect("join");
+        let spawned = tokio::spawn(async { in_queued_task() })
+            .await
+            .expect("join");
         assert!(!spawned, "a plain tokio task is not a queued task");
         queue.shutdown(std::time::Duration::ZERO).await;
     }

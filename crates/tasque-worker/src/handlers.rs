@@ -34,8 +34,15 @@ pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = RunOutput> + Send>>;
 
 /// A handler with its types erased.
 trait ErasedHandler: Send + Sync {
-    /// Decodes `params` and starts the handler, or says why the params do not decode.
-    fn start(&self, context: JobContext, params: Value) -> Result<ErasedFuture, serde_json::Error>;
+    /// Decodes `params` and returns the handler's run, or says why the params do not decode.
+    /// The handler function itself is first called inside the returned future, so that even
+    /// its synchronous part runs (and may panic) in the in-process queue's task, never in the
+    /// claim loop.
+    fn start(
+        self: Arc<Self>,
+        context: JobContext,
+        params: Value,
+    ) -> Result<ErasedFuture, serde_json::Error>;
 }
 
 struct TypedHandler<F, P> {
@@ -51,11 +58,14 @@ where
     R: Serialize + Send + 'static,
     E: Display + Send + 'static,
 {
-    fn start(&self, context: JobContext, params: Value) -> Result<ErasedFuture, serde_json::Error> {
+    fn start(
+        self: Arc<Self>,
+        context: JobContext,
+        params: Value,
+    ) -> Result<ErasedFuture, serde_json::Error> {
         let params: P = serde_json::from_value(params)?;
-        let future = (self.function)(context, params);
         Ok(Box::pin(async move {
-            match future.await {
+            match (self.function)(context, params).await {
                 Ok(result) => serde_json::to_value(result).map_err(
                     |error| json!({ "kind": "unserializable_result", "error": error.to_string() }),
                 ),
@@ -77,11 +87,14 @@ where
     Fut: Future<Output = Result<R, Value>> + Send + 'static,
     R: Serialize + Send + 'static,
 {
-    fn start(&self, context: JobContext, params: Value) -> Result<ErasedFuture, serde_json::Error> {
+    fn start(
+        self: Arc<Self>,
+        context: JobContext,
+        params: Value,
+    ) -> Result<ErasedFuture, serde_json::Error> {
         let params: P = serde_json::from_value(params)?;
-        let future = (self.function)(context, params);
         Ok(Box::pin(async move {
-            let result = future.await?;
+            let result = (self.function)(context, params).await?;
             serde_json::to_value(result).map_err(
                 |error| json!({ "kind": "unserializable_result", "error": error.to_string() }),
             )

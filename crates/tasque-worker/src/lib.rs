@@ -165,4 +165,8 @@ pub struct WorkerStats {
     pub stale: u64,
     /// Outcomes that could not be written because the store failed.
     pub store_errors: u64,
+    /// Restarts of the worker's background loops (claim loop, reporter, heartbeat, rescuer,
+    /// cleaner, wake-up forwarder) after a panic or an unexpected end, each also logged at
+    /// `error`.
+    pub restarts: u64,
 }

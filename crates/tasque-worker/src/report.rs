@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tasque_durable::{CompleteParams, RunAt, RunId, RunWrite, Store};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, Mutex, Notify};
 
 /// What to write for a finished run.
 #[derive(Debug)]
@@ -84,6 +84,7 @@ pub(crate) fn channel(tally: Arc<Tally>) -> (Reports, mpsc::UnboundedReceiver<Re
 }
 
 /// How the reporter writes.
+#[derive(Clone)]
 pub(crate) struct Options {
     /// The most outcomes written in one go.
     pub(crate) batch_size: usize,
@@ -95,13 +96,15 @@ pub(crate) struct Options {
     pub(crate) written: Arc<Notify>,
 }
 
-/// The reporter loop: runs until every sender is gone and the channel is drained.
+/// The reporter loop: runs until every sender is gone and the channel is drained. The channel
+/// is shared so that an instance restarted after a panic goes on with it.
 pub(crate) async fn run(
     store: Arc<dyn Store>,
-    mut receiver: mpsc::UnboundedReceiver<Report>,
+    receiver: Arc<Mutex<mpsc::UnboundedReceiver<Report>>>,
     tally: Arc<Tally>,
     options: Options,
 ) {
+    let mut receiver = receiver.lock().await;
     while let Some(first) = receiver.recv().await {
         let mut batch = vec![first];
         while batch.len() < options.batch_size {
@@ -110,10 +113,29 @@ pub(crate) async fn run(
                 Err(_) => break,
             }
         }
-        let count = batch.len();
+        // Counted as written even if the write panics: those runs' leases expire instead.
+        let _written = Written {
+            tally: &tally,
+            count: batch.len(),
+            notify: &options.written,
+        };
         write_batch(&*store, batch, &tally, options.delete_on_success).await;
-        tally.pending.fetch_sub(count as u64, Ordering::SeqCst);
-        options.written.notify_one();
+    }
+}
+
+/// Ends a batch's pending count, and wakes the claim loop, when dropped.
+struct Written<'a> {
+    tally: &'a Tally,
+    count: usize,
+    notify: &'a Notify,
+}
+
+impl Drop for Written<'_> {
+    fn drop(&mut self) {
+        self.tally
+            .pending
+            .fetch_sub(self.count as u64, Ordering::SeqCst);
+        self.notify.notify_one();
     }
 }
 

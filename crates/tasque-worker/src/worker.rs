@@ -1,11 +1,11 @@
 //! The worker: claims jobs, runs them through the in-process queue, reports.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tasque_core::{ExitReason, Outcome, Queue, TaskHandle, TaskOptions, Timeout};
+use tasque_core::{ExitReason, Outcome, Queue, Supervisor, TaskHandle, TaskOptions, Timeout};
 use tasque_durable::{Claim, ClaimParams, JobFilter, JobState, Store};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -54,6 +54,7 @@ impl Worker {
             .build()?;
         let tally = Arc::new(Tally::default());
         let (reports, receiver) = report::channel(tally.clone());
+        let restarts = Arc::new(AtomicU64::new(0));
         let shared = Arc::new(Shared {
             store: self.store,
             handlers: self.handlers,
@@ -65,48 +66,102 @@ impl Worker {
             wake: Arc::new(Notify::new()),
             idle: Notify::new(),
             tally: tally.clone(),
+            restarts,
         });
         let maintenance_stop = Arc::new(Stop::default());
-        let reporter = tokio::spawn(report::run(
-            shared.store.clone(),
-            receiver,
-            tally,
-            report::Options {
-                batch_size: settings.completion_batch,
-                delete_on_success: settings.delete_on_success,
-                written: shared.wake.clone(),
-            },
-        ));
-        let mut services = vec![
-            tokio::spawn(maintenance::heartbeat(
+        let restarts = shared.restarts.clone();
+        let supervisor = |name: &str| Supervisor::new(name).count_restarts(restarts.clone());
+        let until_maintenance_stops = {
+            let stop = maintenance_stop.clone();
+            move || {
+                let stop = stop.clone();
+                async move { stop.raised().await }
+            }
+        };
+        let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+        let options = report::Options {
+            batch_size: settings.completion_batch,
+            delete_on_success: settings.delete_on_success,
+            written: shared.wake.clone(),
+        };
+        let reporter = {
+            let (store, tally) = (shared.store.clone(), tally.clone());
+            // Ends when every sender is gone and the channel is drained; a panic restarts it
+            // on the same channel, stopping or not, so no outcome is left unwritten.
+            supervisor("reporter").finishes_by_returning().spawn(
+                move || {
+                    report::run(
+                        store.clone(),
+                        receiver.clone(),
+                        tally.clone(),
+                        options.clone(),
+                    )
+                },
+                std::future::pending::<()>,
+            )
+        };
+        let mut services = Vec::new();
+        {
+            let (store, inflight, queue) = (
                 shared.store.clone(),
                 shared.inflight.clone(),
                 shared.queue.clone(),
+            );
+            let (interval, lease, stop) = (
                 settings.heartbeat_interval,
                 settings.lease,
                 maintenance_stop.clone(),
-            )),
-            tokio::spawn(maintenance::rescuer(
+            );
+            services.push(supervisor("heartbeat").spawn(
+                move || {
+                    maintenance::heartbeat(
+                        store.clone(),
+                        inflight.clone(),
+                        queue.clone(),
+                        interval,
+                        lease,
+                        stop.clone(),
+                    )
+                },
+                until_maintenance_stops.clone(),
+            ));
+        }
+        {
+            let (store, interval, stop) = (
                 shared.store.clone(),
                 settings.rescue_interval,
                 maintenance_stop.clone(),
-            )),
-        ];
+            );
+            services.push(supervisor("rescuer").spawn(
+                move || maintenance::rescuer(store.clone(), interval, stop.clone()),
+                until_maintenance_stops.clone(),
+            ));
+        }
         if let Some(age) = settings.clean_after {
-            services.push(tokio::spawn(maintenance::cleaner(
-                shared.store.clone(),
-                age,
-                maintenance_stop.clone(),
-            )));
+            let (store, stop) = (shared.store.clone(), maintenance_stop.clone());
+            services.push(supervisor("cleaner").spawn(
+                move || maintenance::cleaner(store.clone(), age, stop.clone()),
+                until_maintenance_stops.clone(),
+            ));
         }
-        if let Some(wakeups) = shared.store.subscribe_wakeups() {
-            services.push(tokio::spawn(forward_wakeups(
-                wakeups,
-                shared.clone(),
-                maintenance_stop.clone(),
-            )));
+        if shared.store.subscribe_wakeups().is_some() {
+            let (shared, stop) = (shared.clone(), maintenance_stop.clone());
+            services.push(supervisor("wake-up forwarder").spawn(
+                move || forward_wakeups(shared.clone(), stop.clone()),
+                until_maintenance_stops.clone(),
+            ));
         }
-        let claimer = tokio::spawn(claim_loop(shared.clone(), reports));
+        let claimer = {
+            let (looping, stopping) = (shared.clone(), shared.clone());
+            // Every instance works on the same slots, in-flight table and report channel.
+            supervisor("claim loop").spawn(
+                move || claim_loop(looping.clone(), reports.clone()),
+                move || {
+                    let shared = stopping.clone();
+                    async move { shared.stop_claiming.raised().await }
+                },
+            )
+        };
         Ok(RunningWorker {
             shared,
             claimer,
@@ -132,6 +187,8 @@ struct Shared {
     /// Signalled when a claim found nothing and nothing is in flight.
     idle: Notify,
     tally: Arc<Tally>,
+    /// Restarts of the worker's supervised loops.
+    restarts: Arc<AtomicU64>,
 }
 
 /// A started worker.
@@ -175,6 +232,7 @@ impl RunningWorker {
             aborted: read(&tally.dropped),
             stale: read(&tally.stale),
             store_errors: read(&tally.store_errors),
+            restarts: read(&self.shared.restarts),
         }
     }
 
@@ -301,8 +359,17 @@ async fn claim_loop(shared: Arc<Shared>, reports: Reports) {
         };
         let claims = match shared.store.claim(params).await {
             Ok(claims) => claims,
-            Err(error) => {
+            Err(error @ tasque_durable::Error::Database(_)) => {
                 tracing::warn!(%error, "claim failed; retrying after the poll interval");
+                if shared.stop_claiming.sleep(settings.poll_interval).await {
+                    break;
+                }
+                continue;
+            }
+            Err(error) => {
+                // Not a passing database fault: a bug or bad data that the store could not
+                // handle. Keep claiming, but say it loudly.
+                tracing::error!(%error, "claim failed; retrying after the poll interval");
                 if shared.stop_claiming.sleep(settings.poll_interval).await {
                     break;
                 }
@@ -329,13 +396,15 @@ async fn claim_loop(shared: Arc<Shared>, reports: Reports) {
 /// Wakes the idle claim loop when the store announces a ready job in one of
 /// the worker's queues (an empty name, or a lagging receiver, means any
 /// queue). `Notify` keeps one wake-up for a loop that is busy claiming, so an
-/// announcement is never lost between two waits; polling stays the fallback.
-async fn forward_wakeups(
-    mut wakeups: tokio::sync::broadcast::Receiver<String>,
-    shared: Arc<Shared>,
-    stop: Arc<Stop>,
-) {
+/// announcement is never lost between two waits; polling stays the fallback
+/// (and the only way once the store's announcements end).
+async fn forward_wakeups(shared: Arc<Shared>, stop: Arc<Stop>) {
     use tokio::sync::broadcast::error::RecvError;
+    let Some(mut wakeups) = shared.store.subscribe_wakeups() else {
+        return stop.raised().await;
+    };
+    // Announcements may have been missed while (re)subscribing.
+    shared.wake.notify_one();
     loop {
         let announced = tokio::select! {
             _ = stop.raised() => return,
@@ -344,7 +413,10 @@ async fn forward_wakeups(
         match announced {
             Ok(queue) if !queue.is_empty() && !shared.settings.queues.contains(&queue) => {}
             Ok(_) | Err(RecvError::Lagged(_)) => shared.wake.notify_one(),
-            Err(RecvError::Closed) => return,
+            Err(RecvError::Closed) => {
+                tracing::warn!("the store stopped announcing ready jobs; polling only");
+                return stop.raised().await;
+            }
         }
     }
 }
@@ -459,6 +531,7 @@ fn verdict(
         },
         (None, Outcome::Ok(RunOutput::Finished(Err(reason)))) => Verdict::Fail(reason),
         (None, Outcome::Exit(ExitReason::Panicked(message))) => {
+            tracing::debug!(run = %context.run_id(), error = %message, "job handler panicked; attempt failed");
             Verdict::Fail(json!({ "kind": "panic", "error": message }))
         }
         (None, Outcome::Exit(ExitReason::Timeout)) => Verdict::Fail(json!({
