@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use tasque_core::Queue;
+use tasque_core::{Queue, Supervisor};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -70,7 +70,22 @@ impl Consumer {
             state,
         });
         let (stop, stop_receiver) = watch::channel(None);
-        let task = tokio::spawn(supervise(Arc::clone(&shared), stop_receiver));
+        // The connection loop runs supervised: a panic anywhere in it (a session, a
+        // settlement) drops that session's connection, so the broker takes its unacked
+        // deliveries back, and a fresh loop reconnects after a backoff.
+        let looping = Arc::clone(&shared);
+        let stopping = stop_receiver.clone();
+        let task = Supervisor::new("AMQP consumer loop")
+            .count_restarts(Arc::clone(&shared.counters.restarts))
+            .spawn(
+                move || connection_loop(Arc::clone(&looping), stop_receiver.clone()),
+                move || {
+                    let mut stop = stopping.clone();
+                    async move {
+                        let _ = stop.wait_for(Option::is_some).await;
+                    }
+                },
+            );
         Ok(ConsumerHandle {
             shared,
             stop,
@@ -182,9 +197,9 @@ pub(crate) async fn stop_requested(
     }
 }
 
-/// The supervising loop: connect, consume until lost or stopped, back off,
+/// The connection loop: connect, consume until lost or stopped, back off,
 /// reconnect.
-async fn supervise(shared: Arc<Shared>, mut stop: watch::Receiver<Option<Duration>>) {
+async fn connection_loop(shared: Arc<Shared>, mut stop: watch::Receiver<Option<Duration>>) {
     let config = &shared.config;
     let default_grace = config.shutdown_grace;
     let mut backoff = Backoff::new(config.reconnect_initial, config.reconnect_max);

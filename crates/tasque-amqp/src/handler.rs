@@ -118,11 +118,17 @@ impl HandlerRegistry {
         F: Fn(P, MessageContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
     {
+        let handler = Arc::new(handler);
         let erased: ErasedHandler = Arc::new(move |payload: &[u8], context: MessageContext| {
             let payload: P = serde_json::from_slice(payload)?;
-            let work = handler(payload, context);
-            let future: HandlerFuture =
-                Box::pin(async move { work.await.map_err(|error| error.to_string()) });
+            let handler = Arc::clone(&handler);
+            // The handler is first called inside the task, so even its synchronous part
+            // runs (and may panic) in the engine, never in the consumer's loop.
+            let future: HandlerFuture = Box::pin(async move {
+                handler(payload, context)
+                    .await
+                    .map_err(|error| error.to_string())
+            });
             Ok(future)
         });
         let task = task.into();

@@ -1,6 +1,7 @@
 //! Metrics: counters and the consumer's state.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use tasque_core::QueueStats;
 
@@ -29,6 +30,10 @@ pub struct ConsumerStats {
     pub settlements_dropped: u64,
     /// How many times the consumer reconnected after losing its connection.
     pub reconnects: u64,
+    /// How many times the consumer's connection loop was restarted after a panic (each also
+    /// logged at `error`); the session it was running was dropped, so the broker redelivers
+    /// its unacked messages.
+    pub restarts: u64,
     /// The engine's own counts (running, completed, failed, timed out…).
     pub engine: QueueStats,
 }
@@ -68,6 +73,7 @@ pub(crate) struct Counters {
     pub(crate) redelivered: AtomicU64,
     pub(crate) settlements_dropped: AtomicU64,
     pub(crate) reconnects: AtomicU64,
+    pub(crate) restarts: Arc<AtomicU64>,
 }
 
 impl Counters {
@@ -87,6 +93,7 @@ impl Counters {
             redelivered: read(&self.redelivered),
             settlements_dropped: read(&self.settlements_dropped),
             reconnects: read(&self.reconnects),
+            restarts: read(&self.restarts),
             engine,
         }
     }

@@ -282,3 +282,51 @@ async fn undecodable_payloads_and_unknown_tasks_are_dead_lettered_at_once() {
     assert_eq!(broker.ready(&queue).await, 0);
     broker.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_panicking_before_its_future_fails_the_attempt_and_consuming_goes_on_issue_12() {
+    let mut broker = require_broker!("handler_panicking_before_its_future");
+    let queue = broker.queue("eager").await;
+    let dead = broker.queue("eager-dead").await;
+    let (done, mut ids) = mpsc::unbounded_channel();
+    // The panic is in the handler's synchronous part, before any future exists.
+    let handlers = HandlerRegistry::new().handler("eager", move |job: Job| {
+        assert!(job.id != 0, "eager handler refuses message 0");
+        let done = done.clone();
+        async move {
+            done.send(job.id).expect("test alive");
+            Ok::<(), String>(())
+        }
+    });
+    let consumer = Consumer::builder(broker.url.clone())
+        .queue(&queue)
+        .handlers(handlers)
+        .max_attempts(2)
+        .dead_letter(DeadLetter::queue(&dead))
+        .build()
+        .expect("valid config")
+        .start()
+        .expect("started");
+    broker.publish_ids(&queue, "eager", 0..20).await;
+    let delivery = broker.next_message(&dead, Duration::from_secs(30)).await;
+    let mut seen = common::collect_ids(&mut ids, 19, Duration::from_secs(30)).await;
+    broker.publish_ids(&queue, "eager", 20..30).await;
+    let later = common::collect_ids(&mut ids, 10, Duration::from_secs(30)).await;
+    let stats = consumer
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("stopped");
+    common::drain_ids(&mut ids, &mut seen);
+
+    let reason = common::header(&delivery, headers::DEAD_LETTER_REASON).expect("reason");
+    assert!(reason.contains("refuses message 0"), "{reason}");
+    assert!(seen.values().all(|&count| count == 1), "{seen:?}");
+    assert!(later.keys().all(|id| (20..30).contains(id)), "{later:?}");
+    assert_eq!(stats.restarts, 0, "the consumer loop never died: {stats:?}");
+    assert_eq!(
+        (stats.acked, stats.retried, stats.dead_lettered),
+        (29, 1, 1),
+        "{stats:?}"
+    );
+    broker.cleanup().await;
+}
