@@ -102,6 +102,17 @@ impl Error {
         }
     }
 
+    /// The failure reason recorded on a job that a claim took but could not decode, which the
+    /// claim fails for good at once (retrying cannot help, and its retry strategy may be the
+    /// corrupt part): `{"kind": "undecodable_job", "error": "<column>: <why>"}`.
+    pub fn undecodable_job_reason(&self) -> serde_json::Value {
+        let detail = match self {
+            Error::Corrupt(detail) => detail.clone(),
+            other => other.to_string(),
+        };
+        serde_json::json!({ "kind": "undecodable_job", "error": detail })
+    }
+
     /// True for errors caused by the caller's input, which changed nothing.
     pub fn is_validation(&self) -> bool {
         matches!(

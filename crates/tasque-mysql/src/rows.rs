@@ -1,4 +1,6 @@
-//! Decoding rows into model types. JSON columns are text, parsed here.
+//! Decoding rows into model types, without panicking on anything a row can hold. JSON columns
+//! are text, parsed here; a time sqlx cannot decode (a zero date, a day 0) and every other
+//! decoding failure becomes [`Error::Corrupt`] naming the column.
 
 use std::time::Duration;
 
@@ -7,7 +9,7 @@ use serde_json::Value;
 use sqlx::mysql::MySqlRow;
 use sqlx::Row;
 use tasque_durable::{
-    AttemptError, CancellationPolicy, Claim, Error, JobId, JobInfo, JobState, Result,
+    AttemptError, CancellationPolicy, Claim, Error, JobId, JobInfo, JobResult, JobState, Result,
     RetryStrategy, RunId,
 };
 
@@ -61,7 +63,7 @@ fn u32_of(n: i32) -> u32 {
 
 /// Parses stored JSON text.
 pub fn json(text: &str, what: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("stored {what}: {e}")))
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("{what}: not JSON: {e}")))
 }
 
 fn json_opt(text: Option<String>, what: &str) -> Result<Option<Value>> {
@@ -70,7 +72,8 @@ fn json_opt(text: Option<String>, what: &str) -> Result<Option<Value>> {
 
 /// Decodes a stored retry strategy.
 pub fn retry(text: &str) -> Result<RetryStrategy> {
-    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("stored retry strategy: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| Error::Corrupt(format!("retry: not a retry strategy: {e}")))
 }
 
 /// The model state of a stored state, given the run time and the clock.
@@ -80,7 +83,23 @@ pub fn state(stored: &str, run_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<
         "pending" => Ok(JobState::Available),
         other => other
             .parse()
-            .map_err(|_| Error::Corrupt(format!("unknown stored state {other:?}"))),
+            .map_err(|_| Error::Corrupt(format!("state: unknown stored state {other:?}"))),
+    }
+}
+
+/// A decoding failure as [`Error::Corrupt`] naming the column; other failures as they are.
+fn column_err(column: &str, error: sqlx::Error) -> Error {
+    match error {
+        sqlx::Error::ColumnDecode { source, .. } => Error::Corrupt(format!("{column}: {source}")),
+        other => sql_err(other),
+    }
+}
+
+/// Names the job in a decoding failure.
+fn of_job(id: JobId, error: Error) -> Error {
+    match error {
+        Error::Corrupt(what) => Error::Corrupt(format!("job {id}: {what}")),
+        other => other,
     }
 }
 
@@ -89,7 +108,7 @@ pub fn get<'r, T>(row: &'r MySqlRow, column: &str) -> Result<T>
 where
     T: sqlx::Decode<'r, sqlx::MySql> + sqlx::Type<sqlx::MySql>,
 {
-    row.try_get(column).map_err(sql_err)
+    row.try_get(column).map_err(|e| column_err(column, e))
 }
 
 /// One column of a row, by position.
@@ -97,16 +116,21 @@ pub fn at<'r, T>(row: &'r MySqlRow, index: usize) -> Result<T>
 where
     T: sqlx::Decode<'r, sqlx::MySql> + sqlx::Type<sqlx::MySql>,
 {
-    row.try_get(index).map_err(sql_err)
+    row.try_get(index)
+        .map_err(|e| column_err(&format!("column {index}"), e))
 }
 
 /// A row of the job columns as a `JobInfo`.
 pub fn job_info(row: &MySqlRow) -> Result<JobInfo> {
     let id = JobId(get(row, "id")?);
+    job_info_of(id, row).map_err(|e| of_job(id, e))
+}
+
+fn job_info_of(id: JobId, row: &MySqlRow) -> Result<JobInfo> {
     let run_at: DateTime<Utc> = get(row, "run_at")?;
     let now: DateTime<Utc> = get(row, "now")?;
     let errors: Vec<AttemptError> = serde_json::from_str(&text(row, "errors")?)
-        .map_err(|e| Error::Corrupt(format!("stored errors: {e}")))?;
+        .map_err(|e| Error::Corrupt(format!("errors: {e}")))?;
     Ok(JobInfo {
         id,
         run_id: RunId::new(id, get(row, "run_seq")?),
@@ -136,6 +160,56 @@ pub fn job_info(row: &MySqlRow) -> Result<JobInfo> {
         finished_at: get(row, "finished_at")?,
         lease_expires_at: get(row, "lease_expires_at")?,
     })
+}
+
+/// The state, result and failure of a job from a row of the job columns: only what those
+/// need is decoded, so the outcome of a job whose other columns are corrupt can still be read.
+pub fn job_result(row: &MySqlRow) -> Result<JobResult> {
+    let id = JobId(get(row, "id")?);
+    let of = |row: &MySqlRow| -> Result<JobResult> {
+        let stored = text(row, "state")?;
+        let state = if stored == "pending" {
+            state(&stored, get(row, "run_at")?, get(row, "now")?)?
+        } else {
+            state(&stored, DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MIN_UTC)?
+        };
+        Ok(JobResult {
+            state,
+            result: json_opt(text_opt(row, "result")?, "result")?,
+            failure: json_opt(text_opt(row, "failure")?, "failure")?,
+        })
+    };
+    of(row).map_err(|e| of_job(id, e))
+}
+
+/// A claimed run whose row did not decode: it is taken with the others, then failed for good
+/// (see `MySqlStore::fail_for_good`).
+#[derive(Debug)]
+pub struct Undecodable {
+    /// The run.
+    pub run: RunId,
+    /// Why its row did not decode.
+    pub error: Error,
+    /// The lease end its pick computed.
+    pub lease_end: DateTime<Utc>,
+}
+
+/// Picked rows, decoded one by one: the claims with their run times, and the undecodable.
+pub fn claims(rows: &[MySqlRow]) -> Result<(Vec<(Claim, DateTime<Utc>)>, Vec<Undecodable>)> {
+    let mut found = Vec::with_capacity(rows.len());
+    let mut undecodable = Vec::new();
+    for row in rows {
+        match claim(row) {
+            Ok(claim) => found.push(claim),
+            Err(error @ Error::Corrupt(_)) => undecodable.push(Undecodable {
+                run: RunId::new(JobId(get(row, "id")?), get(row, "run_seq")?),
+                error,
+                lease_end: get(row, "lease_expires_at")?,
+            }),
+            Err(other) => return Err(other),
+        }
+    }
+    Ok((found, undecodable))
 }
 
 /// A row read back by a claim, with its run time (for sorting).

@@ -289,6 +289,16 @@ statements! {
         holds_queue = ($3::text = 'failed' AND EXISTS (SELECT 1 FROM @schema@.queues AS q \
           WHERE q.name = queue AND q.blocking AND q.on_exhausted = 'stay_blocked'))",
         if_running!(), " RETURNING run_at");
+    /// Fails a run for good with a reason, reading nothing of the job (its row may not decode:
+    /// the retry strategy may be the corrupt part). Binds 1 id, 2 seq, 3 reason (JSON text).
+    fail_for_good = concat!("UPDATE @schema@.jobs SET state = 'failed', lease_expires_at = NULL, \
+        errors = coalesce(errors, '[]'::jsonb) || jsonb_build_array(jsonb_build_object( \
+          'attempt', attempt, 'run', run_seq, \
+          'at_ms', (extract(epoch FROM now()) * 1000)::bigint, 'reason', $3::text::jsonb)), \
+        failure = $3::text::jsonb, cancel_at = NULL, finished_at = now(), \
+        holds_queue = EXISTS (SELECT 1 FROM @schema@.queues AS q \
+          WHERE q.name = queue AND q.blocking AND q.on_exhausted = 'stay_blocked')",
+        if_running!());
     /// Gives a run back until a time, attempt not counted. Binds 1 id, 2 seq, 3 run_at (or
     /// NULL), 4 delay ms.
     schedule_run = concat!("UPDATE @schema@.jobs SET state = 'pending', run_seq = run_seq + 1, \

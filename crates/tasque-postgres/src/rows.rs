@@ -1,17 +1,80 @@
-//! Decoding rows into model types.
+//! Decoding rows into model types, without panicking on anything a row can hold.
+//!
+//! sqlx decodes a `timestamptz` into a chrono time by adding microseconds to an epoch, which
+//! panics on PostgreSQL's `infinity` / `-infinity` and on years chrono cannot hold (past
+//! 262143; PostgreSQL goes to 294276). Every time here is read through [`Stamp`] instead,
+//! which checks, and every decoding failure (a time out of range, a stored retry strategy
+//! that is not one, an unknown state) becomes [`Error::Corrupt`] naming the column.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::postgres::PgRow;
-use sqlx::Row;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::{PgRow, PgTypeInfo, PgValueFormat, PgValueRef};
+use sqlx::{Decode, Postgres, Row, Type};
 use tasque_durable::{
-    AttemptError, CancellationPolicy, Claim, Error, JobId, JobInfo, JobState, Result,
+    AttemptError, CancellationPolicy, Claim, Error, JobId, JobInfo, JobResult, JobState, Result,
     RetryStrategy, RunId,
 };
 
 use crate::sql_err;
+
+/// A `timestamptz` decoded with checks: `infinity`, `-infinity` and times chrono cannot hold
+/// are decode errors, never panics.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Stamp(pub DateTime<Utc>);
+
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+impl Stamp {
+    /// The time `micros` microseconds after 2000-01-01 UTC (PostgreSQL's binary format).
+    pub fn from_pg_micros(micros: i64) -> std::result::Result<Stamp, String> {
+        match micros {
+            i64::MAX => Err("timestamp is infinity, which no time value can hold".to_owned()),
+            i64::MIN => Err("timestamp is -infinity, which no time value can hold".to_owned()),
+            _ => micros
+                .checked_add(PG_EPOCH_MICROS)
+                .and_then(DateTime::from_timestamp_micros)
+                .map(Stamp)
+                .ok_or_else(|| {
+                    format!(
+                        "timestamp out of range ({micros} µs from 2000-01-01): past year 262143"
+                    )
+                }),
+        }
+    }
+}
+
+impl Type<Postgres> for Stamp {
+    fn type_info() -> PgTypeInfo {
+        <DateTime<Utc> as Type<Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &PgTypeInfo) -> bool {
+        <DateTime<Utc> as Type<Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> Decode<'r, Postgres> for Stamp {
+    fn decode(value: PgValueRef<'r>) -> std::result::Result<Self, BoxDynError> {
+        match value.format() {
+            PgValueFormat::Binary => {
+                let micros = <i64 as Decode<Postgres>>::decode(value)?;
+                Ok(Stamp::from_pg_micros(micros)?)
+            }
+            PgValueFormat::Text => {
+                let text = value.as_str()?;
+                if text.ends_with("infinity") {
+                    return Err(format!("timestamp is {text}, which no time value can hold").into());
+                }
+                // Text times are parsed (a failure is an error, not a panic).
+                Ok(Stamp(<DateTime<Utc> as Decode<Postgres>>::decode(value)?))
+            }
+        }
+    }
+}
 
 fn millis(ms: Option<i64>) -> Option<Duration> {
     ms.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
@@ -19,7 +82,8 @@ fn millis(ms: Option<i64>) -> Option<Duration> {
 
 /// Decodes a stored retry strategy.
 pub fn retry(value: Value) -> Result<RetryStrategy> {
-    serde_json::from_value(value).map_err(|e| Error::Corrupt(format!("stored retry strategy: {e}")))
+    serde_json::from_value(value)
+        .map_err(|e| Error::Corrupt(format!("retry: not a retry strategy: {e}")))
 }
 
 fn u32_of(n: i32) -> u32 {
@@ -33,16 +97,41 @@ pub fn state(stored: &str, run_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<
         "pending" => Ok(JobState::Available),
         other => other
             .parse()
-            .map_err(|_| Error::Corrupt(format!("unknown stored state {other:?}"))),
+            .map_err(|_| Error::Corrupt(format!("state: unknown stored state {other:?}"))),
+    }
+}
+
+/// A decoding failure as [`Error::Corrupt`] naming the column; other failures as they are.
+fn column_err(column: &str, error: sqlx::Error) -> Error {
+    match error {
+        sqlx::Error::ColumnDecode { source, .. } => Error::Corrupt(format!("{column}: {source}")),
+        other => sql_err(other),
     }
 }
 
 /// One column of a row.
 pub fn get<'r, T>(row: &'r PgRow, column: &str) -> Result<T>
 where
-    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    T: Decode<'r, Postgres> + Type<Postgres>,
 {
-    row.try_get(column).map_err(sql_err)
+    row.try_get(column).map_err(|e| column_err(column, e))
+}
+
+/// A time column of a row.
+pub fn time(row: &PgRow, column: &str) -> Result<DateTime<Utc>> {
+    Ok(get::<Stamp>(row, column)?.0)
+}
+
+/// A nullable time column of a row.
+pub fn time_opt(row: &PgRow, column: &str) -> Result<Option<DateTime<Utc>>> {
+    Ok(get::<Option<Stamp>>(row, column)?.map(|stamp| stamp.0))
+}
+
+/// A time column of a row, by position.
+pub fn time_at(row: &PgRow, index: usize) -> Result<DateTime<Utc>> {
+    row.try_get::<Stamp, _>(index)
+        .map(|stamp| stamp.0)
+        .map_err(|e| column_err(&format!("column {index}"), e))
 }
 
 /// A run id from the `id` and `run_seq` columns (or the first two).
@@ -51,13 +140,25 @@ pub fn run_id(row: &PgRow) -> Result<RunId> {
     Ok(RunId::new(JobId(job), row.try_get(1).map_err(sql_err)?))
 }
 
+/// Names the job in a decoding failure.
+fn of_job(id: JobId, error: Error) -> Error {
+    match error {
+        Error::Corrupt(what) => Error::Corrupt(format!("job {id}: {what}")),
+        other => other,
+    }
+}
+
 /// A row of the job columns as a `JobInfo`.
 pub fn job_info(row: &PgRow) -> Result<JobInfo> {
     let id = JobId(get(row, "id")?);
-    let run_at: DateTime<Utc> = get(row, "run_at")?;
-    let now: DateTime<Utc> = get(row, "now")?;
+    job_info_of(id, row).map_err(|e| of_job(id, e))
+}
+
+fn job_info_of(id: JobId, row: &PgRow) -> Result<JobInfo> {
+    let run_at = time(row, "run_at")?;
+    let now = time(row, "now")?;
     let errors: Vec<AttemptError> = serde_json::from_value(get(row, "errors")?)
-        .map_err(|e| Error::Corrupt(format!("stored errors: {e}")))?;
+        .map_err(|e| Error::Corrupt(format!("errors: {e}")))?;
     Ok(JobInfo {
         id,
         run_id: RunId::new(id, get(row, "run_seq")?),
@@ -80,13 +181,33 @@ pub fn job_info(row: &PgRow) -> Result<JobInfo> {
         failure: get(row, "failure")?,
         errors,
         worker_id: get(row, "worker_id")?,
-        created_at: get(row, "created_at")?,
+        created_at: time(row, "created_at")?,
         run_at,
-        first_started_at: get(row, "first_started_at")?,
-        attempted_at: get(row, "attempted_at")?,
-        finished_at: get(row, "finished_at")?,
-        lease_expires_at: get(row, "lease_expires_at")?,
+        first_started_at: time_opt(row, "first_started_at")?,
+        attempted_at: time_opt(row, "attempted_at")?,
+        finished_at: time_opt(row, "finished_at")?,
+        lease_expires_at: time_opt(row, "lease_expires_at")?,
     })
+}
+
+/// The state, result and failure of a job from a row of the job columns: only what those
+/// need is decoded, so the outcome of a job whose other columns are corrupt can still be read.
+pub fn job_result(row: &PgRow) -> Result<JobResult> {
+    let id = JobId(get(row, "id")?);
+    let of = |row: &PgRow| -> Result<JobResult> {
+        let stored: String = get(row, "state")?;
+        let state = if stored == "pending" {
+            state(&stored, time(row, "run_at")?, time(row, "now")?)?
+        } else {
+            state(&stored, DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MIN_UTC)?
+        };
+        Ok(JobResult {
+            state,
+            result: get(row, "result")?,
+            failure: get(row, "failure")?,
+        })
+    };
+    of(row).map_err(|e| of_job(id, e))
 }
 
 /// A row returned by a claim, with its run time (for sorting).
@@ -104,9 +225,49 @@ pub fn claim(row: &PgRow) -> Result<(Claim, DateTime<Utc>)> {
         retry: retry(get(row, "retry")?)?,
         priority: get(row, "priority")?,
         timeout: millis(get(row, "timeout_ms")?),
-        lease_expires_at: get(row, "lease_expires_at")?,
+        lease_expires_at: time(row, "lease_expires_at")?,
         wake_event: get(row, "wake_event")?,
         event_payload: get(row, "event_payload")?,
     };
-    Ok((claim, get(row, "run_at")?))
+    Ok((claim, time(row, "run_at")?))
+}
+
+/// Claimed rows, decoded one by one: the claims, and the runs whose rows did not decode with
+/// why (they must be failed for good: see `PostgresStore::fail_for_good`).
+pub fn claims(rows: &[PgRow]) -> Result<(Vec<(Claim, DateTime<Utc>)>, Vec<(RunId, Error)>)> {
+    let mut claims = Vec::with_capacity(rows.len());
+    let mut undecodable = Vec::new();
+    for row in rows {
+        match claim(row) {
+            Ok(claim) => claims.push(claim),
+            Err(error @ Error::Corrupt(_)) => undecodable.push((run_id(row)?, error)),
+            Err(other) => return Err(other),
+        }
+    }
+    Ok((claims, undecodable))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn infinite_and_out_of_range_times_are_errors_not_panics() {
+        assert!(Stamp::from_pg_micros(i64::MAX)
+            .unwrap_err()
+            .contains("infinity"));
+        assert!(Stamp::from_pg_micros(i64::MIN)
+            .unwrap_err()
+            .contains("-infinity"));
+        // Year 294000: PostgreSQL holds it, chrono does not.
+        let far = 292_000 * 365 * 24 * 3600 * 1_000_000_i64;
+        assert!(Stamp::from_pg_micros(far)
+            .unwrap_err()
+            .contains("out of range"));
+        assert!(Stamp::from_pg_micros(-far).is_err());
+        let epoch = Stamp::from_pg_micros(0).unwrap().0;
+        assert_eq!(epoch.to_rfc3339(), "2000-01-01T00:00:00+00:00");
+        let later = Stamp::from_pg_micros(1_500_000).unwrap().0;
+        assert_eq!(later.timestamp_micros(), PG_EPOCH_MICROS + 1_500_000);
+    }
 }

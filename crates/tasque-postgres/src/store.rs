@@ -23,10 +23,11 @@ impl Store for PostgresStore {
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {
-        sqlx::query_scalar(&self.inner.sql.now)
+        let now: crate::rows::Stamp = sqlx::query_scalar(&self.inner.sql.now)
             .fetch_one(&self.inner.pool)
             .await
-            .map_err(sql_err)
+            .map_err(sql_err)?;
+        Ok(now.0)
     }
 
     async fn migrate(&self) -> Result<MigrationReport> {
@@ -104,7 +105,7 @@ impl Store for PostgresStore {
     }
 
     async fn get_result(&self, job: JobId) -> Result<JobResult> {
-        self.job(job).await.map(JobResult::from)
+        self.job_result(job).await
     }
 
     async fn count(&self, filter: JobFilter) -> Result<u64> {

@@ -164,6 +164,13 @@ pub const CLAIMED_BY_TOKEN: &str = "SELECT json_group_array(json_array(id, run_s
     FROM tasque_jobs INDEXED BY tasque_jobs_lease \
     WHERE ns = ?1 AND state = 'running' AND worker_id = ?2 AND claim_token = ?3";
 
+/// The jobs one claim took, as plain rows (for decoding one by one when
+/// [`CLAIMED_BY_TOKEN`] fails on a corrupt JSON column). Binds: 1 ns, 2 worker_id, 3 claim token.
+pub const CLAIMED_ROWS_BY_TOKEN: &str = "SELECT id, run_seq, queue, task, params, headers, \
+    attempt, max_attempts, retry, priority, timeout_ms, lease_expires_at, wake_event, \
+    event_payload, run_at FROM tasque_jobs INDEXED BY tasque_jobs_lease \
+    WHERE ns = ?1 AND state = 'running' AND worker_id = ?2 AND claim_token = ?3";
+
 /// The claim UPDATE of the jobs whose ids `pick` selects.
 fn claim_update(pick: &str) -> String {
     format!(
@@ -280,6 +287,27 @@ pub const FAIL_RUN: &str = concat!(
     "AND q.on_exhausted = 'stay_blocked') THEN 1 ELSE 0 END",
     if_running!(),
     " RETURNING run_at"
+);
+
+/// Fails a run for good with a reason, reading nothing of the job (its row may not decode: the
+/// retry strategy, or the errors list itself, may be the corrupt part). Binds 1 ns, 2 id,
+/// 3 seq, 4 reason JSON.
+pub const FAIL_FOR_GOOD: &str = concat!(
+    "UPDATE tasque_jobs SET state = 'failed', lease_expires_at = NULL, ",
+    "errors = CASE WHEN json_valid(errors) AND json_type(errors) = 'array' ",
+    "THEN json_insert(errors, '$[#]', json_object('attempt', attempt, 'run', run_seq, ",
+    "'at_ms', ",
+    now!(),
+    ", 'reason', json(?4))) ELSE json_array(json_object('attempt', attempt, 'run', run_seq, ",
+    "'at_ms', ",
+    now!(),
+    ", 'reason', json(?4))) END, ",
+    "failure = json(?4), cancel_at = NULL, finished_at = ",
+    now!(),
+    ", holds_queue = CASE WHEN EXISTS (SELECT 1 FROM tasque_queues AS q ",
+    "WHERE q.ns = tasque_jobs.ns AND q.name = tasque_jobs.queue AND q.blocking = 1 ",
+    "AND q.on_exhausted = 'stay_blocked') THEN 1 ELSE 0 END",
+    if_running!()
 );
 
 /// Gives a run back until a time, attempt not counted. Binds 1 ns, 2 id, 3 seq, 4 run_at

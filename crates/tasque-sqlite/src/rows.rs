@@ -1,4 +1,6 @@
-//! Decoding rows into model types.
+//! Decoding rows into model types, without panicking on anything a row can hold: times are
+//! integer milliseconds converted with checks, JSON is parsed here, and every decoding failure
+//! becomes [`Error::Corrupt`] naming the column.
 
 use std::time::Duration;
 
@@ -7,7 +9,7 @@ use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use tasque_durable::{
-    AttemptError, CancellationPolicy, Claim, Error, JobId, JobInfo, JobState, Result,
+    AttemptError, CancellationPolicy, Claim, Error, JobId, JobInfo, JobResult, JobState, Result,
     RetryStrategy, RunId,
 };
 
@@ -16,11 +18,36 @@ use crate::sql_err;
 /// Milliseconds since the epoch to a time.
 pub fn time(ms: i64) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp_millis(ms)
-        .ok_or_else(|| Error::Corrupt(format!("time out of range: {ms} ms")))
+        .ok_or_else(|| Error::Corrupt(format!("timestamp out of range: {ms} ms")))
 }
 
-fn opt_time(ms: Option<i64>) -> Result<Option<DateTime<Utc>>> {
-    ms.map(time).transpose()
+/// A time column: milliseconds since the epoch, converted with checks.
+fn time_of(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>> {
+    time(get(row, column)?).map_err(|e| in_column(column, e))
+}
+
+/// A nullable time column.
+fn opt_time_of(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>> {
+    get::<Option<i64>>(row, column)?
+        .map(time)
+        .transpose()
+        .map_err(|e| in_column(column, e))
+}
+
+/// Names the column in a decoding failure.
+fn in_column(column: &str, error: Error) -> Error {
+    match error {
+        Error::Corrupt(what) => Error::Corrupt(format!("{column}: {what}")),
+        other => other,
+    }
+}
+
+/// Names the job in a decoding failure.
+fn of_job(id: JobId, error: Error) -> Error {
+    match error {
+        Error::Corrupt(what) => Error::Corrupt(format!("job {id}: {what}")),
+        other => other,
+    }
 }
 
 fn millis(ms: Option<i64>) -> Option<Duration> {
@@ -32,13 +59,24 @@ pub fn json(text: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("stored JSON: {e}")))
 }
 
-fn opt_json(text: Option<String>) -> Result<Option<Value>> {
-    text.as_deref().map(json).transpose()
+/// A JSON column.
+fn json_of(row: &SqliteRow, column: &str) -> Result<Value> {
+    json(&get::<String>(row, column)?).map_err(|e| in_column(column, e))
+}
+
+/// A nullable JSON column.
+fn opt_json_of(row: &SqliteRow, column: &str) -> Result<Option<Value>> {
+    get::<Option<String>>(row, column)?
+        .as_deref()
+        .map(json)
+        .transpose()
+        .map_err(|e| in_column(column, e))
 }
 
 /// Parses a stored retry strategy.
 pub fn retry(text: &str) -> Result<RetryStrategy> {
-    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("stored retry strategy: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| Error::Corrupt(format!("retry: not a retry strategy: {e}")))
 }
 
 fn u32_of(n: i64) -> u32 {
@@ -52,7 +90,7 @@ pub fn state(stored: &str, run_at: i64, now: i64) -> Result<JobState> {
         "pending" => Ok(JobState::Available),
         other => other
             .parse()
-            .map_err(|_| Error::Corrupt(format!("unknown stored state {other:?}"))),
+            .map_err(|_| Error::Corrupt(format!("state: unknown stored state {other:?}"))),
     }
 }
 
@@ -60,24 +98,31 @@ fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T>
 where
     T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
 {
-    row.try_get(column).map_err(sql_err)
+    row.try_get(column).map_err(|error| match error {
+        sqlx::Error::ColumnDecode { source, .. } => Error::Corrupt(format!("{column}: {source}")),
+        other => sql_err(other),
+    })
 }
 
 /// A row of `job_columns!()` as a `JobInfo`.
 pub fn job_info(row: &SqliteRow) -> Result<JobInfo> {
     let id = JobId(get(row, "id")?);
+    job_info_of(id, row).map_err(|e| of_job(id, e))
+}
+
+fn job_info_of(id: JobId, row: &SqliteRow) -> Result<JobInfo> {
     let run_at: i64 = get(row, "run_at")?;
     let now: i64 = get(row, "now_ms")?;
     let errors: String = get(row, "errors")?;
     let errors: Vec<AttemptError> =
-        serde_json::from_str(&errors).map_err(|e| Error::Corrupt(format!("stored errors: {e}")))?;
+        serde_json::from_str(&errors).map_err(|e| Error::Corrupt(format!("errors: {e}")))?;
     Ok(JobInfo {
         id,
         run_id: RunId::new(id, get(row, "run_seq")?),
         queue: get(row, "queue")?,
         task: get(row, "task")?,
-        params: json(&get::<String>(row, "params")?)?,
-        headers: opt_json(get(row, "headers")?)?.unwrap_or(Value::Null),
+        params: json_of(row, "params")?,
+        headers: opt_json_of(row, "headers")?.unwrap_or(Value::Null),
         state: state(&get::<String>(row, "state")?, run_at, now)?,
         priority: get(row, "priority")?,
         attempt: u32_of(get(row, "attempt")?),
@@ -89,34 +134,79 @@ pub fn job_info(row: &SqliteRow) -> Result<JobInfo> {
             max_delay: millis(get(row, "max_delay_ms")?),
         },
         idempotency_key: get(row, "idempotency_key")?,
-        result: opt_json(get(row, "result")?)?,
-        failure: opt_json(get(row, "failure")?)?,
+        result: opt_json_of(row, "result")?,
+        failure: opt_json_of(row, "failure")?,
         errors,
         worker_id: get(row, "worker_id")?,
-        created_at: time(get(row, "created_at")?)?,
-        run_at: time(run_at)?,
-        first_started_at: opt_time(get(row, "first_started_at")?)?,
-        attempted_at: opt_time(get(row, "attempted_at")?)?,
-        finished_at: opt_time(get(row, "finished_at")?)?,
-        lease_expires_at: opt_time(get(row, "lease_expires_at")?)?,
+        created_at: time_of(row, "created_at")?,
+        run_at: time(run_at).map_err(|e| in_column("run_at", e))?,
+        first_started_at: opt_time_of(row, "first_started_at")?,
+        attempted_at: opt_time_of(row, "attempted_at")?,
+        finished_at: opt_time_of(row, "finished_at")?,
+        lease_expires_at: opt_time_of(row, "lease_expires_at")?,
     })
+}
+
+/// The state, result and failure of a job from a row of `job_columns!()`: only what those
+/// need is decoded, so the outcome of a job whose other columns are corrupt can still be read.
+pub fn job_result(row: &SqliteRow) -> Result<JobResult> {
+    let id = JobId(get(row, "id")?);
+    let of = |row: &SqliteRow| -> Result<JobResult> {
+        Ok(JobResult {
+            state: state(
+                &get::<String>(row, "state")?,
+                get(row, "run_at")?,
+                get(row, "now_ms")?,
+            )?,
+            result: opt_json_of(row, "result")?,
+            failure: opt_json_of(row, "failure")?,
+        })
+    };
+    of(row).map_err(|e| of_job(id, e))
 }
 
 /// A claimed job from one element of `queries::CLAIMED_BY_TOKEN`'s array, with its run time
 /// (the sort key after priority).
 pub fn claim_from_json(row: &Value) -> Result<(Claim, i64)> {
-    let corrupt = || Error::Corrupt(format!("claimed job: {row}"));
-    let field = |i: usize| row.get(i).ok_or_else(corrupt);
-    let int = |i: usize| field(i)?.as_i64().ok_or_else(corrupt);
+    const COLUMNS: [&str; 15] = [
+        "id",
+        "run_seq",
+        "queue",
+        "task",
+        "params",
+        "headers",
+        "attempt",
+        "max_attempts",
+        "retry",
+        "priority",
+        "timeout_ms",
+        "lease_expires_at",
+        "wake_event",
+        "event_payload",
+        "run_at",
+    ];
+    let corrupt = |i: usize| {
+        let value = row
+            .get(i)
+            .map_or_else(|| "nothing".to_owned(), Value::to_string);
+        Error::Corrupt(format!("{}: unexpected value {value}", COLUMNS[i]))
+    };
+    let field = |i: usize| row.get(i).ok_or_else(|| corrupt(i));
+    let int = |i: usize| field(i)?.as_i64().ok_or_else(|| corrupt(i));
     let opt_int = |i: usize| -> Result<Option<i64>> {
         let v = field(i)?;
         if v.is_null() {
             Ok(None)
         } else {
-            v.as_i64().map(Some).ok_or_else(corrupt)
+            v.as_i64().map(Some).ok_or_else(|| corrupt(i))
         }
     };
-    let text = |i: usize| field(i)?.as_str().map(str::to_owned).ok_or_else(corrupt);
+    let text = |i: usize| {
+        field(i)?
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| corrupt(i))
+    };
     let id = JobId(int(0)?);
     let event_payload = field(13)?;
     let claim = Claim {
@@ -129,18 +219,24 @@ pub fn claim_from_json(row: &Value) -> Result<(Claim, i64)> {
         attempt: u32_of(int(6)?),
         max_attempts: u32_of(int(7)?),
         retry: serde_json::from_value(field(8)?.clone())
-            .map_err(|e| Error::Corrupt(format!("stored retry strategy: {e}")))?,
-        priority: i32::try_from(int(9)?).map_err(|_| corrupt())?,
+            .map_err(|e| Error::Corrupt(format!("retry: not a retry strategy: {e}")))?,
+        priority: i32::try_from(int(9)?).map_err(|_| corrupt(9))?,
         timeout: millis(opt_int(10)?),
-        lease_expires_at: time(int(11)?)?,
+        lease_expires_at: time(int(11)?).map_err(|e| in_column("lease_expires_at", e))?,
         wake_event: field(12)?.as_str().map(str::to_owned),
         // Present payloads come wrapped in a one-element array.
         event_payload: match event_payload {
             Value::Null => None,
-            wrapped => Some(wrapped.get(0).cloned().ok_or_else(corrupt)?),
+            wrapped => Some(wrapped.get(0).cloned().ok_or_else(|| corrupt(13))?),
         },
     };
     Ok((claim, int(14)?))
+}
+
+/// The run of a claimed job's array element, if its id and run number read.
+pub fn run_from_json(row: &Value) -> Option<RunId> {
+    let id = row.get(0)?.as_i64()?;
+    Some(RunId::new(JobId(id), row.get(1)?.as_i64()?))
 }
 
 /// A row returned by the claim statement, with its run time (the sort key after priority).
@@ -151,16 +247,54 @@ pub fn claim(row: &SqliteRow) -> Result<(Claim, i64)> {
         run_id: RunId::new(id, get(row, "run_seq")?),
         queue: get(row, "queue")?,
         task: get(row, "task")?,
-        params: json(&get::<String>(row, "params")?)?,
-        headers: opt_json(get(row, "headers")?)?.unwrap_or(Value::Null),
+        params: json_of(row, "params")?,
+        headers: opt_json_of(row, "headers")?.unwrap_or(Value::Null),
         attempt: u32_of(get(row, "attempt")?),
         max_attempts: u32_of(get(row, "max_attempts")?),
         retry: retry(&get::<String>(row, "retry")?)?,
         priority: get(row, "priority")?,
         timeout: millis(get(row, "timeout_ms")?),
-        lease_expires_at: time(get(row, "lease_expires_at")?)?,
+        lease_expires_at: time_of(row, "lease_expires_at")?,
         wake_event: get(row, "wake_event")?,
-        event_payload: opt_json(get(row, "event_payload")?)?,
+        event_payload: opt_json_of(row, "event_payload")?,
     };
     Ok((claim, get(row, "run_at")?))
+}
+
+/// Claimed jobs and the runs whose rows did not decode, with why (they must be failed for
+/// good: see `SqliteStore::fail_for_good`).
+pub type Claimed = (Vec<(Claim, i64)>, Vec<(RunId, Error)>);
+
+/// Claimed rows, decoded one by one.
+pub fn claims(rows: &[SqliteRow]) -> Result<Claimed> {
+    let mut claimed: Claimed = (Vec::with_capacity(rows.len()), Vec::new());
+    for row in rows {
+        match claim(row) {
+            Ok(claim) => claimed.0.push(claim),
+            Err(error @ Error::Corrupt(_)) => {
+                let run = RunId::new(JobId(get(row, "id")?), get(row, "run_seq")?);
+                claimed.1.push((run, error));
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(claimed)
+}
+
+/// Claimed jobs from `queries::CLAIMED_BY_TOKEN`'s array, decoded one by one. An element
+/// without a readable run cannot be failed: it is left to its lease (and logged).
+pub fn claims_from_json(jobs: &[Value]) -> Claimed {
+    let mut claimed: Claimed = (Vec::with_capacity(jobs.len()), Vec::new());
+    for job in jobs {
+        match claim_from_json(job) {
+            Ok(claim) => claimed.0.push(claim),
+            Err(error) => match run_from_json(job) {
+                Some(run) => claimed.1.push((run, error)),
+                None => {
+                    tracing::error!(%error, "a claimed job has no readable id; its lease will expire")
+                }
+            },
+        }
+    }
+    claimed
 }

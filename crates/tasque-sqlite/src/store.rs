@@ -98,7 +98,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_result(&self, job: JobId) -> Result<JobResult> {
-        self.job(job).await.map(JobResult::from)
+        self.job_result(job).await
     }
 
     async fn count(&self, filter: JobFilter) -> Result<u64> {

@@ -15,10 +15,52 @@ use tasque_durable::validate::{positive, validate_claim};
 use tasque_durable::{Claim, ClaimParams, LeaseStatus, PollOrder, Result, RunId, RunWrite};
 
 use super::{bind_ids, judge_all, rejection_error, retry_conflicts, us};
+use crate::rows::Undecodable;
 use crate::{queries, rows, sql_err, MySqlStore};
 
 /// Claimed (or picked) jobs with their run times (for sorting).
 pub type Found = Vec<(Claim, DateTime<Utc>)>;
+
+/// Picked (or claimed) jobs, and the runs whose rows did not decode: those are taken with the
+/// others, then failed for good.
+#[derive(Debug, Default)]
+pub struct Picked {
+    /// The jobs, with their run times.
+    pub found: Found,
+    /// The runs whose rows did not decode.
+    pub undecodable: Vec<Undecodable>,
+}
+
+impl Picked {
+    /// Adds picked rows.
+    pub fn extend(&mut self, (found, undecodable): (Found, Vec<Undecodable>)) {
+        self.found.extend(found);
+        self.undecodable.extend(undecodable);
+    }
+
+    /// Adds what another pick or claim found.
+    pub fn append(&mut self, other: Picked) {
+        self.extend((other.found, other.undecodable));
+    }
+
+    /// How many runs were picked.
+    pub fn len(&self) -> usize {
+        self.found.len() + self.undecodable.len()
+    }
+
+    /// Whether nothing was picked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keeps at most `limit` runs, in poll order (the undecodable first, so they do not stay
+    /// pending to be picked again).
+    pub fn truncate(&mut self, limit: usize, order: PollOrder) {
+        sort_claims(&mut self.found, order);
+        self.undecodable.truncate(limit);
+        self.found.truncate(limit - self.undecodable.len());
+    }
+}
 
 /// Sorts claims in poll order.
 pub fn sort_claims(claims: &mut Found, order: PollOrder) {
@@ -43,16 +85,18 @@ impl MySqlStore {
         let room = params.limit.saturating_sub(claims.len() as u32);
         if room > 0 {
             let gated = self.gated_among(&queues).await?;
-            claims.extend(self.claim_gated(&params, &gated, room).await?);
+            claims.append(self.claim_gated(&params, &gated, room).await?);
         }
-        sort_claims(&mut claims, params.order);
-        Ok(claims.into_iter().map(|(c, _)| c).collect())
+        self.fail_undecodable(claims.undecodable).await;
+        let mut found = claims.found;
+        sort_claims(&mut found, params.order);
+        Ok(found.into_iter().map(|(c, _)| c).collect())
     }
 
     /// One claim from the queues among `queues` that are neither paused nor gated.
-    async fn claim_once(&self, params: &ClaimParams, queues: &[&str]) -> Result<Found> {
+    async fn claim_once(&self, params: &ClaimParams, queues: &[&str]) -> Result<Picked> {
         let mut tx = self.begin().await?;
-        let mut picked: Found = Vec::new();
+        let mut picked = Picked::default();
         for queue in queues {
             let found = sqlx::query(queries::pick_ungated(&self.inner.sql, params.order))
                 .bind(us(params.lease))
@@ -62,17 +106,14 @@ impl MySqlStore {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(sql_err)?;
-            for row in &found {
-                picked.push(rows::claim(row)?);
-            }
+            picked.extend(rows::claims(&found)?);
         }
         if picked.is_empty() {
             // Nothing written: no commit to wait for.
             tx.rollback().await.map_err(sql_err)?;
             return Ok(picked);
         }
-        sort_claims(&mut picked, params.order);
-        picked.truncate(params.limit as usize);
+        picked.truncate(params.limit as usize, params.order);
         let claims = self.take_picked(&mut tx, params, picked).await?;
         tx.commit().await.map_err(sql_err)?;
         Ok(claims)
@@ -96,7 +137,7 @@ impl MySqlStore {
         params: &ClaimParams,
         queue: &str,
         limit: u32,
-    ) -> Result<Found> {
+    ) -> Result<(Found, Vec<Undecodable>)> {
         let found = sqlx::query(queries::pick(&self.inner.sql, params.order))
             .bind(us(params.lease))
             .bind(queue)
@@ -104,28 +145,35 @@ impl MySqlStore {
             .fetch_all(&mut *conn)
             .await
             .map_err(sql_err)?;
-        found.iter().map(rows::claim).collect()
+        rows::claims(&found)
     }
 
-    /// Takes picked (and locked) jobs under one lease: the earliest lease end their picks
-    /// computed, so every claim says exactly what the row holds.
+    /// Takes picked (and locked) jobs, the undecodable ones too, under one lease: the earliest
+    /// lease end their picks computed, so every claim says exactly what the row holds.
     pub(crate) async fn take_picked(
         &self,
         conn: &mut MySqlConnection,
         params: &ClaimParams,
-        mut picked: Found,
-    ) -> Result<Found> {
-        let Some(lease_end) = picked.iter().map(|(c, _)| c.lease_expires_at).min() else {
+        mut picked: Picked,
+    ) -> Result<Picked> {
+        let ends = picked.found.iter().map(|(c, _)| c.lease_expires_at);
+        let bad_ends = picked.undecodable.iter().map(|u| u.lease_end);
+        let Some(lease_end) = ends.chain(bad_ends).min() else {
             return Ok(picked);
         };
-        let ids: Vec<i64> = picked.iter().map(|(c, _)| c.job_id.0).collect();
+        let ids: Vec<i64> = picked
+            .found
+            .iter()
+            .map(|(c, _)| c.job_id.0)
+            .chain(picked.undecodable.iter().map(|u| u.run.job.0))
+            .collect();
         let take = self.inner.sql.take(ids.len());
         let query = sqlx::query(&take).bind(&params.worker_id).bind(lease_end);
         bind_ids(query, &ids)
             .execute(&mut *conn)
             .await
             .map_err(sql_err)?;
-        for (claim, _) in &mut picked {
+        for (claim, _) in &mut picked.found {
             claim.lease_expires_at = lease_end;
         }
         Ok(picked)

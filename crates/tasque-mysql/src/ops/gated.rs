@@ -10,7 +10,7 @@ use sqlx::MySqlConnection;
 use tasque_durable::validate::{validate_name, validate_queue_limit};
 use tasque_durable::{BlockingParams, ClaimParams, JobId, Result};
 
-use super::claim::Found;
+use super::claim::Picked;
 use super::{retry_conflicts, us};
 use crate::{rows, sql_err, MySqlStore};
 
@@ -35,9 +35,9 @@ impl MySqlStore {
         params: &ClaimParams,
         gated: &[String],
         room: u32,
-    ) -> Result<Found> {
+    ) -> Result<Picked> {
         if gated.is_empty() || room == 0 {
-            return Ok(Vec::new());
+            return Ok(Picked::default());
         }
         retry_conflicts(|| self.claim_gated_once(params, gated, room)).await
     }
@@ -47,7 +47,7 @@ impl MySqlStore {
         params: &ClaimParams,
         gated: &[String],
         room: u32,
-    ) -> Result<Found> {
+    ) -> Result<Picked> {
         let sql = &self.inner.sql;
         let mut tx = self.begin().await?;
         let statement = sql.lock_gated_queues(gated.len());
@@ -60,7 +60,7 @@ impl MySqlStore {
             .iter()
             .map(|r| Ok((rows::text_at(r, 0)?, rows::at(r, 1)?, rows::at(r, 2)?)))
             .collect::<Result<Vec<Gate>>>()?;
-        let mut picked: Found = Vec::new();
+        let mut picked = Picked::default();
         for (name, limit, blocking) in &gates {
             let left = i64::from(room) - picked.len() as i64;
             if left <= 0 {
@@ -75,7 +75,7 @@ impl MySqlStore {
                         .await
                         .map_err(sql_err)?;
                     if let Some(row) = found {
-                        picked.push(rows::claim(&row)?);
+                        picked.extend(rows::claims(&[row])?);
                     }
                 }
                 continue;

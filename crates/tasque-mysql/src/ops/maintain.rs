@@ -47,6 +47,18 @@ impl MySqlStore {
                 Ok(FailOutcome::Failed) => report.failed += 1,
                 // Its worker finished or heartbeat, or another rescuer got there first.
                 Err(Error::StaleRun(_) | Error::RunCancelled(_)) => {}
+                // Its row cannot be decoded (its retry strategy is corrupt): no retry can help.
+                Err(error @ Error::Corrupt(_)) => {
+                    tracing::error!(%run, %error, "an expired job cannot be decoded; failing it for good");
+                    match self
+                        .fail_for_good(run, &error.undecodable_job_reason())
+                        .await
+                    {
+                        Ok(()) => report.failed += 1,
+                        Err(Error::StaleRun(_) | Error::RunCancelled(_)) => {}
+                        Err(other) => return Err(other),
+                    }
+                }
                 Err(other) => return Err(other),
             }
         }

@@ -15,6 +15,7 @@ use super::{
     bind_ids, judge_all, refuse, rejection_error, retry_conflicts, run_at_binds, us, Locked,
 };
 use crate::queries::{self, Sql};
+use crate::rows::Undecodable;
 use crate::{rows, sql_err, MySqlStore};
 
 /// What became of completions that did not all apply, judged from the rows: a run applied
@@ -340,6 +341,45 @@ impl MySqlStore {
             Ok(ids.len() as u64)
         })
         .await
+    }
+
+    /// Fails `run` for good with `reason`, guarded by the run and reading nothing of its job:
+    /// for runs whose rows cannot be decoded.
+    pub(crate) async fn fail_for_good(&self, run: RunId, reason: &Value) -> Result<()> {
+        let reason = encode_payload("reason", reason, &self.inner.limits)?;
+        let done = retry_conflicts(|| async {
+            sqlx::query(&self.inner.sql.fail_final)
+                .bind(&reason)
+                .bind(&reason)
+                .bind(run.job.0)
+                .bind(run.seq)
+                .execute(&self.inner.pool)
+                .await
+                .map_err(sql_err)
+        })
+        .await?;
+        if done.rows_affected() == 0 {
+            let mut tx = self.begin().await?;
+            let locked = self.lock_runs(&mut tx, &[run], Duration::ZERO).await?;
+            let (verdicts, _) = judge_all(&[run], &locked);
+            return refuse(tx, rejection_error(run, verdicts[0])).await;
+        }
+        Ok(())
+    }
+
+    /// Fails for good the runs a claim took but could not decode, each with its decoding error
+    /// as the reason. A run that cannot be failed now (the database failed) is left to its
+    /// lease and the rescuer.
+    pub(crate) async fn fail_undecodable(&self, runs: Vec<Undecodable>) {
+        for Undecodable { run, error, .. } in runs {
+            tracing::error!(ns = %self.inner.ns, %run, %error, "a claimed job cannot be decoded; failing it for good");
+            if let Err(failed) = self
+                .fail_for_good(run, &error.undecodable_job_reason())
+                .await
+            {
+                tracing::error!(%run, error = %failed, "could not fail an undecodable job; its lease will expire");
+            }
+        }
     }
 
     /// The rescuer's write: a run whose lease expired fails its attempt.

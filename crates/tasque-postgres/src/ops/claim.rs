@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use tasque_durable::validate::{positive, validate_claim};
 use tasque_durable::{Claim, ClaimParams, LeaseStatus, PollOrder, Result, RunId, RunWrite};
 
@@ -31,8 +30,10 @@ impl PostgresStore {
             .fetch_all(&self.inner.pool)
             .await
             .map_err(sql_err)?;
-        let mut claims = rows.iter().map(rows::claim).collect::<Result<Vec<_>>>()?;
-        let room = params.limit.saturating_sub(claims.len() as u32);
+        let (mut claims, undecodable) = rows::claims(&rows)?;
+        let taken = (claims.len() + undecodable.len()) as u32;
+        self.fail_undecodable(undecodable).await;
+        let room = params.limit.saturating_sub(taken);
         if room > 0 {
             claims.extend(self.claim_gated(&params, room).await?);
         }
@@ -56,7 +57,7 @@ impl PostgresStore {
             .await
             .map_err(sql_err)?;
         match row {
-            Some(row) => row.try_get(0).map_err(sql_err),
+            Some(row) => rows::time_at(&row, 0),
             None => Err(rejection_error(run, self.diagnose(run).await?)),
         }
     }
@@ -81,7 +82,7 @@ impl PostgresStore {
             .map_err(sql_err)?;
         let mut extended = HashMap::with_capacity(rows.len());
         for row in rows {
-            let at: DateTime<Utc> = row.try_get(2).map_err(sql_err)?;
+            let at = rows::time_at(&row, 2)?;
             extended.insert(rows::run_id(&row)?, at);
         }
         let rejected: Vec<RunId> = runs

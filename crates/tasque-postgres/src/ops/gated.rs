@@ -23,6 +23,9 @@ enum Head {
 
 type Found = Vec<(Claim, DateTime<Utc>)>;
 
+/// Claimed runs whose rows did not decode, with why.
+type Undecodable = Vec<(tasque_durable::RunId, tasque_durable::Error)>;
+
 impl PostgresStore {
     /// Claims up to `room` jobs from the gated queues among `params.queues`.
     pub(crate) async fn claim_gated(&self, params: &ClaimParams, room: u32) -> Result<Found> {
@@ -42,8 +45,9 @@ impl PostgresStore {
             .await
             .map_err(sql_err)?;
         let mut claims = Vec::new();
+        let mut undecodable = Vec::new();
         for gate in &gates {
-            let left = room - claims.len() as u32;
+            let left = room - (claims.len() + undecodable.len()) as u32;
             if left == 0 {
                 break;
             }
@@ -53,7 +57,9 @@ impl PostgresStore {
             let n = if blocking {
                 match self.head(&mut tx, &name).await? {
                     Head::Ready(id) => {
-                        claims.extend(self.claim_head(&mut tx, params, id).await?);
+                        let (found, bad) = self.claim_head(&mut tx, params, id).await?;
+                        claims.extend(found);
+                        undecodable.extend(bad);
                         continue;
                     }
                     _ => 0,
@@ -75,12 +81,13 @@ impl PostgresStore {
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(sql_err)?;
-                for row in &found {
-                    claims.push(rows::claim(row)?);
-                }
+                let (found, bad) = rows::claims(&found)?;
+                claims.extend(found);
+                undecodable.extend(bad);
             }
         }
         tx.commit().await.map_err(sql_err)?;
+        self.fail_undecodable(undecodable).await;
         Ok(claims)
     }
 
@@ -89,7 +96,7 @@ impl PostgresStore {
         conn: &mut PgConnection,
         params: &ClaimParams,
         id: i64,
-    ) -> Result<Found> {
+    ) -> Result<(Found, Undecodable)> {
         let found = sqlx::query(&self.inner.sql.claim_head)
             .bind(id)
             .bind(1_i64)
@@ -98,7 +105,7 @@ impl PostgresStore {
             .fetch_all(&mut *conn)
             .await
             .map_err(sql_err)?;
-        found.iter().map(rows::claim).collect()
+        rows::claims(&found)
     }
 
     /// The state of a blocking queue's head.

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use tasque_durable::validate::{validate_filter, validate_limit, validate_name};
 use tasque_durable::{
-    Error, JobFilter, JobId, JobInfo, JobState, Page, PageRequest, PageStart, QueueInfo, Result,
-    StateCounts,
+    Error, JobFilter, JobId, JobInfo, JobResult, JobState, Page, PageRequest, PageStart, QueueInfo,
+    Result, StateCounts,
 };
 
 use super::ms;
@@ -23,6 +23,16 @@ impl PostgresStore {
             .await
             .map_err(sql_err)?;
         rows::job_info(&row.ok_or(Error::NotFound(job))?)
+    }
+
+    /// One job's state, result and failure (readable even when other columns are corrupt).
+    pub(crate) async fn job_result(&self, job: JobId) -> Result<JobResult> {
+        let row = sqlx::query(&self.inner.sql.get_job)
+            .bind(job.0)
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        rows::job_result(&row.ok_or(Error::NotFound(job))?)
     }
 
     /// Counts matching jobs.
@@ -181,7 +191,7 @@ impl PostgresStore {
                 } else {
                     None
                 },
-                created_at: row.try_get(4).map_err(sql_err)?,
+                created_at: rows::time_at(row, 4)?,
                 name,
             });
         }

@@ -34,6 +34,19 @@ impl PostgresStore {
                 Ok(FailOutcome::Failed) => report.failed += 1,
                 // Its worker finished, or another rescuer got there first: nothing to do.
                 Err(Error::StaleRun(_) | Error::RunCancelled(_)) => {}
+                // Its row cannot be decoded (its retry strategy is corrupt): no retry can help.
+                Err(error @ Error::Corrupt(_)) => {
+                    let run = rows::run_id(&row)?;
+                    tracing::error!(%run, %error, "an expired job cannot be decoded; failing it for good");
+                    match self
+                        .fail_for_good(run, &error.undecodable_job_reason())
+                        .await
+                    {
+                        Ok(()) => report.failed += 1,
+                        Err(Error::StaleRun(_) | Error::RunCancelled(_)) => {}
+                        Err(other) => return Err(other),
+                    }
+                }
                 Err(other) => return Err(other),
             }
         }
@@ -47,7 +60,7 @@ impl PostgresStore {
     pub(crate) async fn cancel_job(&self, job: JobId) -> Result<CancelOutcome> {
         // The state may change between the read and the guarded write; a few rounds settle it.
         for _ in 0..8 {
-            let info = self.job(job).await?;
+            let info = self.job_result(job).await?;
             if info.state == JobState::Failed && self.cancel_holding(job).await? {
                 return Ok(CancelOutcome::Cancelled { was: info.state });
             }
@@ -63,7 +76,7 @@ impl PostgresStore {
                 return Ok(CancelOutcome::Cancelled { was: info.state });
             }
         }
-        let info = self.job(job).await?;
+        let info = self.job_result(job).await?;
         Ok(CancelOutcome::AlreadyFinished { state: info.state })
     }
 

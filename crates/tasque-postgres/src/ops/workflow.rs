@@ -11,7 +11,7 @@ use tasque_durable::{
 };
 
 use super::{ms, rejection_error, run_at_binds};
-use crate::{sql_err, PostgresStore};
+use crate::{rows, sql_err, PostgresStore};
 
 impl PostgresStore {
     /// Every checkpoint of a job.
@@ -28,7 +28,7 @@ impl PostgresStore {
                     name: row.try_get(0).map_err(sql_err)?,
                     value: row.try_get(1).map_err(sql_err)?,
                     run_seq: row.try_get(2).map_err(sql_err)?,
-                    updated_at: row.try_get(3).map_err(sql_err)?,
+                    updated_at: rows::time_at(row, 3)?,
                 })
             })
             .collect()
@@ -40,7 +40,7 @@ impl PostgresStore {
         positive("extend_lease", params.extend_lease)?;
         let value = encode_payload("checkpoint", &params.value, &self.inner.limits)?;
         let run = params.run;
-        let lease: Option<DateTime<Utc>> = sqlx::query_scalar(&self.inner.sql.set_checkpoint)
+        let lease: Option<rows::Stamp> = sqlx::query_scalar(&self.inner.sql.set_checkpoint)
             .bind(run.job.0)
             .bind(run.seq)
             .bind(ms(params.extend_lease))
@@ -50,7 +50,7 @@ impl PostgresStore {
             .await
             .map_err(sql_err)?;
         match lease {
-            Some(lease) => Ok(lease),
+            Some(lease) => Ok(lease.0),
             None => Err(rejection_error(run, self.diagnose(run).await?)),
         }
     }

@@ -11,6 +11,7 @@ use tasque_durable::{Claim, ClaimParams, Error, JobId, LeaseStatus, Result, RunI
 
 use super::gated::sort_claims;
 use super::{ms, rejection_error, runs_json};
+use crate::rows::Claimed;
 use crate::{queries, rows, sql_err, SqliteStore};
 
 impl SqliteStore {
@@ -19,19 +20,25 @@ impl SqliteStore {
     pub(crate) async fn claim_jobs(&self, params: ClaimParams) -> Result<Vec<Claim>> {
         validate_claim(&params)?;
         self.wake_due().await?;
-        let mut claims = self.claim_ungated(&params).await?;
-        let room = params.limit.saturating_sub(claims.len() as u32);
+        let (mut claims, mut undecodable) = self.claim_ungated(&params).await?;
+        let taken = (claims.len() + undecodable.len()) as u32;
+        let room = params.limit.saturating_sub(taken);
         if room > 0 {
-            claims.extend(self.claim_gated(&params, room).await?);
+            let (found, bad) = self.claim_gated(&params, room).await?;
+            claims.extend(found);
+            undecodable.extend(bad);
         }
+        self.fail_undecodable(undecodable).await;
         sort_claims(&mut claims, params.order);
         Ok(claims.into_iter().map(|(c, _)| c).collect())
     }
 
     /// Claims from the ungated queues in one round trip to SQLite's thread: one UPDATE stamps
     /// the jobs it takes with a fresh claim token, and a SELECT sent with it reads them back as
-    /// a single JSON row (both on the write connection, so the read sees the write).
-    async fn claim_ungated(&self, params: &ClaimParams) -> Result<Vec<(Claim, i64)>> {
+    /// a single JSON row (both on the write connection, so the read sees the write). When that
+    /// read fails (a stored JSON column is not JSON, so SQLite cannot embed it), the jobs the
+    /// UPDATE took are read back again as plain rows and decoded one by one.
+    async fn claim_ungated(&self, params: &ClaimParams) -> Result<Claimed> {
         let token = self.claim_tokens.fetch_add(1, Ordering::Relaxed);
         let sql = queries::claim_with_token(params.queues.len(), params.order);
         let mut query = sqlx::query_scalar(&sql)
@@ -42,18 +49,37 @@ impl SqliteStore {
         for queue in &params.queues {
             query = query.bind(queue);
         }
-        let claimed: Option<String> = query
-            .bind(token)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(sql_err)?;
+        let claimed: Option<String> = match query.bind(token).fetch_optional(&self.pool).await {
+            Ok(claimed) => claimed,
+            Err(error) => return self.claimed_rows(params, token, sql_err(error)).await,
+        };
         match claimed.as_deref().map(rows::json).transpose()? {
-            None => Ok(Vec::new()),
-            Some(serde_json::Value::Array(jobs)) => {
-                jobs.iter().map(rows::claim_from_json).collect()
-            }
+            None => Ok(Claimed::default()),
+            Some(serde_json::Value::Array(jobs)) => Ok(rows::claims_from_json(&jobs)),
             Some(other) => Err(Error::Corrupt(format!("claimed jobs: {other}"))),
         }
+    }
+
+    /// The jobs a claim stamped with `token`, as plain rows decoded one by one; `failed` when
+    /// there are none (the claim itself failed).
+    async fn claimed_rows(
+        &self,
+        params: &ClaimParams,
+        token: i64,
+        failed: Error,
+    ) -> Result<Claimed> {
+        let found = sqlx::query(queries::CLAIMED_ROWS_BY_TOKEN)
+            .bind(&*self.ns)
+            .bind(&params.worker_id)
+            .bind(token)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sql_err)?;
+        if found.is_empty() {
+            return Err(failed);
+        }
+        tracing::warn!(error = %failed, "claimed jobs could not be read back in one go; decoding them one by one");
+        rows::claims(&found)
     }
 
     /// Extends one lease.

@@ -8,6 +8,7 @@ use tasque_durable::validate::{validate_name, validate_queue_limit};
 use tasque_durable::{BlockingParams, Claim, ClaimParams, JobId, PollOrder, Result};
 
 use super::ms;
+use crate::rows::Claimed;
 use crate::{queries, rows, sql_err, SqliteStore};
 
 /// A queue's gate.
@@ -37,11 +38,7 @@ enum Head {
 
 impl SqliteStore {
     /// Claims up to `room` jobs from the gated queues among `params.queues`.
-    pub(crate) async fn claim_gated(
-        &self,
-        params: &ClaimParams,
-        room: u32,
-    ) -> Result<Vec<(Claim, i64)>> {
+    pub(crate) async fn claim_gated(&self, params: &ClaimParams, room: u32) -> Result<Claimed> {
         let names = serde_json::Value::from(params.queues.clone()).to_string();
         let gates = sqlx::query(queries::GATED_QUEUES)
             .bind(&*self.ns)
@@ -50,7 +47,7 @@ impl SqliteStore {
             .await
             .map_err(sql_err)?;
         if gates.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Claimed::default());
         }
         let mut tx = self
             .pool
@@ -64,22 +61,23 @@ impl SqliteStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(sql_err)?;
-        let mut claims = Vec::new();
+        let mut claimed = Claimed::default();
         for row in &gates {
-            let left = room - claims.len() as u32;
+            let left = room - (claimed.0.len() + claimed.1.len()) as u32;
             if left == 0 {
                 break;
             }
             let gate = gate(row)?;
-            let found = if gate.blocking {
+            let (found, undecodable) = if gate.blocking {
                 self.claim_head(&mut tx, params, &gate.name).await?
             } else {
                 self.claim_limited(&mut tx, params, &gate, left).await?
             };
-            claims.extend(found);
+            claimed.0.extend(found);
+            claimed.1.extend(undecodable);
         }
         tx.commit().await.map_err(sql_err)?;
-        Ok(claims)
+        Ok(claimed)
     }
 
     async fn claim_limited(
@@ -88,7 +86,7 @@ impl SqliteStore {
         params: &ClaimParams,
         gate: &Gate,
         left: u32,
-    ) -> Result<Vec<(Claim, i64)>> {
+    ) -> Result<Claimed> {
         let running: i64 = sqlx::query_scalar(queries::RUNNING_IN_QUEUE)
             .bind(&*self.ns)
             .bind(&gate.name)
@@ -98,7 +96,7 @@ impl SqliteStore {
         let free = gate.limit.unwrap_or(i64::MAX).saturating_sub(running);
         let n = free.min(i64::from(left));
         if n <= 0 {
-            return Ok(Vec::new());
+            return Ok(Claimed::default());
         }
         let found = sqlx::query(&queries::claim_gated(params.order))
             .bind(&*self.ns)
@@ -109,7 +107,7 @@ impl SqliteStore {
             .fetch_all(&mut **tx)
             .await
             .map_err(sql_err)?;
-        found.iter().map(rows::claim).collect()
+        rows::claims(&found)
     }
 
     async fn claim_head(
@@ -117,9 +115,9 @@ impl SqliteStore {
         tx: &mut Transaction<'static, Sqlite>,
         params: &ClaimParams,
         queue: &str,
-    ) -> Result<Vec<(Claim, i64)>> {
+    ) -> Result<Claimed> {
         let Head::Ready(id) = self.head(tx, queue).await? else {
-            return Ok(Vec::new());
+            return Ok(Claimed::default());
         };
         let found = sqlx::query(&queries::claim_head())
             .bind(&*self.ns)
@@ -129,7 +127,7 @@ impl SqliteStore {
             .fetch_all(&mut **tx)
             .await
             .map_err(sql_err)?;
-        found.iter().map(rows::claim).collect()
+        rows::claims(&found)
     }
 
     /// The state of a blocking queue's head.

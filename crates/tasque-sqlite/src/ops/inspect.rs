@@ -6,8 +6,8 @@ use std::time::Duration;
 use sqlx::Row;
 use tasque_durable::validate::{validate_filter, validate_limit, validate_name};
 use tasque_durable::{
-    Error, JobFilter, JobId, JobInfo, JobState, Page, PageRequest, PageStart, QueueInfo, Result,
-    StateCounts,
+    Error, JobFilter, JobId, JobInfo, JobResult, JobState, Page, PageRequest, PageStart, QueueInfo,
+    Result, StateCounts,
 };
 
 use super::ms;
@@ -23,6 +23,17 @@ impl SqliteStore {
             .await
             .map_err(sql_err)?;
         rows::job_info(&row.ok_or(Error::NotFound(job))?)
+    }
+
+    /// One job's state, result and failure (readable even when other columns are corrupt).
+    pub(crate) async fn job_result(&self, job: JobId) -> Result<JobResult> {
+        let row = sqlx::query(queries::GET_JOB)
+            .bind(&*self.ns)
+            .bind(job.0)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(sql_err)?;
+        rows::job_result(&row.ok_or(Error::NotFound(job))?)
     }
 
     /// Counts matching jobs.

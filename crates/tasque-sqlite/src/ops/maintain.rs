@@ -40,6 +40,18 @@ impl SqliteStore {
                 Ok(FailOutcome::Failed) => report.failed += 1,
                 // Its worker finished, or another rescuer got there first: nothing to do.
                 Err(Error::StaleRun(_) | Error::RunCancelled(_)) => {}
+                // Its row cannot be decoded (its retry strategy is corrupt): no retry can help.
+                Err(error @ Error::Corrupt(_)) => {
+                    tracing::error!(%run, %error, "an expired job cannot be decoded; failing it for good");
+                    match self
+                        .fail_for_good(run, &error.undecodable_job_reason())
+                        .await
+                    {
+                        Ok(()) => report.failed += 1,
+                        Err(Error::StaleRun(_) | Error::RunCancelled(_)) => {}
+                        Err(other) => return Err(other),
+                    }
+                }
                 Err(other) => return Err(other),
             }
         }
@@ -53,7 +65,7 @@ impl SqliteStore {
     pub(crate) async fn cancel_job(&self, job: JobId) -> Result<CancelOutcome> {
         // The state may change between the read and the guarded write; a few rounds settle it.
         for _ in 0..8 {
-            let info = self.job(job).await?;
+            let info = self.job_result(job).await?;
             if info.state == JobState::Failed && self.cancel_holding(job).await? {
                 return Ok(CancelOutcome::Cancelled { was: info.state });
             }
@@ -70,7 +82,7 @@ impl SqliteStore {
                 return Ok(CancelOutcome::Cancelled { was: info.state });
             }
         }
-        let info = self.job(job).await?;
+        let info = self.job_result(job).await?;
         Ok(CancelOutcome::AlreadyFinished { state: info.state })
     }
 

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use sqlx::Row;
 use tasque_durable::retry::{after_failure, NextStep};
 use tasque_durable::validate::{encode_payload, validate_run_at};
-use tasque_durable::{CompleteParams, FailOutcome, JobId, Result, RunAt, RunId, RunWrite};
+use tasque_durable::{CompleteParams, Error, FailOutcome, JobId, Result, RunAt, RunId, RunWrite};
 
 use super::{ms, rejection_error, run_at_binds, runs_json};
 use crate::{queries, rows, sql_err, SqliteStore};
@@ -236,6 +236,39 @@ impl SqliteStore {
             .await
             .map_err(sql_err)?;
         Ok(done.rows_affected())
+    }
+
+    /// Fails `run` for good with `reason`, guarded by the run and reading nothing of its job:
+    /// for runs whose rows cannot be decoded.
+    pub(crate) async fn fail_for_good(&self, run: RunId, reason: &Value) -> Result<()> {
+        let reason = encode_payload("reason", reason, &self.limits)?;
+        let done = sqlx::query(queries::FAIL_FOR_GOOD)
+            .bind(&*self.ns)
+            .bind(run.job.0)
+            .bind(run.seq)
+            .bind(reason)
+            .execute(&self.pool)
+            .await
+            .map_err(sql_err)?;
+        if done.rows_affected() == 0 {
+            return Err(rejection_error(run, self.diagnose(run).await?));
+        }
+        Ok(())
+    }
+
+    /// Fails for good the runs a claim took but could not decode, each with its decoding error
+    /// as the reason. A run that cannot be failed now (the database failed) is left to its
+    /// lease and the rescuer.
+    pub(crate) async fn fail_undecodable(&self, runs: Vec<(RunId, Error)>) {
+        for (run, error) in runs {
+            tracing::error!(ns = %self.ns, %run, %error, "a claimed job cannot be decoded; failing it for good");
+            if let Err(failed) = self
+                .fail_for_good(run, &error.undecodable_job_reason())
+                .await
+            {
+                tracing::error!(%run, error = %failed, "could not fail an undecodable job; its lease will expire");
+            }
+        }
     }
 
     /// The rescuer's write: a run whose lease expired fails its attempt.
