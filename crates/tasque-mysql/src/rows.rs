@@ -90,6 +90,14 @@ pub fn state(stored: &str, run_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<
 /// A decoding failure as [`Error::Corrupt`] naming the column; other failures as they are.
 fn column_err(column: &str, error: sqlx::Error) -> Error {
     match error {
+        // sqlx reads a zero date (`0000-00-00`, stored under a permissive `sql_mode`) as NULL.
+        sqlx::Error::ColumnDecode { source, .. }
+            if source.is::<sqlx::error::UnexpectedNullError>() =>
+        {
+            Error::Corrupt(format!(
+                "{column}: NULL or a zero date, which no value can hold"
+            ))
+        }
         sqlx::Error::ColumnDecode { source, .. } => Error::Corrupt(format!("{column}: {source}")),
         other => sql_err(other),
     }

@@ -5,8 +5,8 @@ mod support;
 
 use std::sync::Arc;
 
-use tasque_durable::conformance::Backend;
-use tasque_durable::Store;
+use tasque_durable::conformance::{Backend, Corruption};
+use tasque_durable::{JobId, Store};
 
 /// One case's namespaces, all under one random schema prefix.
 struct Fresh(support::Fresh);
@@ -15,6 +15,10 @@ struct Fresh(support::Fresh);
 impl Backend for Fresh {
     async fn open(&self, namespace: &str) -> Arc<dyn Store> {
         Arc::new(self.0.store(namespace).await)
+    }
+
+    async fn corrupt(&self, namespace: &str, job: JobId, what: Corruption) {
+        self.0.corrupt(namespace, job, what).await;
     }
 }
 

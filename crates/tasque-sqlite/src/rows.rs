@@ -152,12 +152,14 @@ fn job_info_of(id: JobId, row: &SqliteRow) -> Result<JobInfo> {
 pub fn job_result(row: &SqliteRow) -> Result<JobResult> {
     let id = JobId(get(row, "id")?);
     let of = |row: &SqliteRow| -> Result<JobResult> {
+        let stored: String = get(row, "state")?;
+        let state = if stored == "pending" {
+            state(&stored, get(row, "run_at")?, get(row, "now_ms")?)?
+        } else {
+            state(&stored, 0, 0)?
+        };
         Ok(JobResult {
-            state: state(
-                &get::<String>(row, "state")?,
-                get(row, "run_at")?,
-                get(row, "now_ms")?,
-            )?,
+            state,
             result: opt_json_of(row, "result")?,
             failure: opt_json_of(row, "failure")?,
         })

@@ -30,6 +30,7 @@ mod inspect;
 mod rescue;
 mod runs;
 mod spawn;
+mod undecodable;
 mod workflow;
 
 use std::future::Future;
@@ -45,9 +46,10 @@ pub use inspect::*;
 pub use rescue::*;
 pub use runs::*;
 pub use spawn::*;
+pub use undecodable::*;
 pub use workflow::*;
 
-use crate::{Claim, ClaimParams, PollOrder, Spawn, SpawnOptions, Store};
+use crate::{Claim, ClaimParams, JobId, PollOrder, Spawn, SpawnOptions, Store};
 
 /// A fresh database for one case.
 #[async_trait::async_trait]
@@ -55,12 +57,23 @@ pub trait Backend: Send + Sync {
     /// A migrated store on this backend's database, in `namespace`. Stores opened with
     /// different namespaces share the database.
     async fn open(&self, namespace: &str) -> Arc<dyn Store>;
+
+    /// Makes job `job` of `namespace` undecodable with raw SQL (see [`Corruption`]), as a
+    /// foreign producer, a manual edit or an older build could; the job stays in its state.
+    /// Every engine implements it: the default fails the case.
+    async fn corrupt(&self, namespace: &str, job: JobId, what: Corruption) {
+        panic!("this backend cannot corrupt job {job} of {namespace} ({what:?}): implement Backend::corrupt");
+    }
 }
 
 #[async_trait::async_trait]
 impl<B: Backend + ?Sized> Backend for Box<B> {
     async fn open(&self, namespace: &str) -> Arc<dyn Store> {
         (**self).open(namespace).await
+    }
+
+    async fn corrupt(&self, namespace: &str, job: JobId, what: Corruption) {
+        (**self).corrupt(namespace, job, what).await
     }
 }
 
@@ -225,6 +238,8 @@ macro_rules! conformance_tests {
             blocking_queue_gives_up_and_continues,
             blocking_queue_stays_blocked_until_an_operator_acts,
             blocking_mode_can_be_turned_off,
+            claim_fails_an_undecodable_job_for_good_and_returns_the_others,
+            rescuer_fails_an_expired_undecodable_job_for_good,
         );
     };
     ($factory:path; $($case:ident),+ $(,)?) => {

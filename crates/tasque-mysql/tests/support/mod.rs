@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use sqlx::mysql::MySqlPoolOptions;
 use sqlx::MySqlPool;
-use tasque_durable::Store;
+use tasque_durable::conformance::Corruption;
+use tasque_durable::{JobId, Store};
 use tasque_mysql::{MySqlConfig, MySqlStore};
 
 /// The server under test.
@@ -84,6 +85,33 @@ impl Fresh {
             .expect("connect");
         self.stores.lock().unwrap().push(store.clone());
         store
+    }
+
+    /// Makes job `job` of `namespace` undecodable with raw SQL: a retry strategy that is not
+    /// JSON, or a zero-date run time (stored with a permissive `sql_mode`; still due).
+    pub async fn corrupt(&self, namespace: &str, job: JobId, what: Corruption) {
+        let store = self.store(namespace).await;
+        let set = match what {
+            Corruption::RetryStrategy => "retry = 'not json {'",
+            Corruption::RunAt => "run_at = '0000-00-00 00:00:00'",
+        };
+        let sql = format!(
+            "UPDATE `{}_jobs` SET {set} WHERE id = ?",
+            store.table_stem()
+        );
+        let mut conn = store.pool().acquire().await.expect("connection");
+        sqlx::query("SET SESSION sql_mode = ''")
+            .execute(&mut *conn)
+            .await
+            .expect("sql_mode");
+        let done = sqlx::query(&sql)
+            .bind(job.0)
+            .execute(&mut *conn)
+            .await
+            .expect("corrupt");
+        assert_eq!(done.rows_affected(), 1);
+        // The connection goes back to the pool with its session changed: close it instead.
+        conn.detach();
     }
 
     /// A migrated store as configured (the config should come from [`Fresh::config`]).

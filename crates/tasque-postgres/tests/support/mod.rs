@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
-use tasque_durable::Store;
+use tasque_durable::conformance::Corruption;
+use tasque_durable::{JobId, Store};
 use tasque_postgres::{PostgresConfig, PostgresStore};
 
 /// The server under test.
@@ -75,6 +76,24 @@ impl Fresh {
     /// A migrated store in `namespace`.
     pub async fn store(&self, namespace: &str) -> PostgresStore {
         self.store_with(self.config(namespace)).await
+    }
+
+    /// Makes job `job` of `namespace` undecodable with raw SQL: a retry strategy that is JSON
+    /// but not a strategy, or a run time of `-infinity` (still due).
+    pub async fn corrupt(&self, namespace: &str, job: JobId, what: Corruption) {
+        let store = self.store(namespace).await;
+        let set = match what {
+            Corruption::RetryStrategy => "retry = '\"garbage\"'::jsonb",
+            Corruption::RunAt => "run_at = '-infinity'",
+        };
+        let sql = format!("UPDATE {}.jobs SET {set} WHERE id = $1", store.schema());
+        let done = sqlx::query(&sql)
+            .bind(job.0)
+            .execute(store.pool())
+            .await
+            .expect("corrupt");
+        assert_eq!(done.rows_affected(), 1);
+        store.close().await;
     }
 
     /// A migrated store as configured (the config should come from [`Fresh::config`]).
