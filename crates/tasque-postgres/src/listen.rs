@@ -5,13 +5,15 @@
 //! notification's payload (a queue name). When the connection is lost (terminated, network
 //! failure) the task broadcasts an empty name ("any queue": announcements may have been missed)
 //! and reconnects with a growing delay, up to 2 s; each successful `LISTEN` bumps the generation
-//! and also broadcasts an empty name. The task ends once every subscriber is gone.
+//! and also broadcasts an empty name. The task ends once every subscriber is gone; it runs
+//! supervised, so a panic in it restarts it instead of silencing wake-ups.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::PgPool;
+use tasque_core::Supervisor;
 use tokio::sync::{broadcast, watch};
 
 /// How many announcements a slow subscriber may fall behind before it sees `Lagged` (which a
@@ -56,7 +58,16 @@ impl Wakeups {
         }
         let (sender, receiver) = broadcast::channel(CAPACITY);
         *slot = Some(sender.clone());
-        runtime.spawn(listen(self.shared.clone(), sender));
+        let shared = self.shared.clone();
+        // Supervised: a panic in the listener restarts it after a backoff (logged at `error`);
+        // it finishes by returning once nobody subscribes.
+        let _guard = runtime.enter();
+        Supervisor::new("wake-up listener")
+            .finishes_by_returning()
+            .spawn(
+                move || listen(shared.clone(), sender.clone()),
+                std::future::pending::<()>,
+            );
         Some(receiver)
     }
 

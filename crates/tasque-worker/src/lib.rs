@@ -21,6 +21,12 @@
 //!   handler aborted and its outcome dropped.
 //! * **Rescue.** Every worker periodically makes jobs whose lease expired (a
 //!   crashed worker's) claimable again; this counts as a failed attempt.
+//! * **Supervision.** Every background loop (claim loop, reporter, heartbeat,
+//!   rescuer, cleaner, wake-up forwarder) runs under a [`tasque_core::Supervisor`]:
+//!   a panic, or a return while the worker is not stopping, is logged at `error`
+//!   and the loop restarts on the same shared state after a capped backoff
+//!   (counted in [`WorkerStats::restarts`]). A job the store cannot decode is
+//!   failed for good by the claim that took it (`"kind": "undecodable_job"`).
 //! * **Shutdown.** [`RunningWorker::shutdown`] stops claiming, lets running
 //!   jobs finish within a grace period, then aborts and *releases* the rest:
 //!   they are claimable at once, not after their lease expires.
