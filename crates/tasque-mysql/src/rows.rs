@@ -202,8 +202,11 @@ pub struct Undecodable {
     pub lease_end: DateTime<Utc>,
 }
 
-/// Picked rows, decoded one by one: the claims with their run times, and the undecodable.
-pub fn claims(rows: &[MySqlRow]) -> Result<(Vec<(Claim, DateTime<Utc>)>, Vec<Undecodable>)> {
+/// Claims with their run times, and the runs whose rows did not decode.
+pub type Claimed = (Vec<(Claim, DateTime<Utc>)>, Vec<Undecodable>);
+
+/// Picked rows, decoded one by one.
+pub fn claims(rows: &[MySqlRow]) -> Result<Claimed> {
     let mut found = Vec::with_capacity(rows.len());
     let mut undecodable = Vec::new();
     for row in rows {

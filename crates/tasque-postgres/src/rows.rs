@@ -232,9 +232,12 @@ pub fn claim(row: &PgRow) -> Result<(Claim, DateTime<Utc>)> {
     Ok((claim, time(row, "run_at")?))
 }
 
-/// Claimed rows, decoded one by one: the claims, and the runs whose rows did not decode with
-/// why (they must be failed for good: see `PostgresStore::fail_for_good`).
-pub fn claims(rows: &[PgRow]) -> Result<(Vec<(Claim, DateTime<Utc>)>, Vec<(RunId, Error)>)> {
+/// Claims with their run times, and the runs whose rows did not decode with why (they must be
+/// failed for good: see `PostgresStore::fail_for_good`).
+pub type Claimed = (Vec<(Claim, DateTime<Utc>)>, Vec<(RunId, Error)>);
+
+/// Claimed rows, decoded one by one.
+pub fn claims(rows: &[PgRow]) -> Result<Claimed> {
     let mut claims = Vec::with_capacity(rows.len());
     let mut undecodable = Vec::new();
     for row in rows {

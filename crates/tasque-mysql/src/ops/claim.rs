@@ -33,7 +33,7 @@ pub struct Picked {
 
 impl Picked {
     /// Adds picked rows.
-    pub fn extend(&mut self, (found, undecodable): (Found, Vec<Undecodable>)) {
+    pub fn extend(&mut self, (found, undecodable): rows::Claimed) {
         self.found.extend(found);
         self.undecodable.extend(undecodable);
     }
@@ -137,7 +137,7 @@ impl MySqlStore {
         params: &ClaimParams,
         queue: &str,
         limit: u32,
-    ) -> Result<(Found, Vec<Undecodable>)> {
+    ) -> Result<rows::Claimed> {
         let found = sqlx::query(queries::pick(&self.inner.sql, params.order))
             .bind(us(params.lease))
             .bind(queue)

@@ -23,9 +23,6 @@ enum Head {
 
 type Found = Vec<(Claim, DateTime<Utc>)>;
 
-/// Claimed runs whose rows did not decode, with why.
-type Undecodable = Vec<(tasque_durable::RunId, tasque_durable::Error)>;
-
 impl PostgresStore {
     /// Claims up to `room` jobs from the gated queues among `params.queues`.
     pub(crate) async fn claim_gated(&self, params: &ClaimParams, room: u32) -> Result<Found> {
@@ -96,7 +93,7 @@ impl PostgresStore {
         conn: &mut PgConnection,
         params: &ClaimParams,
         id: i64,
-    ) -> Result<(Found, Undecodable)> {
+    ) -> Result<rows::Claimed> {
         let found = sqlx::query(&self.inner.sql.claim_head)
             .bind(id)
             .bind(1_i64)
