@@ -100,6 +100,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod admin;
 mod config;
 mod connect;
 mod consumer;
@@ -111,6 +112,7 @@ mod session;
 mod settle;
 mod stats;
 
+pub use admin::{Admin, QueueStatus};
 pub use config::{
     ConsumerBuilder, DeadLetter, RetryMode, DEFAULT_MAX_ATTEMPTS, DEFAULT_SHUTDOWN_GRACE,
     DEFAULT_TIMEOUT,
