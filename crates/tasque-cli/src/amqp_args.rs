@@ -51,13 +51,10 @@ tasque amqp publish --queue mail welcome '{\"email\": \"ada@example.com\"}'")]
     Publish(AmqpPublishArgs),
 
     /// Show queues (messages ready, consumers), or declare or purge one.
-    #[command(
-        args_conflicts_with_subcommands = true,
-        after_help = "Examples:\n  \
+    #[command(after_help = "Examples:\n  \
 tasque amqp queues jobs jobs.dead\n  \
 tasque amqp queues declare jobs\n  \
-tasque amqp queues purge jobs.dead"
-    )]
+tasque amqp queues purge jobs.dead")]
     Queues(AmqpQueuesArgs),
 }
 

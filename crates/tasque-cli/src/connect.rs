@@ -33,35 +33,30 @@ pub async fn open(url: &str, namespace: &str, schema: Schema) -> Result<Arc<dyn 
         store.migrate().await.map_err(CliError::from_store)?;
         return Ok(store);
     }
-    let (store, found, supported): (Arc<dyn Store>, i64, i64) =
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            // The namespace is the PostgreSQL schema `tasque_<namespace>`.
-            let config = PostgresConfig::new(url).with_namespace(namespace);
-            let store = PostgresStore::connect(config)
-                .await
-                .map_err(CliError::from_store)?;
-            let found = store
-                .schema_version()
-                .await
-                .map_err(CliError::from_store)?;
-            (Arc::new(store), found, tasque_postgres::SCHEMA_VERSION)
-        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-            // The namespace is the table set `tasque_<namespace>_*` in the URL's database.
-            let config = MySqlConfig::new(url).with_namespace(namespace);
-            let store = MySqlStore::connect(config)
-                .await
-                .map_err(CliError::from_store)?;
-            let found = store
-                .schema_version()
-                .await
-                .map_err(CliError::from_store)?;
-            (Arc::new(store), found, tasque_mysql::SCHEMA_VERSION)
-        } else {
-            return Err(CliError::Usage(format!(
+    let (store, found, supported): (Arc<dyn Store>, i64, i64) = if url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+    {
+        // The namespace is the PostgreSQL schema `tasque_<namespace>`.
+        let config = PostgresConfig::new(url).with_namespace(namespace);
+        let store = PostgresStore::connect(config)
+            .await
+            .map_err(CliError::from_store)?;
+        let found = store.schema_version().await.map_err(CliError::from_store)?;
+        (Arc::new(store), found, tasque_postgres::SCHEMA_VERSION)
+    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        // The namespace is the table set `tasque_<namespace>_*` in the URL's database.
+        let config = MySqlConfig::new(url).with_namespace(namespace);
+        let store = MySqlStore::connect(config)
+            .await
+            .map_err(CliError::from_store)?;
+        let found = store.schema_version().await.map_err(CliError::from_store)?;
+        (Arc::new(store), found, tasque_mysql::SCHEMA_VERSION)
+    } else {
+        return Err(CliError::Usage(format!(
                 "unsupported database URL {:?}: use sqlite://PATH, sqlite::memory:, postgres://... or mysql://...",
                 redact(url)
             )));
-        };
+    };
     match schema {
         Schema::Migrate => {
             store.migrate().await.map_err(CliError::from_store)?;

@@ -28,7 +28,9 @@ impl CliError {
     pub fn from_store(error: tasque_durable::Error) -> Self {
         use tasque_durable::Error as E;
         match &error {
-            E::SchemaTooNew { .. } | E::SchemaOutdated { .. } => CliError::Schema(error.to_string()),
+            E::SchemaTooNew { .. } | E::SchemaOutdated { .. } => {
+                CliError::Schema(error.to_string())
+            }
             E::Database(_) | E::Corrupt(_) => CliError::Database(error.to_string()),
             e if e.is_validation() => CliError::Usage(error.to_string()),
             _ => CliError::Failed(error.to_string()),

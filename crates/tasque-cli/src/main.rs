@@ -142,7 +142,11 @@ fn usage_error(error: clap::Error) -> ! {
 /// server is probed: a pool retries an unreachable server until its acquire timeout, while
 /// the probe names the cause at once. Quick connections are never probed, so servers see no
 /// extra connections from a healthy CLI.
-async fn open_store(url: &str, namespace: &str, schema: Schema) -> Result<Arc<dyn Store>, CliError> {
+async fn open_store(
+    url: &str,
+    namespace: &str,
+    schema: Schema,
+) -> Result<Arc<dyn Store>, CliError> {
     let opening = connect::open(url, namespace, schema);
     tokio::pin!(opening);
     let opened = match tokio::time::timeout(probe::PROBE_AFTER, &mut opening).await {
@@ -259,7 +263,11 @@ fn init_tracing(default: &str) {
 fn reads_only(command: &Command) -> bool {
     matches!(
         command,
-        Command::Jobs(_) | Command::Stats | Command::Queues { action: None | Some(QueueAction::List) }
+        Command::Jobs(_)
+            | Command::Stats
+            | Command::Queues {
+                action: None | Some(QueueAction::List)
+            }
     )
 }
 

@@ -108,6 +108,11 @@ impl Broker {
         name
     }
 
+    /// Has [`cleanup`](Broker::cleanup) delete `queue` too (one declared by other means).
+    pub fn track(&mut self, queue: &str) {
+        self.queues.push(queue.to_owned());
+    }
+
     /// Messages ready in `queue` (not counting unacked ones).
     pub async fn ready(&self, queue: &str) -> u32 {
         let passive = QueueDeclareOptions {

@@ -317,11 +317,7 @@ async fn until_empty(
                 && admin.ready(&args.queues).await.map_err(|error| {
                     CliError::Failed(format!("cannot inspect the queues: {error}"))
                 })? == 0;
-            empty_ticks = if empty {
-                empty_ticks + 1
-            } else {
-                0
-            };
+            empty_ticks = if empty { empty_ticks + 1 } else { 0 };
             if empty_ticks >= 2 {
                 return Ok(());
             }
