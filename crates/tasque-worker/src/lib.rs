@@ -149,6 +149,9 @@ pub use workflow::{EventOutcome, RESERVED_PREFIX};
 pub struct WorkerStats {
     /// Jobs running now.
     pub running: usize,
+    /// Slots taken now: the running jobs, plus blocking handlers whose attempt already
+    /// ended (timed out, cancelled, released) but whose thread has not returned yet.
+    pub busy_slots: usize,
     /// Runs completed.
     pub completed: u64,
     /// Failed attempts recorded.
