@@ -31,6 +31,12 @@ impl CliError {
             E::SchemaTooNew { .. } | E::SchemaOutdated { .. } => {
                 CliError::Schema(error.to_string())
             }
+            E::Database(_) if error.to_string().contains("disk is full") => {
+                CliError::Database(format!(
+                    "{error}: the disk holding the database is full, so nothing was written; \
+                     free some space and try again (jobs already stored are intact)"
+                ))
+            }
             E::Database(_) | E::Corrupt(_) => CliError::Database(error.to_string()),
             e if e.is_validation() => CliError::Usage(error.to_string()),
             _ => CliError::Failed(error.to_string()),
