@@ -63,6 +63,12 @@
 //! `tasque.amqp.delivery` tracing span with the queue, task, delivery tag,
 //! message id and attempt.
 //!
+//! ## Administration
+//!
+//! [`Admin`] declares queues (durable, unless they exist), reports a queue's
+//! ready messages and consumers ([`QueueStatus`]) and purges queues; the
+//! `tasque amqp` commands of the CLI use it.
+//!
 //! ## Example
 //!
 //! ```no_run
