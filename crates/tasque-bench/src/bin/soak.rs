@@ -6,8 +6,13 @@
 //! attempts, then failed for good), 10 % are slow (200 to 800 ms). The worker cleans finished
 //! jobs older than a minute, as a long-running deployment would. Every minute it prints the
 //! throughput of that minute, the worker process's resident memory (RSS) and the namespace's
-//! table sizes; at the end, a summary of how flat they stayed. The run works in a schema of
-//! its own, dropped at the end.
+//! table sizes (live and dead rows); at the end, a summary of how flat they stayed. The run
+//! works in a schema of its own, dropped at the end.
+//!
+//! A server with `autovacuum = off` (as CI's is, for speed) never reclaims the dead rows that
+//! every update and delete leaves, so a table's size would grow with the jobs ever run even
+//! though its live rows stay flat. On such a server the soak stands in for autovacuum: after
+//! each minute's figures it runs a plain `VACUUM` of its schema's tables, and says so.
 //!
 //! The worker is this binary again, started with `--worker`; it reports its counters on
 //! stdout once a second and stops when its stdin closes (so it never outlives the run).
@@ -144,10 +149,11 @@ fn rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-async fn table_sizes(store: &PostgresStore) -> Result<Vec<(String, i64, i64)>> {
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+/// Per table of the schema: name, total size in bytes, live rows, dead rows.
+async fn table_sizes(store: &PostgresStore) -> Result<Vec<(String, i64, i64, i64)>> {
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
         "SELECT c.relname::text, pg_total_relation_size(c.oid), \
-                COALESCE(s.n_live_tup, 0) \
+                COALESCE(s.n_live_tup, 0), COALESCE(s.n_dead_tup, 0) \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
          WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY 2 DESC",
@@ -156,6 +162,23 @@ async fn table_sizes(store: &PostgresStore) -> Result<Vec<(String, i64, i64)>> {
     .fetch_all(store.pool())
     .await?;
     Ok(rows)
+}
+
+/// Whether the server runs autovacuum.
+async fn autovacuum_on(store: &PostgresStore) -> Result<bool> {
+    let setting: String = sqlx::query_scalar("SHOW autovacuum")
+        .fetch_one(store.pool())
+        .await?;
+    Ok(setting == "on")
+}
+
+/// A plain `VACUUM` of the schema's tables (what autovacuum would do).
+async fn vacuum(store: &PostgresStore, tables: &[(String, i64, i64, i64)]) -> Result<()> {
+    for (name, ..) in tables {
+        let statement = format!("VACUUM \"{}\".\"{name}\"", store.schema());
+        sqlx::query(&statement).execute(store.pool()).await?;
+    }
+    Ok(())
 }
 
 async fn drive(options: Options) -> Result<()> {
@@ -194,6 +217,10 @@ async fn soak(store: &PostgresStore, prefix: &str, options: &Options) -> Result<
         options.rate,
         options.concurrency
     );
+    let stand_in = !autovacuum_on(store).await?;
+    if stand_in {
+        println!("soak: this server runs with autovacuum off; the soak VACUUMs its tables after each minute's figures, as autovacuum would");
+    }
     let per_tick = (options.rate / 10).max(1);
     let mut produce = tokio::time::interval(Duration::from_millis(100));
     let mut minute = tokio::time::interval(Duration::from_secs(60));
@@ -217,16 +244,22 @@ async fn soak(store: &PostgresStore, prefix: &str, options: &Options) -> Result<
                 let rss = rss_mib(pid).unwrap_or(f64::NAN);
                 let tables = table_sizes(store).await?;
                 let total_mib = tables.iter().map(|t| t.1).sum::<i64>() as f64 / 1_048_576.0;
-                let jobs_rows = tables.iter().find(|t| t.0 == "jobs").map_or(0, |t| t.2);
+                let (jobs_rows, jobs_dead) = tables
+                    .iter()
+                    .find(|t| t.0 == "jobs")
+                    .map_or((0, 0), |t| (t.2, t.3));
                 let n = minutes.len() + 1;
                 let done = completed - last.0;
                 println!(
-                    "soak: minute {n}: {done} jobs completed ({:.0}/s), {} failed attempts; worker RSS {rss:.1} MiB; tables {total_mib:.1} MiB, jobs table {jobs_rows} rows; {spawned} enqueued in all",
+                    "soak: minute {n}: {done} jobs completed ({:.0}/s), {} failed attempts; worker RSS {rss:.1} MiB; tables {total_mib:.1} MiB, jobs table {jobs_rows} rows ({jobs_dead} dead); {spawned} enqueued in all",
                     done as f64 / 60.0,
                     failed - last.1,
                 );
-                for (name, bytes, rows) in &tables {
-                    println!("soak:   table {name}: {:.2} MiB, {rows} rows", *bytes as f64 / 1_048_576.0);
+                for (name, bytes, rows, dead) in &tables {
+                    println!("soak:   table {name}: {:.2} MiB, {rows} rows, {dead} dead", *bytes as f64 / 1_048_576.0);
+                }
+                if stand_in {
+                    vacuum(store, &tables).await?;
                 }
                 minutes.push((done, rss, total_mib));
                 last = (completed, failed);
