@@ -63,6 +63,12 @@
 //! `tasque.amqp.delivery` tracing span with the queue, task, delivery tag,
 //! message id and attempt.
 //!
+//! ## Administration
+//!
+//! [`Admin`] declares queues (durable, unless they exist), reports a queue's
+//! ready messages and consumers ([`QueueStatus`]) and purges queues; the
+//! `tasque amqp` commands of the CLI use it.
+//!
 //! ## Example
 //!
 //! ```no_run
@@ -100,6 +106,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod admin;
 mod config;
 mod connect;
 mod consumer;
@@ -111,6 +118,7 @@ mod session;
 mod settle;
 mod stats;
 
+pub use admin::{Admin, QueueStatus};
 pub use config::{
     ConsumerBuilder, DeadLetter, RetryMode, DEFAULT_MAX_ATTEMPTS, DEFAULT_SHUTDOWN_GRACE,
     DEFAULT_TIMEOUT,

@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use tasque_durable::{BlockedPolicy, JobState};
 
+pub use crate::amqp_args::AmqpArgs;
+
 /// The default database: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tasque.db";
 
@@ -13,19 +15,25 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://tasque.db";
 ///
 /// Jobs live in a database (a SQLite file by default, or PostgreSQL/MySQL),
 /// are worked by `tasque work`, and are inspected and managed by the other
-/// subcommands. The schema is migrated on first use.
+/// subcommands. `tasque migrate` creates or upgrades the schema on PostgreSQL and MySQL
+/// (the SQLite default creates its own on first use).
 #[derive(Debug, Parser)]
 #[command(name = "tasque", version, propagate_version = true)]
 #[command(
     after_help = "Exit codes: 0 success; 1 operation failed (e.g. job not found); \
-2 bad usage or input (nothing was written); 3 database or broker unreachable or incompatible.\n\n\
-RabbitMQ: `tasque work --amqp-url URL --queue Q` consumes messages with the built-in `exec` \
-task instead of jobs from the database; `tasque enqueue --amqp-url URL --queue Q exec -- CMD` \
-publishes one (with publisher confirms)."
+2 bad usage or input (nothing was written); 3 database or broker unreachable or incompatible, \
+or the schema needs `tasque migrate`.\n\n\
+RabbitMQ: `tasque amqp work|publish|queues` (see `tasque amqp --help`)."
 )]
 pub struct Cli {
     /// Database URL: sqlite://PATH, sqlite::memory:, postgres://..., mysql://...
-    #[arg(long, global = true, env = "TASQUE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[arg(
+        long,
+        global = true,
+        env = "TASQUE_DATABASE_URL",
+        hide_env_values = true,
+        default_value = DEFAULT_DATABASE_URL
+    )]
     pub database_url: String,
 
     /// Namespace: independent Tasque instances can share one database.
@@ -41,6 +49,12 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// On PostgreSQL and MySQL, create or upgrade the schema when a command that writes finds
+    /// it missing or older (read-only commands never change it). Without this flag such a
+    /// command stops and asks for `tasque migrate`.
+    #[arg(long, global = true, env = "TASQUE_AUTO_MIGRATE")]
+    pub auto_migrate: bool,
+
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
@@ -49,7 +63,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create or upgrade the database schema.
+    /// Create or upgrade the database schema (needed once per namespace on PostgreSQL and
+    /// MySQL, and after upgrading tasque).
     #[command(after_help = "Example:\n  tasque migrate --database-url postgres://localhost/app")]
     Migrate,
 
@@ -58,22 +73,14 @@ pub enum Command {
 tasque enqueue send_email '{\"to\":\"a@example.com\"}' --queue mail --max-attempts 5\n  \
 echo '{\"id\":7}' | tasque enqueue resize --delay 10s\n  \
 tasque enqueue exec --exec-timeout 30s -- ./backup.sh --full\n  \
-tasque enqueue report '{}' --idempotency-key report-2026-11-23\n  \
-tasque enqueue --amqp-url amqp://guest:guest@localhost/%2f --queue jobs exec -- ./nightly.sh")]
+tasque enqueue report '{}' --idempotency-key report-2026-11-23")]
     Enqueue(EnqueueArgs),
 
     /// Run a worker: claim jobs and run them until stopped (Ctrl-C or SIGTERM shuts down
-    /// gracefully). With `--amqp-url`, consume RabbitMQ messages instead.
+    /// gracefully). A database that cannot be reached at start is retried with backoff.
     #[command(after_help = "Examples:\n  \
 tasque work --concurrency 8\n  \
-tasque work --queue mail --queue default --until-empty\n  \
-tasque work --amqp-url amqp://guest:guest@localhost/%2f --queue jobs --concurrency 4 \\\n      \
---timeout 5m --max-attempts 3 --dead-letter-queue jobs.dead\n\n\
-With --amqp-url each message runs the built-in `exec` task: the message names the task `exec` \
-(header x-tasque-task, or the routing key) and its JSON payload is the exec params \
-{\"argv\": [..], \"cwd\": .., \"env\": {..}, \"timeout_secs\": ..}. Exit status 0 acks it; \
-anything else is a failed attempt, retried until --max-attempts and then dead-lettered. \
-Missing queues are declared (durable).")]
+tasque work --queue mail --queue default --until-empty")]
     Work(WorkArgs),
 
     /// List jobs, or show one with `tasque jobs show ID`.
@@ -134,11 +141,31 @@ echo '{\"rows\": 42}' | tasque emit import.done -")]
     /// The guided demonstration: enqueue a mix of jobs and work them, showing every feature.
     #[command(after_help = "Example:\n  tasque demo")]
     Demo(DemoArgs),
+
+    /// RabbitMQ: consume messages with the built-in `exec` task, publish them, inspect and
+    /// declare queues. Never touches the database.
+    #[command(after_help = "Examples:\n  \
+tasque amqp work --queue jobs --concurrency 4 --timeout 5m --max-attempts 3 --dead-letter-queue jobs.dead\n  \
+tasque amqp publish --queue jobs exec -- ./nightly.sh --full\n  \
+tasque amqp queues jobs jobs.dead\n  \
+tasque amqp --url amqp://app:secret@mq.internal/%2f queues declare jobs")]
+    Amqp(AmqpArgs),
+
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
+    #[command(after_help = "Examples:\n  \
+tasque completions bash > ~/.local/share/bash-completion/completions/tasque\n  \
+tasque completions zsh > ~/.zfunc/_tasque\n  \
+tasque completions fish > ~/.config/fish/completions/tasque.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
-/// `tasque enqueue`.
+/// What a job runs: its task and params (for `exec`, the command line and its flags).
+/// Shared by `tasque enqueue` and `tasque amqp publish`.
 #[derive(Debug, Args)]
-pub struct EnqueueArgs {
+pub struct JobArgs {
     /// The task name (`exec` runs a command line).
     pub task: String,
     /// JSON params; read from stdin when absent or `-`.
@@ -146,6 +173,23 @@ pub struct EnqueueArgs {
     /// For `exec`: the command and its arguments, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+    /// For `exec`: kill the command after this long.
+    #[arg(long, value_parser = parse_duration)]
+    pub exec_timeout: Option<Duration>,
+    /// For `exec`: the working directory.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// For `exec`: an environment variable, KEY=VALUE (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub envs: Vec<String>,
+}
+
+/// `tasque enqueue`.
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// The task, its params or command.
+    #[command(flatten)]
+    pub job: JobArgs,
     /// The queue.
     #[arg(long, short, default_value = "default")]
     pub queue: String,
@@ -164,23 +208,6 @@ pub struct EnqueueArgs {
     /// Per-run timeout of the job (e.g. 30s).
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
-    /// For `exec`: kill the command after this long.
-    #[arg(long, value_parser = parse_duration)]
-    pub exec_timeout: Option<Duration>,
-    /// For `exec`: the working directory.
-    #[arg(long)]
-    pub cwd: Option<PathBuf>,
-    /// For `exec`: an environment variable, KEY=VALUE (repeatable).
-    #[arg(long = "env", value_name = "KEY=VALUE")]
-    pub envs: Vec<String>,
-    /// Publish to this RabbitMQ broker (to the queue named by --queue) instead of the
-    /// database; returns once the broker confirmed the message.
-    #[arg(
-        long,
-        value_name = "URL",
-        conflicts_with_all = ["priority", "delay", "max_attempts", "idempotency_key", "timeout"]
-    )]
-    pub amqp_url: Option<String>,
 }
 
 /// `tasque work`.
@@ -193,8 +220,7 @@ pub struct WorkArgs {
     #[arg(long = "queue", short)]
     pub queues: Vec<String>,
     /// Stop when no job is ready or running (a blocked queue's jobs do not count: the
-    /// worker stops and names the blocking job). With --amqp-url: when no message is ready
-    /// or in flight.
+    /// worker stops and names the blocking job).
     #[arg(long)]
     pub until_empty: bool,
     /// How often to look for jobs when idle (e.g. 200ms).
@@ -210,31 +236,9 @@ pub struct WorkArgs {
     /// delays) and sleeping jobs.
     #[arg(long)]
     pub wait_scheduled: bool,
-    /// How long a graceful shutdown may take before running jobs are released
-    /// (with --amqp-url: requeued).
+    /// How long a graceful shutdown may take before running jobs are released.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub shutdown_grace: Duration,
-    /// Consume this RabbitMQ broker's queue (--queue, required) instead of the database.
-    #[arg(
-        long,
-        value_name = "URL",
-        conflicts_with_all = ["poll_interval", "lease", "worker_id", "wait_scheduled"]
-    )]
-    pub amqp_url: Option<String>,
-    /// With --amqp-url: a message still running after this long is a failed attempt
-    /// (default 60s).
-    #[arg(long, value_parser = parse_duration, requires = "amqp_url")]
-    pub timeout: Option<Duration>,
-    /// With --amqp-url: attempts before a failing message is dead-lettered (default 5).
-    #[arg(long, requires = "amqp_url")]
-    pub max_attempts: Option<u32>,
-    /// With --amqp-url: where exhausted and undecodable messages go (declared if missing).
-    #[arg(long, value_name = "QUEUE", requires = "amqp_url")]
-    pub dead_letter_queue: Option<String>,
-    /// With --amqp-url: stop taking messages once this many have started (those running
-    /// then still finish and are settled).
-    #[arg(long, value_name = "N", requires = "amqp_url", value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_messages: Option<u64>,
 }
 
 /// Filters shared by `jobs` and `purge`.

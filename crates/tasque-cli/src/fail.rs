@@ -16,6 +16,9 @@ pub enum CliError {
     Usage(String),
     /// The database (or the RabbitMQ broker) cannot be used.
     Database(String),
+    /// The database's schema does not fit this build: missing or older (run `tasque
+    /// migrate`), or newer (upgrade tasque). Retrying will not help.
+    Schema(String),
     /// The operation did not apply (not found, wrong state).
     Failed(String),
 }
@@ -25,9 +28,16 @@ impl CliError {
     pub fn from_store(error: tasque_durable::Error) -> Self {
         use tasque_durable::Error as E;
         match &error {
-            E::Database(_) | E::SchemaTooNew { .. } | E::SchemaOutdated { .. } | E::Corrupt(_) => {
-                CliError::Database(error.to_string())
+            E::SchemaTooNew { .. } | E::SchemaOutdated { .. } => {
+                CliError::Schema(error.to_string())
             }
+            E::Database(_) if error.to_string().contains("disk is full") => {
+                CliError::Database(format!(
+                    "{error}: the disk holding the database is full, so nothing was written; \
+                     free some space and try again (jobs already stored are intact)"
+                ))
+            }
+            E::Database(_) | E::Corrupt(_) => CliError::Database(error.to_string()),
             e if e.is_validation() => CliError::Usage(error.to_string()),
             _ => CliError::Failed(error.to_string()),
         }
@@ -37,7 +47,7 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Usage(_) => EXIT_USAGE,
-            CliError::Database(_) => EXIT_DATABASE,
+            CliError::Database(_) | CliError::Schema(_) => EXIT_DATABASE,
             CliError::Failed(_) => EXIT_FAILED,
         }
     }
@@ -46,9 +56,10 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Usage(message) | CliError::Database(message) | CliError::Failed(message) => {
-                f.write_str(message)
-            }
+            CliError::Usage(message)
+            | CliError::Database(message)
+            | CliError::Schema(message)
+            | CliError::Failed(message) => f.write_str(message),
         }
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! | subcommand | what it does |
 //! |---|---|
-//! | `migrate` | create or upgrade the schema (also done on first use by every subcommand) |
+//! | `migrate` | create or upgrade the schema (needed on PostgreSQL and MySQL; the SQLite default does it on first use) |
 //! | `enqueue TASK [JSON]` | enqueue a job; params from the argument or stdin, options as flags (`--queue`, `--priority`, `--delay`, `--max-attempts`, `--timeout`, `--idempotency-key`) |
 //! | `enqueue exec -- CMD ARGS…` | enqueue a command line for the built-in `exec` task (`--exec-timeout`, `--cwd`, `--env K=V`) |
 //! | `work` | run a worker (`--concurrency N`, `--queue Q…`, `--until-empty`); Ctrl-C or SIGTERM stops it gracefully |
@@ -20,6 +20,8 @@
 //! | `queues blocking Q on\|off [--on-exhausted continue\|stay-blocked]` | blocking mode: one job at a time, in order, a failing job holding the rest |
 //! | `emit NAME [JSON]` | emit an event: store its payload and wake every job waiting for it |
 //! | `demo` | the guided demonstration on the embedded default |
+//! | `amqp work\|publish\|queues` | RabbitMQ: consume with the `exec` task, publish, show/declare/purge queues |
+//! | `completions SHELL` | a completion script for bash, zsh, fish, elvish or powershell |
 //!
 //! Every subcommand takes `--json` to print one JSON document instead of human output
 //! (tables, colours only when stdout is a terminal and `NO_COLOR` is unset, progress on
@@ -31,18 +33,27 @@
 //! `sqlite::memory:`, `postgres://…` (namespace = schema `tasque_<namespace>`), or
 //! `mysql://…`. The default is `sqlite://tasque.db` in the working directory, so it works
 //! with nothing installed. `--namespace` (or `TASQUE_NAMESPACE`) scopes independent
-//! instances sharing one database.
+//! instances sharing one database. Passwords in URLs are never printed (see `secrets`).
+//!
+//! **Migrations on servers are explicit** (see `connect`): on PostgreSQL and MySQL only
+//! `tasque migrate` changes the schema, or a command that writes given `--auto-migrate`;
+//! read-only commands (`jobs`, `stats`, `queues`) never do. A command that finds the schema
+//! missing or older stops with exit code 3 and says to run `tasque migrate`.
+//!
+//! `tasque work` retries a database it cannot reach at start with backoff (1 s doubling
+//! to 30 s), one line on stderr per attempt, until it answers or the worker is stopped.
 //!
 //! # RabbitMQ
 //!
-//! `tasque work --amqp-url URL --queue Q [--concurrency N] [--timeout D] [--max-attempts N]
+//! `tasque amqp work --queue Q [--concurrency N] [--timeout D] [--max-attempts N]
 //! [--dead-letter-queue DLQ] [--until-empty | --max-messages N]` consumes RabbitMQ messages
-//! instead of database jobs, with the built-in `exec` task as the handler: the message
-//! names the task `exec` (header `x-tasque-task` or routing key) and its JSON payload is
-//! the exec params. Exit status 0 acks; anything else is a failed attempt, retried up to
-//! `--max-attempts`, then dead-lettered with the reason in a header. `tasque enqueue
-//! --amqp-url URL --queue Q exec -- CMD…` publishes such a message with publisher
-//! confirms. Missing queues are declared durable. See [`tasque_amqp`].
+//! with the built-in `exec` task as the handler: the message names the task `exec` (header
+//! `x-tasque-task` or routing key) and its JSON payload is the exec params. Exit status 0
+//! acks; anything else is a failed attempt, retried up to `--max-attempts`, then
+//! dead-lettered with the reason in a header. `tasque amqp publish --queue Q exec -- CMD…`
+//! publishes such a message with publisher confirms; `tasque amqp queues Q…` shows ready
+//! messages and consumers, `queues declare Q` and `queues purge Q` manage one. The broker is
+//! `--url` or `TASQUE_AMQP_URL` (default `amqp://127.0.0.1:5672/%2f`). See [`tasque_amqp`].
 //!
 //! # Exit codes
 //!
@@ -51,8 +62,9 @@
 //! | 0 | success |
 //! | 1 | the operation failed (job not found, not retryable, publish refused) |
 //! | 2 | bad usage or input: unknown subcommand, malformed JSON, invalid option; nothing was written |
-//! | 3 | the database or broker is unreachable or incompatible (schema newer than the binary) |
+//! | 3 | the database or broker is unreachable or incompatible: schema missing or older (run `tasque migrate`), or newer than the binary |
 
+mod amqp_args;
 mod args;
 mod commands;
 mod connect;
@@ -60,11 +72,17 @@ mod exec;
 mod fail;
 mod output;
 mod probe;
+mod secrets;
 mod signal;
 
-use clap::Parser;
+use std::sync::Arc;
+use std::time::Duration;
 
-use args::{Cli, Command};
+use clap::{CommandFactory, Parser};
+use tasque_durable::Store;
+
+use args::{Cli, Command, QueueAction};
+use connect::Schema;
 use fail::CliError;
 
 fn main() {
@@ -72,9 +90,13 @@ fn main() {
         Ok(cli) => cli,
         Err(error) => usage_error(error),
     };
+    match &cli.command {
+        Command::Amqp(amqp) => secrets::remember([cli.database_url.as_str(), amqp.url.as_str()]),
+        _ => secrets::remember([cli.database_url.as_str()]),
+    }
     init_tracing(match &cli.command {
         // A broker worker's operator wants to see reconnects and failed attempts.
-        Command::Work(args) if args.amqp_url.is_some() => "error,tasque_amqp=warn,lapin=off",
+        Command::Amqp(_) => "error,tasque_amqp=warn,lapin=off",
         _ => "error,lapin=off",
     });
     quiet_handler_panics();
@@ -86,7 +108,7 @@ fn main() {
         }
     };
     if let Err(error) = runtime.block_on(run(cli)) {
-        eprintln!("error: {}", one_line(&error.to_string()));
+        eprintln!("error: {}", secrets::scrub(&one_line(&error.to_string())));
         std::process::exit(error.exit_code());
     }
 }
@@ -116,15 +138,16 @@ fn usage_error(error: clap::Error) -> ! {
     std::process::exit(fail::EXIT_USAGE);
 }
 
-/// Opens (and migrates) the store. When that is slow, the server is probed: a pool
-/// retries an unreachable server until its acquire timeout, while the probe names the
-/// cause at once. Quick connections are never probed, so servers see no extra
-/// connections from a healthy CLI.
+/// Opens the store (applying the schema rule, see [`connect`]). When that is slow, the
+/// server is probed: a pool retries an unreachable server until its acquire timeout, while
+/// the probe names the cause at once. Quick connections are never probed, so servers see no
+/// extra connections from a healthy CLI.
 async fn open_store(
     url: &str,
     namespace: &str,
-) -> Result<std::sync::Arc<dyn tasque_durable::Store>, CliError> {
-    let opening = connect::open(url, namespace);
+    schema: Schema,
+) -> Result<Arc<dyn Store>, CliError> {
+    let opening = connect::open(url, namespace, schema);
     tokio::pin!(opening);
     let opened = match tokio::time::timeout(probe::PROBE_AFTER, &mut opening).await {
         Ok(opened) => opened,
@@ -134,12 +157,63 @@ async fn open_store(
         }
     };
     opened.map_err(|error| match error {
-        CliError::Database(message) if !message.contains(url) => {
-            let url = output::redact(url);
-            CliError::Database(format!("cannot use the database at {url}: {message}"))
+        CliError::Database(message) => {
+            let url = secrets::redact(url);
+            if message.contains(&url) {
+                CliError::Database(message)
+            } else {
+                CliError::Database(format!("cannot use the database at {url}: {message}"))
+            }
         }
         other => other,
     })
+}
+
+/// The first wait of `tasque work` for a database it cannot reach; doubled per attempt.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// The longest wait between two attempts.
+const LONGEST_RETRY: Duration = Duration::from_secs(30);
+
+/// Opens the store for a worker: a database that cannot be reached (or fails while opening)
+/// is tried again with backoff, one line on stderr per attempt, until it answers. A schema
+/// that does not fit is not retried. `None` when a signal stopped the wait.
+async fn open_store_for_work(
+    url: &str,
+    namespace: &str,
+    schema: Schema,
+) -> Result<Option<Arc<dyn Store>>, CliError> {
+    let mut signals = signal::Signals::install()
+        .map_err(|error| CliError::Failed(format!("could not install signal handlers: {error}")))?;
+    let mut delay = FIRST_RETRY;
+    let mut attempt = 1u64;
+    loop {
+        match open_store(url, namespace, schema).await {
+            Err(CliError::Database(message)) => {
+                let line = format!(
+                    "tasque work: database unavailable (attempt {attempt}): {}; retrying in {}s",
+                    one_line(&message),
+                    delay.as_secs()
+                );
+                eprintln!("{}", secrets::scrub(&line));
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    why = signals.recv() => {
+                        eprintln!("{why} while waiting for the database; no job was claimed");
+                        return Ok(None);
+                    }
+                }
+                delay = (delay * 2).min(LONGEST_RETRY);
+                attempt += 1;
+            }
+            Err(other) => return Err(other),
+            Ok(store) => {
+                if attempt > 1 {
+                    eprintln!("tasque work: database reached after {attempt} attempts");
+                }
+                return Ok(Some(store));
+            }
+        }
+    }
 }
 
 /// Collapses a message onto one line.
@@ -166,32 +240,53 @@ fn quiet_handler_panics() {
     }));
 }
 
-/// Logs go to stderr; `RUST_LOG` overrides `default` (lapin's own logs are off by default:
-/// it logs expected events, such as a probe for a missing queue, as errors).
+/// Logs go to stderr, with secrets scrubbed; `RUST_LOG` (`LEVEL,target=LEVEL,...`)
+/// overrides `default` (lapin's own logs are off by default: it logs expected events, such
+/// as a probe for a missing queue, as errors).
 fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .or_else(|| default.parse::<Targets>().ok())
+        .unwrap_or_default();
     let colours = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colours)
-        .init();
+    let format = tracing_subscriber::fmt::layer()
+        .with_writer(secrets::ScrubbedStderr::default)
+        .with_ansi(colours);
+    let _ = tracing_subscriber::registry()
+        .with(format)
+        .with(filter)
+        .try_init();
+}
+
+/// Whether `command` only reads: it never changes the schema, even with `--auto-migrate`.
+fn reads_only(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Jobs(_)
+            | Command::Stats
+            | Command::Queues {
+                action: None | Some(QueueAction::List)
+            }
+    )
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     let json = cli.json;
-    // RabbitMQ modes never touch the database.
+    // RabbitMQ and completions never touch the database.
     let command = match cli.command {
-        Command::Work(args) if args.amqp_url.is_some() => {
-            let url = args.amqp_url.clone().unwrap_or_default();
-            return commands::amqp::work(&url, args, json).await;
-        }
-        Command::Enqueue(args) if args.amqp_url.is_some() => {
-            let url = args.amqp_url.clone().unwrap_or_default();
-            let message = commands::amqp::build_message(&args)?;
-            return commands::amqp::publish(&url, message, json).await;
+        Command::Amqp(args) => return commands::amqp::run(args, json).await,
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "tasque", &mut script);
+            // A closed pipe (`| head`) is the reader's choice, not a failure.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+            return Ok(());
         }
         command => command,
     };
@@ -208,7 +303,20 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo(_) => commands::demo::DEMO_NAMESPACE,
         _ => cli.namespace.as_str(),
     };
-    let store = open_store(&cli.database_url, namespace).await?;
+    let schema = match &command {
+        Command::Migrate => Schema::Migrate,
+        command if cli.auto_migrate && !reads_only(command) => Schema::Migrate,
+        _ => Schema::Require,
+    };
+    let store = match &command {
+        Command::Work(_) => {
+            match open_store_for_work(&cli.database_url, namespace, schema).await? {
+                Some(store) => store,
+                None => return Ok(()),
+            }
+        }
+        _ => open_store(&cli.database_url, namespace, schema).await?,
+    };
     match command {
         Command::Migrate => {
             if json {
@@ -235,5 +343,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             commands::emit::run(store, event, json).await
         }
         Command::Demo(args) => commands::demo::run(store, args, json).await,
+        Command::Amqp(_) | Command::Completions { .. } => Err(CliError::Failed(
+            "internal error: this subcommand runs before the database is opened".into(),
+        )),
     }
 }

@@ -115,33 +115,3 @@ pub fn short(value: &Option<serde_json::Value>, max: usize) -> String {
         text
     }
 }
-
-/// A URL without its password, for messages.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_not_printed() {
-        assert_eq!(
-            redact("amqp://guest:secret@host:5672/%2f"),
-            "amqp://guest:***@host:5672/%2f"
-        );
-        assert_eq!(redact("amqp://host/%2f"), "amqp://host/%2f");
-        assert_eq!(redact("sqlite://jobs.db"), "sqlite://jobs.db");
-        assert_eq!(redact("postgres://app@db/x"), "postgres://app@db/x");
-    }
-}

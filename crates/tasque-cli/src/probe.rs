@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use crate::fail::CliError;
-use crate::output::redact;
+use crate::secrets::redact;
 
 /// How long opening a store may take before the server is probed.
 pub const PROBE_AFTER: Duration = Duration::from_secs(2);

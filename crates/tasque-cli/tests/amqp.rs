@@ -1,4 +1,4 @@
-//! End-to-end tests of `tasque work --amqp-url` and `tasque enqueue --amqp-url`: the
+//! End-to-end tests of `tasque amqp work`, `tasque amqp publish` and `tasque amqp queues`: the
 //! built binary against the RabbitMQ server at `TASQUE_TEST_AMQP_URL` (default
 //! `amqp://guest:guest@127.0.0.1:5672/%2f`). Under `CI=true` an unreachable broker fails
 //! these tests; otherwise they are skipped loudly. Each test uses its own queues and
@@ -65,33 +65,15 @@ async fn amqp_work_runs_exec_messages_acks_successes_and_dead_letters_failures()
     for i in 0..3 {
         let script = touch(dir.path(), &format!("ok-{i}"));
         let published = json(&[
-            "--json",
-            "enqueue",
-            "--amqp-url",
-            &url,
-            "--queue",
-            &queue,
-            "exec",
-            "--",
-            "sh",
-            "-c",
-            &script,
+            "--json", "amqp", "publish", "--url", &url, "--queue", &queue, "exec", "--", "sh",
+            "-c", &script,
         ])
         .await;
         assert_eq!(published["published"], true);
     }
     let failing = "echo card declined >&2; exit 4";
     run(&[
-        "enqueue",
-        "--amqp-url",
-        &url,
-        "--queue",
-        &queue,
-        "exec",
-        "--",
-        "sh",
-        "-c",
-        failing,
+        "amqp", "publish", "--url", &url, "--queue", &queue, "exec", "--", "sh", "-c", failing,
     ])
     .await;
     let garbage = Message::raw(b"{not json".to_vec()).task("exec");
@@ -104,8 +86,9 @@ async fn amqp_work_runs_exec_messages_acks_successes_and_dead_letters_failures()
 
     let worked = json(&[
         "--json",
+        "amqp",
         "work",
-        "--amqp-url",
+        "--url",
         &url,
         "--queue",
         &queue,
@@ -166,7 +149,7 @@ async fn amqp_work_stops_on_sigterm_after_finishing_the_running_command() {
         touch(dir.path(), "finished")
     );
 
-    let mut worker = tasque(&["--json", "work", "--amqp-url", &url, "--queue", &queue])
+    let mut worker = tasque(&["--json", "amqp", "work", "--url", &url, "--queue", &queue])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -181,16 +164,7 @@ async fn amqp_work_stops_on_sigterm_after_finishing_the_running_command() {
     assert!(announced.contains("consuming"), "{announced}");
 
     run(&[
-        "enqueue",
-        "--amqp-url",
-        &url,
-        "--queue",
-        &queue,
-        "exec",
-        "--",
-        "sh",
-        "-c",
-        &script,
+        "amqp", "publish", "--url", &url, "--queue", &queue, "exec", "--", "sh", "-c", &script,
     ])
     .await;
     let deadline = Instant::now() + PATIENCE;
@@ -228,22 +202,15 @@ async fn amqp_work_max_messages_stops_after_that_many() {
     // Each runs a moment, so the stop is seen while the second one runs.
     for _ in 0..5 {
         run(&[
-            "enqueue",
-            "--amqp-url",
-            &url,
-            "--queue",
-            &queue,
-            "exec",
-            "--",
-            "sleep",
-            "0.2",
+            "amqp", "publish", "--url", &url, "--queue", &queue, "exec", "--", "sleep", "0.2",
         ])
         .await;
     }
     let worked = json(&[
         "--json",
+        "amqp",
         "work",
-        "--amqp-url",
+        "--url",
         &url,
         "--queue",
         &queue,
@@ -257,5 +224,52 @@ async fn amqp_work_max_messages_stops_after_that_many() {
     // Prefetch 1: at most one more message was in hand when the bound was reached.
     assert!((2..=3).contains(&acked), "{worked}");
     assert_eq!(u64::from(broker.ready(&queue).await), 5 - acked, "{worked}");
+    broker.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_queues_shows_declares_and_purges_through_the_admin_api() {
+    let Some(mut broker) = broker("amqp_queues_shows_declares_and_purges").await else {
+        return;
+    };
+    let url = broker.url.clone();
+    let queue = broker.queue("shown").await;
+    let declared = broker.name("declared");
+    broker.track(&declared);
+    let missing = broker.name("missing");
+    for _ in 0..2 {
+        run(&[
+            "amqp", "publish", "--url", &url, "--queue", &queue, "exec", "--", "true",
+        ])
+        .await;
+    }
+
+    let shown = json(&["--json", "amqp", "queues", "--url", &url, &queue, &missing]).await;
+    assert_eq!(shown["queues"][0]["ready"], 2, "{shown}");
+    assert_eq!(shown["queues"][0]["consumers"], 0, "{shown}");
+    assert_eq!(shown["queues"][1]["exists"], false, "{shown}");
+
+    let first = json(&[
+        "--json", "amqp", "queues", "--url", &url, "declare", &declared,
+    ])
+    .await;
+    assert_eq!(first["declared"], true, "{first}");
+    let again = json(&[
+        "--json", "amqp", "queues", "--url", &url, "declare", &declared,
+    ])
+    .await;
+    assert_eq!(again["declared"], false, "{again}");
+    assert_eq!(broker.ready(&declared).await, 0);
+
+    let purged = json(&["--json", "amqp", "queues", "--url", &url, "purge", &queue]).await;
+    assert_eq!(purged["purged"], 2, "{purged}");
+    assert_eq!(broker.ready(&queue).await, 0);
+
+    let output = tasque(&["amqp", "queues", "--url", &url, "purge", &missing])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("does not exist"));
     broker.cleanup().await;
 }

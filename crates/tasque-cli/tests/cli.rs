@@ -245,6 +245,17 @@ fn bad_input_is_one_clear_line_a_nonzero_exit_and_nothing_written() {
             "cannot reach the database at postgres://app:***@127.0.0.1:1/x",
         ),
         (
+            vec![
+                "--database-url",
+                "postgres://app@127.0.0.1:1/x?sslmode=disable&password=hunter2",
+                "enqueue",
+                "task",
+                "{}",
+            ],
+            3,
+            "postgres://app@127.0.0.1:1/x?sslmode=disable&password=***",
+        ),
+        (
             vec!["--database-url", "oracle://db", "jobs"],
             2,
             "unsupported database URL",
@@ -265,36 +276,31 @@ fn bad_input_is_one_clear_line_a_nonzero_exit_and_nothing_written() {
         ),
         (vec!["enqueue", "greet", "{}", "--", "ls"], 2, "only exec"),
         (
-            vec![
-                "enqueue",
-                "--amqp-url",
-                "amqp://h",
-                "--delay",
-                "1s",
-                "exec",
-                "--",
-                "true",
-            ],
+            vec!["enqueue", "--amqp-url", "amqp://h", "exec", "--", "true"],
             2,
-            "cannot be used with",
+            "unexpected argument '--amqp-url'",
         ),
-        (vec!["work", "--timeout", "1s"], 2, "--amqp-url"),
+        (vec!["work", "--timeout", "1s"], 2, "unexpected argument"),
         (
             vec![
+                "amqp",
+                "--url",
+                "amqp://guest:hunter2@127.0.0.1:1/%2f",
                 "work",
-                "--amqp-url",
-                "amqp://guest:guest@127.0.0.1:1/%2f",
                 "--queue",
                 "q",
             ],
             3,
-            "cannot reach RabbitMQ",
+            "cannot reach RabbitMQ at amqp://guest:***@127.0.0.1:1/%2f",
         ),
         (
             vec![
-                "enqueue",
-                "--amqp-url",
+                "amqp",
+                "publish",
+                "--url",
                 "amqp://guest:guest@127.0.0.1:1/%2f",
+                "--queue",
+                "q",
                 "exec",
                 "--",
                 "true",
@@ -303,10 +309,12 @@ fn bad_input_is_one_clear_line_a_nonzero_exit_and_nothing_written() {
             "cannot reach RabbitMQ",
         ),
         (
-            vec!["work", "--amqp-url", "amqp://guest:guest@127.0.0.1:1/%2f"],
+            vec!["amqp", "publish", "--queue", "q", "greet", "{nope"],
             2,
-            "--queue",
+            "not valid JSON",
         ),
+        (vec!["amqp", "work"], 2, "--queue"),
+        (vec!["amqp", "queues"], 2, "name the queues"),
     ];
     for (args, code, needle) in cases {
         let output = cli.run(&args);
@@ -314,6 +322,10 @@ fn bad_input_is_one_clear_line_a_nonzero_exit_and_nothing_written() {
         assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr:?}");
         assert!(stderr.starts_with("error: "), "{args:?}: {stderr:?}");
+        assert!(
+            !stderr.contains("hunter2"),
+            "{args:?} printed a password: {stderr}"
+        );
         assert!(
             stderr.contains(needle),
             "{args:?}: {stderr:?} lacks {needle:?}"
@@ -330,8 +342,20 @@ fn bad_input_is_one_clear_line_a_nonzero_exit_and_nothing_written() {
 fn every_subcommand_has_help_with_examples() {
     let cli = Cli::new();
     for sub in [
-        "migrate", "enqueue", "work", "jobs", "stats", "retry", "cancel", "purge", "clean",
-        "queues", "emit", "demo",
+        "migrate",
+        "enqueue",
+        "work",
+        "jobs",
+        "stats",
+        "retry",
+        "cancel",
+        "purge",
+        "clean",
+        "queues",
+        "emit",
+        "demo",
+        "amqp",
+        "completions",
     ] {
         let help = cli.ok(&[sub, "--help"]);
         assert!(
@@ -348,7 +372,11 @@ fn every_subcommand_has_help_with_examples() {
         assert!(help.contains("Example"), "queues {action} --help: {help}");
     }
     assert!(cli.ok(&["jobs", "show", "--help"]).contains("Example"));
-    assert!(cli.ok(&["work", "--help"]).contains("--amqp-url"));
+    for sub in ["work", "publish", "queues"] {
+        let help = cli.ok(&["amqp", sub, "--help"]);
+        assert!(help.contains("Example"), "amqp {sub} --help: {help}");
+    }
+    assert!(!cli.ok(&["work", "--help"]).contains("amqp"));
 }
 
 #[test]
@@ -430,4 +458,49 @@ fn work_stops_gracefully_on_sigterm() {
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     assert!(rest.contains("terminated; shutting down"), "{rest}");
+}
+
+#[test]
+fn help_never_shows_a_password_from_the_environment() {
+    let cli = Cli::new();
+    for args in [
+        vec!["--help"],
+        vec!["work", "--help"],
+        vec!["amqp", "--help"],
+    ] {
+        let output = cli
+            .command(&args)
+            .env("TASQUE_DATABASE_URL", "postgres://app:hunter2@db/app")
+            .env("TASQUE_AMQP_URL", "amqp://app:hunter2@mq/%2f")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}");
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert!(printed.contains("TASQUE_"), "{args:?}: {printed}");
+        assert!(
+            !printed.contains("hunter2"),
+            "{args:?} printed a password: {printed}"
+        );
+    }
+}
+
+#[test]
+fn version_and_shell_completions_come_from_clap() {
+    let cli = Cli::new();
+    let version = cli.ok(&["--version"]);
+    assert_eq!(
+        version.trim(),
+        format!("tasque {}", env!("CARGO_PKG_VERSION"))
+    );
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef tasque"),
+        ("fish", "complete -c tasque"),
+    ] {
+        let script = cli.ok(&["completions", shell]);
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("amqp"), "{shell} completes subcommands");
+    }
+    let output = cli.run(&["completions", "tcsh"]);
+    assert_eq!(output.status.code(), Some(2));
 }

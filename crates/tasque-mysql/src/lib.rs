@@ -177,6 +177,13 @@ impl MySqlStore {
         &self.inner.server
     }
 
+    /// The schema version of this store's namespace: 0 when it was never migrated,
+    /// [`SCHEMA_VERSION`] when it is current. Only reads; changes nothing (operators' read-only
+    /// commands use it to refuse an unmigrated database without creating anything).
+    pub async fn schema_version(&self) -> Result<i64> {
+        migrate::current_version(&self.inner.pool, &self.inner.sql, &self.inner.stem).await
+    }
+
     /// Drops this namespace's tables and everything in them. For tests and tooling: the jobs
     /// are gone for good.
     pub async fn drop_tables(&self) -> Result<()> {

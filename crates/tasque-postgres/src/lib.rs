@@ -149,6 +149,13 @@ impl PostgresStore {
         self.inner.wakeups.wait_generation(at_least).await;
     }
 
+    /// The schema version of this store's namespace: 0 when it was never migrated,
+    /// [`SCHEMA_VERSION`] when it is current. Only reads; changes nothing (operators' read-only
+    /// commands use it to refuse an unmigrated database without creating anything).
+    pub async fn schema_version(&self) -> Result<i64> {
+        migrate::current_version(&self.inner.pool, &self.inner.schema).await
+    }
+
     /// Drops this namespace's schema and everything in it. For tests and tooling: the jobs are
     /// gone for good.
     pub async fn drop_schema(&self) -> Result<()> {

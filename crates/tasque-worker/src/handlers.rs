@@ -10,6 +10,7 @@ use parking_lot::RwLock;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
+use tasque_core::CancelToken;
 
 use crate::context::JobContext;
 
@@ -32,17 +33,34 @@ pub(crate) enum RunOutput {
 /// A started handler, ready to run in the in-process queue.
 pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = RunOutput> + Send>>;
 
+/// A blocking handler's work with its types erased.
+type ErasedBlocking = Box<dyn FnOnce(CancelToken) -> HandlerResult + Send>;
+
+/// What a started handler runs: a future, or a closure for a thread of tokio's blocking pool.
+pub(crate) enum HandlerWork {
+    /// An async handler.
+    Async(HandlerFuture),
+    /// A blocking handler: it cannot be killed, only told through its [`CancelToken`].
+    Blocking(Box<dyn FnOnce(CancelToken) -> RunOutput + Send>),
+}
+
+/// A handler's work before the worker wraps it.
+enum Erased {
+    Async(ErasedFuture),
+    Blocking(ErasedBlocking),
+}
+
 /// A handler with its types erased.
 trait ErasedHandler: Send + Sync {
-    /// Decodes `params` and returns the handler's run, or says why the params do not decode.
-    /// The handler function itself is first called inside the returned future, so that even
+    /// Decodes `params` and prepares the handler's work, or says why the params do not decode.
+    /// The handler function itself is first called inside the returned work, so that even
     /// its synchronous part runs (and may panic) in the in-process queue's task, never in the
     /// claim loop.
     fn start(
         self: Arc<Self>,
         context: JobContext,
         params: Value,
-    ) -> Result<ErasedFuture, serde_json::Error>;
+    ) -> Result<Erased, serde_json::Error>;
 }
 
 struct TypedHandler<F, P> {
@@ -62,16 +80,11 @@ where
         self: Arc<Self>,
         context: JobContext,
         params: Value,
-    ) -> Result<ErasedFuture, serde_json::Error> {
+    ) -> Result<Erased, serde_json::Error> {
         let params: P = serde_json::from_value(params)?;
-        Ok(Box::pin(async move {
-            match (self.function)(context, params).await {
-                Ok(result) => serde_json::to_value(result).map_err(
-                    |error| json!({ "kind": "unserializable_result", "error": error.to_string() }),
-                ),
-                Err(error) => Err(json!({ "kind": "error", "error": error.to_string() })),
-            }
-        }))
+        Ok(Erased::Async(Box::pin(async move {
+            to_json((self.function)(context, params).await)
+        })))
     }
 }
 
@@ -91,14 +104,48 @@ where
         self: Arc<Self>,
         context: JobContext,
         params: Value,
-    ) -> Result<ErasedFuture, serde_json::Error> {
+    ) -> Result<Erased, serde_json::Error> {
         let params: P = serde_json::from_value(params)?;
-        Ok(Box::pin(async move {
+        Ok(Erased::Async(Box::pin(async move {
             let result = (self.function)(context, params).await?;
             serde_json::to_value(result).map_err(
                 |error| json!({ "kind": "unserializable_result", "error": error.to_string() }),
             )
-        }))
+        })))
+    }
+}
+
+struct BlockingHandler<F, P> {
+    function: Arc<F>,
+    _params: std::marker::PhantomData<fn(P)>,
+}
+
+impl<F, P, R, E> ErasedHandler for BlockingHandler<F, P>
+where
+    F: Fn(JobContext, P, CancelToken) -> Result<R, E> + Send + Sync + 'static,
+    P: DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+    E: Display + Send + 'static,
+{
+    fn start(
+        self: Arc<Self>,
+        context: JobContext,
+        params: Value,
+    ) -> Result<Erased, serde_json::Error> {
+        let params: P = serde_json::from_value(params)?;
+        Ok(Erased::Blocking(Box::new(move |cancel| {
+            to_json((*self.function)(context, params, cancel))
+        })))
+    }
+}
+
+/// A handler's typed result as JSON: the result, or the error's message as the reason.
+fn to_json<R: Serialize, E: Display>(result: Result<R, E>) -> HandlerResult {
+    match result {
+        Ok(result) => serde_json::to_value(result).map_err(
+            |error| json!({ "kind": "unserializable_result", "error": error.to_string() }),
+        ),
+        Err(error) => Err(json!({ "kind": "error", "error": error.to_string() })),
     }
 }
 
@@ -156,6 +203,32 @@ impl Handlers {
         self
     }
 
+    /// Registers a **blocking** handler for `task`: `function` runs on a thread of tokio's
+    /// blocking pool, so CPU-bound or synchronous code never stalls the worker's async
+    /// threads. Results and errors are as for [`learn`](Handlers::learn).
+    ///
+    /// A thread cannot be killed. When the job's timeout passes (or the job is cancelled,
+    /// its lease lost, or the worker's shutdown grace ends) the attempt ends at once as
+    /// usual and the handler's [`CancelToken`] is raised; a handler should check
+    /// [`CancelToken::is_cancelled`] and return early. One that ignores it keeps its worker
+    /// slot taken until its thread really returns, so the worker's concurrency stays a true
+    /// bound on running work (see [`WorkerStats::busy_slots`](crate::WorkerStats)).
+    /// Blocking handlers cannot use the async workflow calls of their [`JobContext`].
+    pub fn learn_blocking<P, R, E, F>(&self, task: impl Into<String>, function: F) -> &Self
+    where
+        F: Fn(JobContext, P, CancelToken) -> Result<R, E> + Send + Sync + 'static,
+        P: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+        E: Display + Send + 'static,
+    {
+        let handler = BlockingHandler {
+            function: Arc::new(function),
+            _params: std::marker::PhantomData,
+        };
+        self.by_name.write().insert(task.into(), Arc::new(handler));
+        self
+    }
+
     /// Forgets the handler of `task`; its jobs are deferred from now on.
     pub fn forget(&self, task: &str) -> &Self {
         self.by_name.write().remove(task);
@@ -184,17 +257,20 @@ impl Handlers {
         &self,
         context: JobContext,
         params: Value,
-    ) -> Option<Result<HandlerFuture, serde_json::Error>> {
+    ) -> Option<Result<HandlerWork, serde_json::Error>> {
         let handler = self.by_name.read().get(context.task()).cloned()?;
         let run = context.run_state();
-        let started = handler.start(context, params).map(|future| {
-            Box::pin(async move {
+        let started = handler.start(context, params).map(|work| match work {
+            Erased::Async(future) => HandlerWork::Async(Box::pin(async move {
                 tokio::select! {
                     biased;
                     _ = run.interrupted() => RunOutput::Interrupted,
                     result = future => RunOutput::Finished(result),
                 }
-            }) as HandlerFuture
+            })),
+            Erased::Blocking(work) => {
+                HandlerWork::Blocking(Box::new(move |cancel| RunOutput::Finished(work(cancel))))
+            }
         });
         Some(started)
     }

@@ -13,6 +13,10 @@
 //!   params that do not decode fail it with a clear reason. A job whose task
 //!   name no handler knows is **deferred** (given back for later, no attempt
 //!   counted), so rolling deploys never burn attempts.
+//! * **Blocking handlers** ([`Handlers::learn_blocking`]) run on tokio's blocking pool. A
+//!   thread cannot be killed: when its attempt ends early (timeout, cancel, lost lease,
+//!   shutdown deadline) its cancel token is raised, and a handler that ignores it keeps its
+//!   slot until the thread returns ([`WorkerStats::busy_slots`]).
 //! * **Slots.** A claim never takes more jobs than the worker has free slots.
 //! * **Batching.** Completions are written in batches (`complete_many`): one
 //!   round trip finishes many jobs.
@@ -155,6 +159,9 @@ pub use workflow::{EventOutcome, RESERVED_PREFIX};
 pub struct WorkerStats {
     /// Jobs running now.
     pub running: usize,
+    /// Slots taken now: the running jobs, plus blocking handlers whose attempt already
+    /// ended (timed out, cancelled, released) but whose thread has not returned yet.
+    pub busy_slots: usize,
     /// Runs completed.
     pub completed: u64,
     /// Failed attempts recorded.

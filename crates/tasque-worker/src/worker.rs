@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::config::Settings;
 use crate::context::{Interruption, JobContext};
-use crate::handlers::RunOutput;
+use crate::handlers::{HandlerWork, RunOutput};
 use crate::inflight::{Abort, InFlight};
 use crate::report::{self, Reports, Tally, Verdict};
 use crate::stop::Stop;
@@ -224,6 +224,11 @@ impl RunningWorker {
         let read = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
         WorkerStats {
             running: self.shared.inflight.len(),
+            busy_slots: self
+                .shared
+                .settings
+                .concurrency
+                .saturating_sub(self.shared.slots.available_permits()),
             completed: read(&tally.completed),
             failed: read(&tally.failed),
             deferred: read(&tally.deferred),
@@ -465,11 +470,21 @@ fn dispatch(shared: &Arc<Shared>, reports: &Reports, claim: Claim) {
     };
     let timeout = claim.timeout.map_or(Timeout::Infinity, Timeout::After);
     let options = TaskOptions::new().timeout(timeout);
+    // The work itself holds the slot: it is freed when the work is gone, which for a
+    // blocking handler that ignores its cancel token is when its thread returns.
+    let slot = Slot::new(permit, shared.wake.clone());
     let enqueued = shared.inflight.insert_with(run, || {
-        shared
-            .queue
-            .enqueue_with(options, started)
-            .map(|handle| (handle.task_ref().clone(), handle))
+        let handle = match started {
+            HandlerWork::Async(future) => shared.queue.enqueue_with(options, async move {
+                let _slot = slot;
+                future.await
+            }),
+            HandlerWork::Blocking(work) => shared.queue.enqueue_blocking(options, move |cancel| {
+                let _slot = slot;
+                work(cancel)
+            }),
+        };
+        handle.map(|handle| (handle.task_ref().clone(), handle))
     });
     match enqueued {
         Ok(handle) => {
@@ -480,7 +495,6 @@ fn dispatch(shared: &Arc<Shared>, reports: &Reports, claim: Claim) {
                 run,
                 handle,
                 context,
-                permit,
                 claim.timeout,
             ));
         }
@@ -491,19 +505,39 @@ fn dispatch(shared: &Arc<Shared>, reports: &Reports, claim: Claim) {
     }
 }
 
-/// Waits for a run's outcome, frees its slot and reports it.
+/// A worker slot held by a run's work; freeing it wakes the claim loop.
+struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    wake: Arc<Notify>,
+}
+
+impl Slot {
+    fn new(permit: OwnedSemaphorePermit, wake: Arc<Notify>) -> Self {
+        Slot {
+            permit: Some(permit),
+            wake,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        self.wake.notify_one();
+    }
+}
+
+/// Waits for a run's outcome and reports it. (Its slot is freed by its work, see [`Slot`].)
 async fn await_outcome(
     shared: Arc<Shared>,
     reports: Reports,
     run: tasque_durable::RunId,
     handle: TaskHandle<RunOutput>,
     context: JobContext,
-    permit: OwnedSemaphorePermit,
     timeout: Option<Duration>,
 ) {
     let outcome = handle.await;
     let abort = shared.inflight.remove(run);
-    drop(permit);
     shared.wake.notify_one();
     reports.send(run, verdict(outcome, abort, &context, timeout));
 }

@@ -108,6 +108,11 @@ impl Broker {
         name
     }
 
+    /// Has [`cleanup`](Broker::cleanup) delete `queue` too (one declared by other means).
+    pub fn track(&mut self, queue: &str) {
+        self.queues.push(queue.to_owned());
+    }
+
     /// Messages ready in `queue` (not counting unacked ones).
     pub async fn ready(&self, queue: &str) -> u32 {
         let passive = QueueDeclareOptions {
@@ -168,6 +173,25 @@ impl Broker {
             .publish_batch("", queue, &messages)
             .await
             .expect("publish confirmed");
+    }
+
+    /// Replaces the test's own connections with fresh ones (after the broker restarted, the
+    /// old ones are dead).
+    pub async fn forget_connections(&mut self) {
+        let _ = self
+            .publisher
+            .channel()
+            .close(200, "broker restarting")
+            .await;
+        let _ = self.connection.close(200, "broker restarting").await;
+    }
+
+    /// Reconnects the test's own connections (after [`forget_connections`](Broker::forget_connections)).
+    pub async fn reconnect(&mut self) {
+        let fresh = connect(&self.url).await.expect("reconnect to the broker");
+        self.connection = fresh.connection;
+        self.admin = fresh.admin;
+        self.publisher = fresh.publisher;
     }
 
     /// Deletes the test's queues and closes the connections.

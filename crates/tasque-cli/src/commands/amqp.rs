@@ -1,5 +1,5 @@
-//! `tasque work --amqp-url` and `tasque enqueue --amqp-url`: RabbitMQ as the source of
-//! work instead of the database.
+//! `tasque amqp work|publish|queues`: RabbitMQ as the source of work instead of the
+//! database. Nothing here touches the database.
 //!
 //! The worker is a [`tasque_amqp::Consumer`] with one handler, the built-in `exec` task:
 //! a message whose task (header `x-tasque-task`, or the routing key) is `exec` and whose
@@ -11,25 +11,25 @@
 //! `--shutdown-grace`, and requeues the rest.
 //!
 //! Queues that do not exist are declared durable (without arguments); existing queues are
-//! used as they are.
+//! used as they are. Queue administration goes through [`tasque_amqp::Admin`].
 
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
-use tasque_amqp::lapin::options::QueueDeclareOptions;
-use tasque_amqp::lapin::types::FieldTable;
-use tasque_amqp::lapin::{Channel, Connection};
 use tasque_amqp::{
-    Consumer, ConsumerHandle, ConsumerState, ConsumerStats, DeadLetter, HandlerRegistry, Message,
-    MessageContext, Publisher,
+    Admin, Consumer, ConsumerHandle, ConsumerState, ConsumerStats, DeadLetter, HandlerRegistry,
+    Message, MessageContext, Publisher,
 };
 use tokio::sync::watch;
 
-use crate::args::{EnqueueArgs, WorkArgs};
+use crate::amqp_args::{
+    AmqpArgs, AmqpCommand, AmqpPublishArgs, AmqpQueueAction, AmqpQueuesArgs, AmqpWorkArgs,
+};
 use crate::exec::{self, ExecParams, EXEC_TASK};
 use crate::fail::CliError;
-use crate::output::{self, redact};
+use crate::output;
+use crate::secrets::redact;
 use crate::signal::Signals;
 
 /// How long reaching the broker may take before it counts as unreachable.
@@ -38,6 +38,20 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(15);
 /// How often `--until-empty` and `--max-messages` look at the counters.
 const TICK: Duration = Duration::from_millis(100);
 
+/// Runs `tasque amqp SUBCOMMAND`.
+pub async fn run(args: AmqpArgs, json_output: bool) -> Result<(), CliError> {
+    let url = args.url;
+    match args.command {
+        AmqpCommand::Work(work_args) => work(&url, work_args, json_output).await,
+        AmqpCommand::Publish(publish_args) => {
+            // Input is checked before the broker is contacted: bad input publishes nothing.
+            let outgoing = build_message(&publish_args)?;
+            publish(&url, outgoing, json_output).await
+        }
+        AmqpCommand::Queues(queues_args) => queues(&url, queues_args, json_output).await,
+    }
+}
+
 /// A message ready to publish, checked before the broker is contacted.
 #[derive(Debug)]
 pub struct Outgoing {
@@ -45,14 +59,14 @@ pub struct Outgoing {
     message: Message,
 }
 
-/// Builds the message `tasque enqueue --amqp-url` publishes: the task and its JSON
-/// params (for `exec`, the command after `--`).
-pub fn build_message(args: &EnqueueArgs) -> Result<Outgoing, CliError> {
+/// Builds the message `tasque amqp publish` publishes: the task and its JSON params (for
+/// `exec`, the command after `--`).
+pub fn build_message(args: &AmqpPublishArgs) -> Result<Outgoing, CliError> {
     if args.queue.is_empty() {
         return Err(CliError::Usage("--queue must not be empty".into()));
     }
-    let params: Value = super::enqueue::params(args)?;
-    let message = Message::json(args.task.clone(), &params)
+    let params: Value = super::enqueue::params(&args.job)?;
+    let message = Message::json(args.job.task.clone(), &params)
         .map_err(|error| CliError::Usage(error.to_string()))?;
     Ok(Outgoing {
         queue: args.queue.clone(),
@@ -62,8 +76,11 @@ pub fn build_message(args: &EnqueueArgs) -> Result<Outgoing, CliError> {
 
 /// Publishes one message with publisher confirms: returns once the broker has it.
 pub async fn publish(url: &str, outgoing: Outgoing, json_output: bool) -> Result<(), CliError> {
-    let admin = Admin::connect(url).await?;
-    admin.ensure_queue(&outgoing.queue).await?;
+    let admin = connect(url).await?;
+    admin
+        .ensure_queue(&outgoing.queue)
+        .await
+        .map_err(declare_failed(&outgoing.queue))?;
     let publisher = within_limit(url, Publisher::connect(url)).await?;
     publisher
         .publish_to_queue(&outgoing.queue, &outgoing.message)
@@ -79,6 +96,77 @@ pub async fn publish(url: &str, outgoing: Outgoing, json_output: bool) -> Result
             "published a message for task {task} to queue {} (confirmed by the broker)",
             outgoing.queue
         );
+    }
+    Ok(())
+}
+
+/// `tasque amqp queues [Q...]`, `queues declare Q`, `queues purge Q`.
+async fn queues(url: &str, args: AmqpQueuesArgs, json_output: bool) -> Result<(), CliError> {
+    let admin = connect(url).await?;
+    let result = match args.action {
+        Some(AmqpQueueAction::Declare { queue }) => {
+            let declared = admin
+                .ensure_queue(&queue)
+                .await
+                .map_err(declare_failed(&queue))?;
+            if json_output {
+                output::json(&json!({ "queue": queue, "declared": declared }));
+            } else if declared {
+                println!("declared durable queue {queue}");
+            } else {
+                println!("queue {queue} already exists; left as it is");
+            }
+            Ok(())
+        }
+        Some(AmqpQueueAction::Purge { queue }) => match admin.purge(&queue).await {
+            Ok(Some(purged)) => {
+                if json_output {
+                    output::json(&json!({ "queue": queue, "purged": purged }));
+                } else {
+                    println!("purged {purged} ready messages from {queue}");
+                }
+                Ok(())
+            }
+            Ok(None) => Err(CliError::Failed(format!("queue {queue:?} does not exist"))),
+            Err(error) => Err(CliError::Failed(format!(
+                "cannot purge queue {queue:?}: {error}"
+            ))),
+        },
+        None => show_queues(&admin, &args.queues, json_output).await,
+    };
+    admin.close().await;
+    result
+}
+
+async fn show_queues(admin: &Admin, names: &[String], json_output: bool) -> Result<(), CliError> {
+    if names.is_empty() {
+        return Err(CliError::Usage(
+            "name the queues to show: tasque amqp queues QUEUE... (AMQP cannot list them)".into(),
+        ));
+    }
+    let mut rows = Vec::new();
+    let mut documents = Vec::new();
+    for name in names {
+        let status = admin
+            .queue_status(name)
+            .await
+            .map_err(|error| CliError::Failed(format!("cannot inspect queue {name:?}: {error}")))?;
+        documents.push(json!({
+            "queue": name,
+            "exists": status.is_some(),
+            "ready": status.map(|s| s.ready),
+            "consumers": status.map(|s| s.consumers),
+        }));
+        let (ready, consumers) = match status {
+            Some(status) => (status.ready.to_string(), status.consumers.to_string()),
+            None => ("(missing)".to_owned(), String::new()),
+        };
+        rows.push(vec![name.clone(), ready, consumers]);
+    }
+    if json_output {
+        output::json(&json!({ "queues": documents }));
+    } else {
+        output::table(&["queue", "ready", "consumers"], &rows);
     }
     Ok(())
 }
@@ -109,12 +197,11 @@ fn handlers(started: watch::Sender<u64>) -> HandlerRegistry {
 }
 
 /// Builds the consumer from the command line, before anything connects.
-fn consumer(url: &str, args: &WorkArgs, started: watch::Sender<u64>) -> Result<Consumer, CliError> {
-    if args.queues.is_empty() {
-        return Err(CliError::Usage(
-            "--amqp-url needs the queue to consume: --queue NAME".into(),
-        ));
-    }
+fn consumer(
+    url: &str,
+    args: &AmqpWorkArgs,
+    started: watch::Sender<u64>,
+) -> Result<Consumer, CliError> {
     let mut builder = Consumer::builder(url)
         .queues(args.queues.clone())
         .max_concurrency(args.concurrency)
@@ -135,13 +222,16 @@ fn consumer(url: &str, args: &WorkArgs, started: watch::Sender<u64>) -> Result<C
         .map_err(|error| CliError::Usage(error.to_string()))
 }
 
-/// Runs `tasque work --amqp-url URL --queue Q`.
-pub async fn work(url: &str, args: WorkArgs, json_output: bool) -> Result<(), CliError> {
+/// Runs `tasque amqp work --queue Q`.
+async fn work(url: &str, args: AmqpWorkArgs, json_output: bool) -> Result<(), CliError> {
     let (started, starts) = watch::channel(0);
     let consumer = consumer(url, &args, started)?;
-    let admin = Admin::connect(url).await?;
+    let admin = connect(url).await?;
     for queue in args.queues.iter().chain(&args.dead_letter_queue) {
-        admin.ensure_queue(queue).await?;
+        admin
+            .ensure_queue(queue)
+            .await
+            .map_err(declare_failed(queue))?;
     }
     let mut signals = Signals::install()
         .map_err(|error| CliError::Failed(format!("could not install signal handlers: {error}")))?;
@@ -184,7 +274,7 @@ pub async fn work(url: &str, args: WorkArgs, json_output: bool) -> Result<(), Cl
 async fn watch(
     handle: &ConsumerHandle,
     admin: &Admin,
-    args: &WorkArgs,
+    args: &AmqpWorkArgs,
     progress: &ProgressBar,
     mut starts: watch::Receiver<u64>,
 ) -> Result<(), CliError> {
@@ -209,7 +299,7 @@ async fn watch(
 async fn until_empty(
     handle: &ConsumerHandle,
     admin: &Admin,
-    args: &WorkArgs,
+    args: &AmqpWorkArgs,
     progress: &ProgressBar,
 ) -> Result<(), CliError> {
     let mut empty_ticks = 0;
@@ -223,11 +313,11 @@ async fn until_empty(
             let idle = settled(&stats) >= stats.received && stats.engine.running == 0;
             // Two quiet looks in a row: a message between the broker and the
             // consumer is neither ready nor received yet for a moment.
-            empty_ticks = if idle && admin.ready(&args.queues).await? == 0 {
-                empty_ticks + 1
-            } else {
-                0
-            };
+            let empty = idle
+                && admin.ready(&args.queues).await.map_err(|error| {
+                    CliError::Failed(format!("cannot inspect the queues: {error}"))
+                })? == 0;
+            empty_ticks = if empty { empty_ticks + 1 } else { 0 };
             if empty_ticks >= 2 {
                 return Ok(());
             }
@@ -273,75 +363,13 @@ fn report(stats: &ConsumerStats, json_output: bool) {
     }
 }
 
-/// A plain connection for checking and declaring queues.
-struct Admin {
-    connection: Connection,
-    channel: tokio::sync::Mutex<Channel>,
+/// Connects the admin connection within [`CONNECT_LIMIT`].
+async fn connect(url: &str) -> Result<Admin, CliError> {
+    within_limit(url, Admin::connect(url)).await
 }
 
-impl Admin {
-    async fn connect(url: &str) -> Result<Self, CliError> {
-        let properties = tasque_amqp::connection_properties("tasque cli");
-        let connection = within_limit(url, Connection::connect(url, properties)).await?;
-        let channel = connection.create_channel().await.map_err(broker(url))?;
-        Ok(Admin {
-            connection,
-            channel: tokio::sync::Mutex::new(channel),
-        })
-    }
-
-    /// Declares `queue` durable unless it exists (then it is used as it is).
-    async fn ensure_queue(&self, queue: &str) -> Result<(), CliError> {
-        let failed = |error| CliError::Failed(format!("cannot declare queue {queue:?}: {error}"));
-        let channel = self.channel.lock().await;
-        // A failed passive declare (the queue is missing) closes its channel.
-        let probe = self.connection.create_channel().await.map_err(failed)?;
-        if probe
-            .queue_declare(queue, passive(), FieldTable::default())
-            .await
-            .is_ok()
-        {
-            let _ = probe.close(200, "checked").await;
-            return Ok(());
-        }
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..QueueDeclareOptions::default()
-        };
-        channel
-            .queue_declare(queue, durable, FieldTable::default())
-            .await
-            .map_err(failed)?;
-        Ok(())
-    }
-
-    /// Messages ready (not yet delivered) in `queues`.
-    async fn ready(&self, queues: &[String]) -> Result<u64, CliError> {
-        let channel = self.channel.lock().await;
-        let mut ready = 0;
-        for queue in queues {
-            let declared = channel
-                .queue_declare(queue, passive(), FieldTable::default())
-                .await
-                .map_err(|error| {
-                    CliError::Failed(format!("cannot inspect queue {queue:?}: {error}"))
-                })?;
-            ready += u64::from(declared.message_count());
-        }
-        Ok(ready)
-    }
-
-    async fn close(self) {
-        let _ = self.channel.into_inner().close(200, "done").await;
-        let _ = self.connection.close(200, "done").await;
-    }
-}
-
-fn passive() -> QueueDeclareOptions {
-    QueueDeclareOptions {
-        passive: true,
-        ..QueueDeclareOptions::default()
-    }
+fn declare_failed(queue: &str) -> impl Fn(tasque_amqp::Error) -> CliError + '_ {
+    move |error| CliError::Failed(format!("cannot declare queue {queue:?}: {error}"))
 }
 
 /// Runs a connection attempt with a time limit; failing is "broker unreachable".

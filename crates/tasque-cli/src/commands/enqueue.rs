@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tasque_durable::{Spawn, SpawnOptions, Store};
 
-use crate::args::EnqueueArgs;
+use crate::args::{EnqueueArgs, JobArgs};
 use crate::exec::{ExecParams, EXEC_TASK};
 use crate::fail::CliError;
 use crate::output;
@@ -14,7 +14,7 @@ use crate::output;
 /// Builds the job from the arguments (reading stdin if needed) without
 /// touching the database, so bad input writes nothing.
 pub fn build(args: &EnqueueArgs) -> Result<Spawn, CliError> {
-    let params = params(args)?;
+    let params = params(&args.job)?;
     let mut options = SpawnOptions::new().with_priority(args.priority);
     if let Some(delay) = args.delay {
         options = options.with_delay(delay);
@@ -28,14 +28,14 @@ pub fn build(args: &EnqueueArgs) -> Result<Spawn, CliError> {
     if let Some(timeout) = args.timeout {
         options = options.with_timeout(timeout);
     }
-    let spawn = Spawn::new(args.queue.clone(), args.task.clone(), params).with_options(options);
+    let spawn = Spawn::new(args.queue.clone(), args.job.task.clone(), params).with_options(options);
     tasque_durable::validate::validate_spawn(&spawn).map_err(CliError::from_store)?;
     Ok(spawn)
 }
 
 /// The job's JSON params: for `exec`, built from the command after `--` and the exec
 /// flags; otherwise the argument, or stdin when it is absent or `-`.
-pub fn params(args: &EnqueueArgs) -> Result<Value, CliError> {
+pub fn params(args: &JobArgs) -> Result<Value, CliError> {
     if args.task == EXEC_TASK {
         exec_params(args)
     } else {
@@ -93,7 +93,7 @@ pub fn json_from_stdin(what: &str) -> Result<Value, CliError> {
         .map_err(|error| CliError::Usage(format!("{what} from stdin: not valid JSON: {error}")))
 }
 
-fn exec_params(args: &EnqueueArgs) -> Result<Value, CliError> {
+fn exec_params(args: &JobArgs) -> Result<Value, CliError> {
     let mut env = std::collections::BTreeMap::new();
     for pair in &args.envs {
         let (key, value) = pair
