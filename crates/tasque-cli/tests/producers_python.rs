@@ -387,3 +387,118 @@ fn readme_python_recipes_are_the_tested_examples() {
         );
     }
 }
+
+#[path = "../../tasque-amqp/tests/common/mod.rs"]
+mod amqp;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_python_publishes_before_any_worker_each_message_acked_once_failures_dead_lettered(
+) {
+    let Some(python) = python("rabbitmq_publish") else {
+        return;
+    };
+    let Some(mut broker) = amqp::broker("rabbitmq_publish").await else {
+        return;
+    };
+    let queue = broker.name("py-work");
+    let dead = broker.name("py-dead");
+    let nobody = broker.name("py-nobody");
+    for name in [&queue, &dead, &nobody] {
+        broker.delete_at_cleanup(name);
+    }
+    let url = broker.url.clone();
+    let script = "rabbitmq_producer.py";
+
+    // No queue yet: mandatory hands the message back instead of losing it.
+    let unroutable = produce(&python, script, &["unroutable", &url, &nobody]).await;
+    assert_eq!(unroutable["returned_with_mandatory"], true, "{unroutable}");
+
+    // The producer declares the queue itself, as the worker would, before any worker ran.
+    let dir = tempfile::tempdir().unwrap();
+    let dir_text = dir.path().display().to_string();
+    let published = produce(&python, script, &["publish", &url, &queue, &dir_text, "40"]).await;
+    assert_eq!(published["published"], 42);
+    assert_eq!(broker.ready(&queue).await, 42, "nothing was lost");
+
+    let worked = tasque(&[
+        "--json",
+        "work",
+        "--amqp-url",
+        &url,
+        "--queue",
+        &queue,
+        "--concurrency",
+        "4",
+        "--max-attempts",
+        "2",
+        "--dead-letter-queue",
+        &dead,
+        "--until-empty",
+    ])
+    .await;
+    let worked: Value = serde_json::from_str(&worked).unwrap();
+    assert_eq!(worked["acked"], 40, "{worked}");
+    assert_eq!(
+        worked["retried"], 1,
+        "the failing command's first attempt: {worked}"
+    );
+    assert_eq!(worked["dead_lettered"], 2, "{worked}");
+    assert_eq!(
+        worked["received"], 43,
+        "40 + 2 attempts + the garbled one: {worked}"
+    );
+
+    let ran = std::fs::read_to_string(dir.path().join("ran.txt")).unwrap();
+    let mut ran: Vec<u32> = ran.lines().map(|line| line.parse().unwrap()).collect();
+    ran.sort_unstable();
+    assert_eq!(
+        ran,
+        (0..40).collect::<Vec<u32>>(),
+        "each command ran exactly once"
+    );
+    assert_eq!(broker.ready(&queue).await, 0);
+
+    let dead_letters = produce(&python, script, &["dead_letters", &url, &dead]).await;
+    let dead_letters = dead_letters.as_array().unwrap();
+    assert_eq!(dead_letters.len(), 2, "{dead_letters:?}");
+    let by_reason = |needle: &str| {
+        dead_letters
+            .iter()
+            .find(|m| {
+                m["headers"]["x-tasque-dead-letter-reason"]
+                    .as_str()
+                    .is_some_and(|reason| reason.contains(needle))
+            })
+            .unwrap_or_else(|| panic!("no dead letter for {needle:?}: {dead_letters:?}"))
+    };
+    let declined = by_reason("gave up after 2 attempts");
+    let headers = &declined["headers"];
+    assert!(
+        headers["x-tasque-dead-letter-reason"]
+            .as_str()
+            .unwrap()
+            .contains("exited with status 4: card declined"),
+        "{headers}"
+    );
+    assert_eq!(headers["x-tasque-attempts"], 2, "{headers}");
+    assert_eq!(headers["x-tasque-task"], "exec", "{headers}");
+    assert_eq!(
+        headers["x-tasque-source-queue"],
+        queue.as_str(),
+        "{headers}"
+    );
+    assert!(
+        headers["x-tasque-last-error"]
+            .as_str()
+            .is_some_and(|e| e.contains("status 4")),
+        "the retried copy said why its attempt failed: {headers}"
+    );
+    assert_eq!(declined["params"]["argv"][0], "sh", "the body is kept");
+
+    let garbled = by_reason("undecodable payload");
+    assert_eq!(
+        garbled["headers"]["x-tasque-attempts"], 1,
+        "never retried: {garbled}"
+    );
+    broker.cleanup().await;
+}

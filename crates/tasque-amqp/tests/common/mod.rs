@@ -108,6 +108,12 @@ impl Broker {
         name
     }
 
+    /// Deletes `queue`, declared by someone else (a producer, a worker), at
+    /// [`cleanup`](Broker::cleanup) too.
+    pub fn delete_at_cleanup(&mut self, queue: &str) {
+        self.queues.push(queue.to_owned());
+    }
+
     /// Messages ready in `queue` (not counting unacked ones).
     pub async fn ready(&self, queue: &str) -> u32 {
         let passive = QueueDeclareOptions {
