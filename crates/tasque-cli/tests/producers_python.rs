@@ -15,6 +15,9 @@ mod producers;
 #[path = "../../tasque-postgres/tests/support/mod.rs"]
 mod pg;
 
+#[path = "../../tasque-mysql/tests/support/mod.rs"]
+mod my;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -281,6 +284,30 @@ const REFUSED: &[&str] = &[
     "empty_task",
 ];
 
+/// The option (or argument) a refusal's message must name.
+fn named_option(label: &str) -> &'static str {
+    match label {
+        "zero_attempts" | "attempts_as_text" | "fractional_attempts" => "max_attempts",
+        "priority_too_big" => "priority",
+        "unknown_option" => "option",
+        "run_at_and_delay"
+        | "run_at_not_a_time"
+        | "run_at_infinity"
+        | "run_at_minus_infinity"
+        | "run_at_out_of_range" => "run_at",
+        "delay_near_i64_max" => "delay_ms",
+        "negative_timeout" => "timeout_ms",
+        "unknown_retry_kind" => "retry",
+        "cap_below_base" => "retry.cap",
+        "headers_not_an_object" => "headers",
+        "empty_idempotency_key" => "idempotency_key",
+        "options_not_an_object" => "options",
+        "queue_with_space" => "queue",
+        "empty_task" => "task",
+        other => panic!("no expectation for {other}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_refusals_are_sqlstate_22023_name_the_option_and_write_nothing() {
     let Some((python, ns)) = postgres::setup("postgres_refusals", "ref").await else {
@@ -300,7 +327,11 @@ async fn postgres_refusals_are_sqlstate_22023_name_the_option_and_write_nothing(
     assert!(wrong.is_empty(), "not refused with 22023: {wrong:#?}");
     for label in REFUSED {
         let message = out[*label]["message"].as_str().unwrap_or_default();
-        assert!(message.starts_with("tasque:"), "{label}: {message:?}");
+        let option = named_option(label);
+        assert!(
+            message.contains(option),
+            "{label}: {message:?} names {option}"
+        );
     }
     // Python's json writes 3.0 for a float: integer-valued numbers are integers.
     for label in ["python_floats", "float_priority"] {
@@ -501,4 +532,162 @@ async fn rabbitmq_python_publishes_before_any_worker_each_message_acked_once_fai
         "never retried: {garbled}"
     );
     broker.cleanup().await;
+}
+
+mod mysql {
+    use super::*;
+
+    /// A migrated MySQL namespace with an odd name under a random table prefix; its tables
+    /// are dropped at the end.
+    pub struct Namespace {
+        pub fresh: my::Fresh,
+        pub name: String,
+        pub store: tasque_mysql::MySqlStore,
+    }
+
+    impl Namespace {
+        pub async fn new(tag: &str) -> Option<Namespace> {
+            my::server().await?;
+            let fresh = my::Fresh::new(tag);
+            let name = odd_namespace(tag);
+            let store = fresh.store(&name).await;
+            Some(Namespace { fresh, name, store })
+        }
+
+        pub fn dyn_store(&self) -> Arc<dyn Store> {
+            my::dyn_store(&self.store)
+        }
+
+        pub async fn jobs(&self) -> i64 {
+            let sql = format!("SELECT COUNT(*) FROM `{}_jobs`", self.store.table_stem());
+            sqlx::query_scalar(&sql)
+                .fetch_one(self.store.pool())
+                .await
+                .unwrap()
+        }
+
+        /// Runs the MySQL example's `scenario` in this namespace.
+        pub async fn produce(&self, python: &std::path::Path, scenario: &str) -> Value {
+            let url = my::url();
+            let args = [scenario, &url, &self.name, &self.fresh.prefix];
+            produce(python, "mysql_producer.py", &args).await
+        }
+    }
+
+    pub async fn setup(test: &str, tag: &str) -> Option<(std::path::PathBuf, Namespace)> {
+        let python = python(test)?;
+        let namespace = Namespace::new(tag).await?;
+        Some((python, namespace))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_spawn_procedure_in_the_producers_transaction_committed_jobs_run_once() {
+    let Some((python, ns)) = mysql::setup("mysql_transactional", "mytx").await else {
+        return;
+    };
+    let out = ns.produce(&python, "transactional").await;
+    let committed = as_pairs(&out["committed"]);
+    let rolled_back: Vec<i64> = serde_json::from_value(out["rolled_back"].clone()).unwrap();
+    assert_eq!((committed.len(), rolled_back.len()), (10, 3), "{out}");
+    assert_eq!(out["orders"], 10, "only the committed orders are stored");
+    assert_eq!(
+        ns.jobs().await,
+        11,
+        "the committed jobs and the options job"
+    );
+    for id in &rolled_back {
+        let missing = ns.store.get_job(JobId(*id)).await;
+        assert!(
+            matches!(missing, Err(tasque_durable::Error::NotFound(_))),
+            "rolled-back job {id}: {missing:?}"
+        );
+    }
+    assert_eq!(
+        (out["again"]["job_id"].as_i64(), &out["again"]["created"]),
+        (Some(committed[0].1), &json!(false)),
+        "the same idempotency key returns the existing job"
+    );
+
+    let options = JobId(out["options"].as_i64().unwrap());
+    let options = ns.store.get_job(options).await.unwrap();
+    assert_eq!(options.state, JobState::Scheduled);
+    assert_eq!((options.queue.as_str(), options.priority), ("reports", -5));
+    assert_eq!(options.max_attempts, 3);
+    assert_eq!(options.timeout, Some(Duration::from_secs(30)));
+    assert_eq!(
+        options.retry,
+        RetryStrategy::Fixed {
+            delay: Duration::from_millis(500)
+        }
+    );
+    assert_eq!(options.headers, json!({ "trace": "abc" }));
+    let delay = (options.run_at - options.created_at).num_seconds();
+    assert!(
+        (3590..=3610).contains(&delay),
+        "delay_ms 3600000: {delay} s"
+    );
+
+    let ran = Ran::default();
+    let handlers = Handlers::new();
+    ran.record(&handlers, "order_confirmation");
+    work_until_empty(ns.dyn_store(), &["mail"], handlers).await;
+    let expected: BTreeMap<i64, Value> = committed
+        .iter()
+        .map(|(order, job)| (*job, json!({ "order": order })))
+        .collect();
+    assert_eq!(ran.once_each(), expected);
+}
+
+/// The labels of `REFUSED_OPTIONS` in mysql_producer.py, plus the bad names.
+const MYSQL_REFUSED: &[&str] = &[
+    "zero_attempts",
+    "attempts_as_text",
+    "fractional_attempts",
+    "priority_too_big",
+    "unknown_option",
+    "run_at_and_delay",
+    "run_at_not_a_time",
+    "run_at_out_of_range",
+    "delay_near_i64_max",
+    "unknown_retry_kind",
+    "headers_not_an_object",
+    "empty_idempotency_key",
+    "options_not_an_object",
+    "queue_with_space",
+    "empty_task",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_refusals_are_sqlstate_22023_name_the_option_and_write_nothing() {
+    let Some((python, ns)) = mysql::setup("mysql_refusals", "myref").await else {
+        return;
+    };
+    let out = ns.produce(&python, "refusals").await;
+    let wrong: Vec<String> = MYSQL_REFUSED
+        .iter()
+        .filter(|label| out[**label]["sqlstate"] != "22023")
+        .map(|label| format!("{label}: {}", out[*label]))
+        .collect();
+    assert!(wrong.is_empty(), "not refused with 22023: {wrong:#?}");
+    for label in MYSQL_REFUSED {
+        let message = out[*label]["message"].as_str().unwrap_or_default();
+        let option = named_option(label);
+        assert!(
+            message.contains(option),
+            "{label}: {message:?} names {option}"
+        );
+    }
+    assert!(
+        out["python_floats"]["accepted"].is_i64(),
+        "{}",
+        out["python_floats"]
+    );
+    assert_eq!(ns.jobs().await, 1, "only the accepted document wrote a job");
+    let floats = JobId(out["python_floats"]["accepted"].as_i64().unwrap());
+    let floats = ns.store.get_job(floats).await.unwrap();
+    assert_eq!(
+        (floats.max_attempts, floats.timeout),
+        (3, Some(Duration::from_secs(1)))
+    );
 }
