@@ -14,7 +14,7 @@ use crate::queries::migrate as q;
 use crate::sql_err;
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// One migration: its version, name and script (`@schema@`, `@channel@` rendered).
 struct Migration {
@@ -33,6 +33,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "workflows and blocking queues",
         script: q::V2,
+    },
+    Migration {
+        version: 3,
+        name: "strict option documents, fast spawn and spawn_batch",
+        script: q::V3,
     },
 ];
 
