@@ -25,6 +25,7 @@
 
 mod cancel_retry;
 mod claim;
+pub mod documents;
 mod gated;
 mod inspect;
 mod rescue;
