@@ -7,12 +7,16 @@ mod support;
 
 use std::time::Duration;
 
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::json;
 use sqlx::mysql::MySqlRow;
 use sqlx::{Column, Row};
-use tasque_durable::conformance::documents::{option_document_cases, option_named_in};
+use tasque_durable::conformance::documents::{
+    option_document, option_document_cases, option_named_in, same_stored_options,
+};
 use tasque_durable::validate::parse_options;
-use tasque_durable::{JobFilter, JobId, JobInfo, JobState, RunAt, Spawn, SpawnOptions, Store};
+use tasque_durable::{JobFilter, JobId, JobState, Spawn, SpawnOptions, Store};
 use tasque_mysql::MySqlStore;
 use tasque_worker::{Handlers, JobContext, Worker};
 
@@ -53,20 +57,6 @@ fn job_id(row: &MySqlRow) -> JobId {
 
 fn created(row: &MySqlRow) -> bool {
     row.get::<i64, _>(3) != 0
-}
-
-/// The options of a stored job that a document sets (the run time apart).
-fn stored_options(job: &JobInfo) -> String {
-    format!(
-        "priority {}, attempts {}, retry {:?}, timeout {:?}, {:?}, headers {}, key {:?}",
-        job.priority,
-        job.max_attempts,
-        job.retry,
-        job.timeout,
-        job.cancellation,
-        job.headers,
-        job.idempotency_key
-    )
 }
 
 #[tokio::test]
@@ -225,21 +215,8 @@ async fn accepted_documents_store_what_the_rust_api_stores() {
             .unwrap();
         let from_sql = store.get_job(job_id(&row)).await.unwrap();
         let from_rust = store.get_job(rust.job_id).await.unwrap();
-        assert_eq!(
-            stored_options(&from_sql),
-            stored_options(&from_rust),
-            "{document}"
-        );
-        for job in [&from_sql, &from_rust] {
-            match options.run_at {
-                Some(RunAt::At(at)) => assert_eq!(job.run_at, at, "{document}"),
-                Some(RunAt::After(delay)) => assert_eq!(
-                    (job.run_at - job.created_at).to_std().ok(),
-                    Some(delay),
-                    "{document}"
-                ),
-                _ => assert_eq!(job.run_at, job.created_at, "{document}"),
-            }
+        if let Err(difference) = same_stored_options(&from_sql, &from_rust, &options) {
+            panic!("{document}: {difference}");
         }
     }
     // Python's json writes floats as 3.0: integers all the same.
@@ -306,4 +283,66 @@ async fn odd_namespaces_are_called_with_backquotes() {
         store.get_job(job_id(&row)).await.unwrap().params,
         json!({"n": 1})
     );
+}
+
+/// Random option documents (valid, at the edges, wrong types, floats, huge numbers, bad
+/// timestamps) get the same outcome from the procedure and from the Rust API's parser: both
+/// refuse naming the same option (SQLSTATE 22023), or both accept and store the same options.
+#[test]
+fn the_procedure_and_the_rust_parser_agree_on_random_documents() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(pool) = runtime.block_on(support::server()) else {
+        return;
+    };
+    let fresh = support::Fresh::new("r");
+    let store = runtime.block_on(fresh.store("main"));
+    let mut runner = TestRunner::new(Config {
+        cases: 300,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let case = std::sync::atomic::AtomicU64::new(0);
+    let outcome = runner.run(&option_document(), |document| {
+        let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        runtime.block_on(async {
+            let text = document.to_string();
+            let sql = spawn(&pool, &store, &format!("sql{n}"), Some("{}"), Some(&text)).await;
+            match (parse_options(&document), sql) {
+                (Err(rust), Err(message)) => {
+                    let (ours, theirs) = (
+                        option_named_in(&rust.to_string()),
+                        option_named_in(&message),
+                    );
+                    prop_assert_eq!(ours, theirs, "{}: {} / {}", text, rust, message);
+                }
+                (Ok(options), Ok(row)) => {
+                    let rust = store
+                        .spawn(
+                            Spawn::new(format!("rust{n}"), "work", json!({}))
+                                .with_options(options.clone()),
+                        )
+                        .await
+                        .map_err(|e| TestCaseError::fail(format!("{text}: Rust spawn: {e}")))?;
+                    let from_sql = store.get_job(job_id(&row)).await.expect("sql job");
+                    let from_rust = store.get_job(rust.job_id).await.expect("rust job");
+                    if let Err(difference) = same_stored_options(&from_sql, &from_rust, &options) {
+                        return Err(TestCaseError::fail(format!("{text}: {difference}")));
+                    }
+                }
+                (rust, sql) => {
+                    return Err(TestCaseError::fail(format!(
+                        "{text}: Rust {rust:?} but the procedure {:?}",
+                        sql.map(|row| job_id(&row))
+                    )))
+                }
+            }
+            Ok(())
+        })
+    });
+    if let Err(failure) = outcome {
+        panic!("{failure}");
+    }
+    drop(store);
+    runtime.block_on(pool.close());
+    drop(fresh);
 }
