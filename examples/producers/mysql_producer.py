@@ -2,7 +2,7 @@
 
 Tasque's migrations install, for each namespace, the stored procedure
 tasque_<namespace>_spawn(queue, task, params_json, options_json). It returns
-one row (job_id, run_id, attempt, created). Call it on your own connection,
+one row (job_id, run_seq, attempt, created). Call it on your own connection,
 inside your own transaction: the job exists if and only if that transaction
 commits.
 
@@ -40,7 +40,7 @@ def spawn(conn, namespace, queue, task, params, options=None, table_prefix="tasq
             f"CALL {spawn_procedure(namespace, table_prefix)}(%s, %s, %s, %s)",
             (queue, task, json.dumps(params), json.dumps(options or {})),
         )
-        job_id, _run_id, _attempt, created = cursor.fetchone()
+        job_id, _run_seq, _attempt, created = cursor.fetchone()
         # A CALL ends with a status result of its own: read it before the next statement.
         while cursor.nextset():
             pass
