@@ -2,12 +2,14 @@
 //! `bench: NAME VALUE UNIT`, and each comparison with the same-run baseline as
 //! `bench: NAME_vs_BASELINE RATIO x` (above 1 means faster than the baseline).
 //! `--vs-postgres` (suite `mysql` only) adds back-to-back 500-slot burn-downs on MySQL and
-//! PostgreSQL and their ratio (see `mysql_suite`).
+//! PostgreSQL and their ratio (see `mysql_suite`). `--only sql` (suite `postgres` only) runs just
+//! the group measuring the schema's SQL functions (see `postgres_sql`).
 
 mod amqp_suite;
 mod burn;
 mod core_suite;
 mod mysql_suite;
+mod postgres_sql;
 mod postgres_suite;
 mod report;
 mod sqlite_suite;
@@ -24,24 +26,30 @@ fn main() -> Result<()> {
     let mut suite = None;
     let mut quick = false;
     let mut vs_postgres = false;
-    for argument in std::env::args().skip(1) {
+    let mut only = None;
+    let mut arguments = std::env::args().skip(1);
+    while let Some(argument) = arguments.next() {
         match argument.as_str() {
             "--quick" => quick = true,
             "--vs-postgres" => vs_postgres = true,
+            "--only" => only = Some(arguments.next().unwrap_or_default()),
             name if suite.is_none() => suite = Some(name.to_owned()),
             other => {
-                bail!("unexpected argument {other:?}; usage: bench SUITE [--quick] [--vs-postgres]")
+                bail!("unexpected argument {other:?}; usage: bench SUITE [--quick] [--vs-postgres] [--only GROUP]")
             }
         }
     }
     if vs_postgres && suite.as_deref() != Some("mysql") {
         bail!("--vs-postgres goes with the mysql suite only");
     }
+    if only.is_some() && suite.as_deref() != Some("postgres") {
+        bail!("--only goes with the postgres suite only (group: sql)");
+    }
     match suite.as_deref() {
         Some("core") => core_suite::run(quick),
         Some("amqp") => amqp_suite::run(quick),
         Some("sqlite") => sqlite_suite::run(quick),
-        Some("postgres") => postgres_suite::run(quick),
+        Some("postgres") => postgres_suite::run(quick, only.as_deref()),
         Some("workflow") => workflow_suite::run(quick),
         Some("mysql") => mysql_suite::run(quick, vs_postgres),
         Some(other) => {

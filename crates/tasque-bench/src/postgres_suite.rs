@@ -13,6 +13,9 @@
 //! - Latency: two idle workers polling every 10 s wait on LISTEN/NOTIFY; jobs are spawned one at
 //!   a time; the time from the spawn's commit (its call returning) to the handler's start,
 //!   p50 and p99.
+//! - The `sql` group ([`postgres_sql`](crate::postgres_sql)): the schema's `spawn` and
+//!   `spawn_batch` functions called from SQL, against raw inserts into a same-shaped table.
+//!   `bench postgres --only sql` runs that group alone.
 //!
 //! The server is `TASQUE_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`);
 //! everything lives in schemas with a random prefix, dropped at the end.
@@ -29,6 +32,7 @@ use tasque_worker::{Handlers, JobContext, Worker};
 use tokio::sync::mpsc;
 
 use crate::burn::{burn_down, spawn_batches};
+use crate::postgres_sql;
 use crate::report::{figure, per_s, ratio};
 
 /// Sizes of one run.
@@ -45,8 +49,13 @@ struct Sizes {
 const PROCESSES: usize = 4;
 const PROCESS_SLOTS: usize = 100;
 
-/// Runs the suite.
-pub fn run(quick: bool) -> Result<()> {
+/// Runs the suite, or only its group `only` (`sql`).
+pub fn run(quick: bool, only: Option<&str>) -> Result<()> {
+    let sql_only = match only {
+        None => false,
+        Some("sql") => true,
+        Some(other) => anyhow::bail!("unknown group {other:?} of the postgres suite; groups: sql"),
+    };
     let sizes = if quick {
         Sizes {
             raw: 500,
@@ -69,7 +78,7 @@ pub fn run(quick: bool) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(suite(sizes))
+    runtime.block_on(suite(sizes, quick, sql_only))
 }
 
 /// The PostgreSQL server the benchmarks use: `TASQUE_TEST_POSTGRES_URL`, or the local default.
@@ -93,12 +102,19 @@ pub(crate) async fn drop_schemas(admin: &PgPool, prefix: &str) -> Result<()> {
     Ok(())
 }
 
-async fn suite(sizes: Sizes) -> Result<()> {
+async fn suite(sizes: Sizes, quick: bool, sql_only: bool) -> Result<()> {
     let prefix = format!("tqbench{:08x}_", rand::random::<u32>());
     let admin = PgPool::connect(&url())
         .await
         .with_context(|| format!("PostgreSQL at {} (set TASQUE_TEST_POSTGRES_URL)", url()))?;
-    let outcome = measure(&sizes, &prefix, &admin).await;
+    let outcome = async {
+        if !sql_only {
+            measure(&sizes, &prefix, &admin).await?;
+        }
+        let ours = store(&prefix, "sql_ours").await?;
+        postgres_sql::measure(&admin, &url(), ours.schema(), &prefix, quick).await
+    }
+    .await;
     drop_schemas(&admin, &prefix).await?;
     outcome
 }

@@ -83,10 +83,17 @@ tasque work --concurrency 8\n  \
 tasque work --queue mail --queue default --until-empty")]
     Work(WorkArgs),
 
-    /// List jobs, or show one with `tasque jobs show ID`.
-    #[command(
-        after_help = "Examples:\n  tasque jobs --state failed --limit 20\n  tasque jobs show 42 --json"
-    )]
+    /// List jobs (by id, ascending), or show one with `tasque jobs show ID`.
+    #[command(after_help = "Examples:\n  \
+tasque jobs --state failed --limit 20\n  \
+tasque jobs --json --after 1200 --limit 100\n  \
+tasque jobs --json --all --queue mail > mail-jobs.json\n  \
+tasque jobs show 42 --json\n\n\
+Paging: jobs are listed by id, ascending. A page ends with its cursor (`next` in --json \
+output, null on the last page): pass it as --after to get the next page. Each job is listed \
+once however many jobs are added or removed meanwhile. --all follows the cursor to the end \
+and prints each page as it arrives (with --json, still one JSON document: \
+{\"jobs\": [...], \"next\": null}).")]
     Jobs(JobsArgs),
 
     /// Counts of jobs by state, per queue.
@@ -265,9 +272,34 @@ pub struct JobsArgs {
     /// Filters.
     #[command(flatten)]
     pub filter: FilterArgs,
-    /// At most this many jobs.
-    #[arg(long, default_value_t = 50)]
-    pub limit: u32,
+    /// At most this many jobs (default 50); with --all, how many are fetched per page
+    /// (default 500).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
+    /// Only jobs whose id is greater than ID: the cursor a previous page ended with.
+    #[arg(long, value_name = "ID", value_parser = clap::value_parser!(i64).range(0..))]
+    pub after: Option<i64>,
+    /// Every matching job: follow the cursor page by page until the end, printing each page
+    /// as it arrives instead of holding them all.
+    #[arg(long)]
+    pub all: bool,
+}
+
+impl JobsArgs {
+    /// Jobs listed when neither `--limit` nor `--all` is given.
+    pub const DEFAULT_LIMIT: u32 = 50;
+    /// Jobs fetched per page by `--all` without `--limit`.
+    pub const DEFAULT_PAGE: u32 = 500;
+
+    /// How many jobs one page holds.
+    pub fn page_size(&self) -> u32 {
+        let default = if self.all {
+            Self::DEFAULT_PAGE
+        } else {
+            Self::DEFAULT_LIMIT
+        };
+        self.limit.unwrap_or(default)
+    }
 }
 
 /// `tasque jobs show ID`.

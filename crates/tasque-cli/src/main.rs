@@ -10,7 +10,7 @@
 //! | `enqueue TASK [JSON]` | enqueue a job; params from the argument or stdin, options as flags (`--queue`, `--priority`, `--delay`, `--max-attempts`, `--timeout`, `--idempotency-key`) |
 //! | `enqueue exec -- CMD ARGS…` | enqueue a command line for the built-in `exec` task (`--exec-timeout`, `--cwd`, `--env K=V`) |
 //! | `work` | run a worker (`--concurrency N`, `--queue Q…`, `--until-empty`); Ctrl-C or SIGTERM stops it gracefully |
-//! | `jobs`, `jobs show ID` | list jobs (`--state`, `--queue`, `--task`, `--limit`), show one with its attempts and checkpoints |
+//! | `jobs`, `jobs show ID` | list jobs by id (`--state`, `--queue`, `--task`, `--limit`; `--after ID` for the page after a cursor, `--all` for every page, streamed), show one with its attempts and checkpoints |
 //! | `stats` | counts by state per queue |
 //! | `retry ID`, `cancel ID` | run a failed or cancelled job again; cancel a job |
 //! | `purge`, `clean` | delete jobs by filter; delete finished jobs older than an age |

@@ -37,24 +37,44 @@ pub fn json<T: Serialize>(value: &T) {
 
 /// Prints rows as a table with a header; cells may hold ANSI colour codes.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let widths = column_widths(header, rows);
+    println!(
+        "{}",
+        table_line(
+            &widths,
+            &header.iter().map(|h| h.to_uppercase()).collect::<Vec<_>>()
+        )
+    );
+    for row in rows {
+        println!("{}", table_line(&widths, row));
+    }
+}
+
+/// The width of each column: its widest cell or header (colour codes take no room).
+pub fn column_widths(header: &[&str], rows: &[Vec<String>]) -> Vec<usize> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(visible_len(cell));
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(visible_len(cell));
         }
     }
-    let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c}{}", " ".repeat(widths[i] - visible_len(c))))
-            .collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(header.iter().map(|h| h.to_uppercase()).collect());
-    for row in rows {
-        line(row.clone());
-    }
+    widths
+}
+
+/// One table line: each cell padded to its column's width (a longer cell overflows it).
+pub fn table_line(widths: &[usize], cells: &[String]) -> String {
+    let padded: Vec<String> = cells
+        .iter()
+        .enumerate()
+        .map(|(i, cell)| {
+            let width = widths.get(i).copied().unwrap_or(0);
+            format!(
+                "{cell}{}",
+                " ".repeat(width.saturating_sub(visible_len(cell)))
+            )
+        })
+        .collect();
+    padded.join("  ").trim_end().to_owned()
 }
 
 fn visible_len(text: &str) -> usize {

@@ -193,26 +193,65 @@ impl SpawnOptions {
     }
 }
 
-/// Serde helper: a [`Duration`] as integer milliseconds.
+/// Serde helper: a [`Duration`] as integer milliseconds. Any JSON number with an integral
+/// value is read (`1000`, `1000.0`, `1e3`: Python's `json` writes floats that way); `1.5`,
+/// negative numbers and other types are refused.
 mod millis {
+    use std::fmt;
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
+        d.deserialize_any(Millis)
+    }
+
+    /// Reads milliseconds from any integral number.
+    pub(super) struct Millis;
+
+    impl<'de> Visitor<'de> for Millis {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a non-negative integer number of milliseconds")
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+            Ok(Duration::from_millis(v))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+            u64::try_from(v)
+                .map(Duration::from_millis)
+                .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
+            // 2^64 is the first float past u64::MAX.
+            if v.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&v) {
+                Ok(Duration::from_millis(v as u64))
+            } else {
+                Err(E::invalid_value(de::Unexpected::Float(v), &self))
+            }
+        }
     }
 }
 
-/// Serde helper: an optional [`Duration`] as integer milliseconds.
+/// Serde helper: an optional [`Duration`] as integer milliseconds (null: none), read as
+/// [`millis`] reads.
 mod opt_millis {
+    use std::fmt;
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    use super::millis::Millis;
 
     pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
@@ -222,7 +261,59 @@ mod opt_millis {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Option::<u64>::deserialize(d).map(|ms| ms.map(Duration::from_millis))
+        d.deserialize_any(OptMillis)
+    }
+
+    struct OptMillis;
+
+    impl<'de> Visitor<'de> for OptMillis {
+        type Value = Option<Duration>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("null or a non-negative integer number of milliseconds")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(Millis).map(Some)
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Millis.visit_u64(v).map(Some)
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Millis.visit_i64(v).map(Some)
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Millis.visit_f64(v).map(Some)
+        }
+    }
+}
+
+/// Spawn options serialize as their option document
+/// ([`options_document`](crate::validate::options_document)).
+impl Serialize for SpawnOptions {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::validate::options_document(self).serialize(s)
+    }
+}
+
+/// Spawn options deserialize from an option document, with every rule of
+/// [`parse_options`](crate::validate::parse_options): `{"max_attempts": 3.0}` is 3 attempts,
+/// `{"max_attempts": 3.5}` is refused naming `max_attempts`.
+impl<'de> Deserialize<'de> for SpawnOptions {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let document = Value::deserialize(d)?;
+        crate::validate::parse_options(&document).map_err(serde::de::Error::custom)
     }
 }
 
@@ -251,6 +342,47 @@ mod tests {
             serde_json::from_value::<RetryStrategy>(none).unwrap(),
             RetryStrategy::None
         );
+    }
+
+    #[test]
+    fn retry_delays_read_integral_floats_and_refuse_fractions() {
+        let read: RetryStrategy =
+            serde_json::from_value(serde_json::json!({"kind": "fixed", "delay": 1000.0})).unwrap();
+        assert_eq!(
+            read,
+            RetryStrategy::Fixed {
+                delay: Duration::from_secs(1)
+            }
+        );
+        let read: RetryStrategy = serde_json::from_str(
+            r#"{"kind": "exponential", "base": 1e3, "factor": 2, "cap": 3600000.0}"#,
+        )
+        .unwrap();
+        assert_eq!(read, RetryStrategy::default());
+        for bad in [
+            r#"{"kind": "fixed", "delay": 1000.5}"#,
+            r#"{"kind": "fixed", "delay": -1}"#,
+            r#"{"kind": "fixed", "delay": "1000"}"#,
+            r#"{"kind": "exponential", "base": 1, "factor": 2, "cap": 0.5}"#,
+        ] {
+            assert!(serde_json::from_str::<RetryStrategy>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn spawn_options_deserialize_from_option_documents_with_the_same_rules() {
+        let options: SpawnOptions =
+            serde_json::from_str(r#"{"max_attempts": 3.0, "delay_ms": 1000.0}"#).unwrap();
+        assert_eq!(options.max_attempts, Some(3));
+        assert_eq!(
+            options.run_at,
+            Some(RunAt::After(Duration::from_millis(1000)))
+        );
+        let err = serde_json::from_str::<SpawnOptions>(r#"{"max_attempts": 3.5}"#).unwrap_err();
+        assert!(err.to_string().contains("max_attempts"), "{err}");
+        let back: SpawnOptions =
+            serde_json::from_value(serde_json::to_value(&options).unwrap()).unwrap();
+        assert_eq!(back, options);
     }
 
     #[test]

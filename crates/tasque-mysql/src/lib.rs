@@ -88,7 +88,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use sqlx::mysql::MySqlDatabaseError;
-use sqlx::MySqlPool;
+use sqlx::{Executor, MySqlPool};
 use tasque_durable::{Error, Limits, MigrationReport, Result};
 
 pub use config::{MySqlConfig, DEFAULT_NAMESPACE, DEFAULT_TABLE_PREFIX};
@@ -191,6 +191,15 @@ impl MySqlStore {
             .execute(&self.inner.pool)
             .await
             .map_err(sql_err)?;
+        for statement in schema::DROP_ROUTINES {
+            // As text: the server takes no `DROP PROCEDURE` as a prepared statement.
+            let text = self.inner.sql.render(statement);
+            self.inner
+                .pool
+                .execute(text.as_str())
+                .await
+                .map_err(sql_err)?;
+        }
         self.forget_queues();
         Ok(())
     }

@@ -7,7 +7,7 @@
 //! [`Error::SchemaTooNew`].
 
 use sqlx::pool::PoolConnection;
-use sqlx::{MySql, MySqlPool};
+use sqlx::{Executor, MySql, MySqlPool};
 use tasque_durable::{Error, MigrationReport, Result};
 
 use crate::queries::Sql;
@@ -15,7 +15,7 @@ use crate::schema::{Exists, Step, FRESH, MIGRATIONS};
 use crate::sql_err;
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The schema version of a namespace (0 when it has never been migrated).
 pub async fn current_version(pool: &MySqlPool, sql: &Sql, stem: &str) -> Result<i64> {
@@ -153,6 +153,15 @@ async fn apply_step(
 ) -> Result<()> {
     let statement = match step {
         Step::Always(statement) => statement,
+        Step::Text(statement) => {
+            // A plain `&str` goes out as text (COM_QUERY), not as a prepared statement.
+            let text = sql.render(statement);
+            (&mut **conn)
+                .execute(text.as_str())
+                .await
+                .map_err(sql_err)?;
+            return Ok(());
+        }
         Step::Unless { exists, statement } => {
             let (query, table, name) = match exists {
                 Exists::Column(table, column) => (&sql.has_column, table, column.to_string()),

@@ -49,6 +49,16 @@ macro_rules! append_error {
     };
 }
 
+/// A job's automatic cancellation time: its run time plus the bound max delay in µs (NULL: none),
+/// held at the end of the `DATETIME` range (a run time near year 9999 plus a long delay would
+/// overflow it).
+macro_rules! cancel_at {
+    () => {
+        "run_at + INTERVAL LEAST(?, TIMESTAMPDIFF(MICROSECOND, run_at, \
+         '9999-12-31 23:59:59.999999')) MICROSECOND"
+    };
+}
+
 /// Run every time a pooled connection opens: locking reads lock only the rows they return.
 pub const SESSION_SETUP: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
 /// The server's version string.
@@ -258,7 +268,7 @@ statements! {
     retry_job = concat!("UPDATE @jobs@ SET state = 'pending', run_seq = run_seq + 1, attempt = 1, \
         max_attempts = ?, retry = ?, priority = ?, timeout_ms = ?, max_duration_ms = ?, \
         max_delay_ms = ?, headers = ?, run_at = COALESCE(?, ", now!(), " + INTERVAL ? MICROSECOND), \
-        cancel_at = run_at + INTERVAL ? MICROSECOND, first_started_at = NULL, \
+        cancel_at = ", cancel_at!(), ", first_started_at = NULL, \
         attempted_at = NULL, finished_at = NULL, lease_expires_at = NULL, result = NULL, \
         failure = NULL, worker_id = NULL, holds_queue = FALSE \
         WHERE id = ? AND state IN ('failed', 'cancelled')");
@@ -365,7 +375,9 @@ impl Sql {
         let row = concat!(
             "(?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, COALESCE(?, ",
             now!(),
-            " + INTERVAL ? MICROSECOND), run_at + INTERVAL ? MICROSECOND, ",
+            " + INTERVAL ? MICROSECOND), ",
+            cancel_at!(),
+            ", ",
             now!(),
             ", '[]', ?, ?)"
         );

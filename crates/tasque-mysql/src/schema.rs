@@ -15,9 +15,14 @@
 //! applied".
 
 /// One statement of a migration.
+#[derive(Clone, Copy)]
 pub enum Step {
     /// A statement that is idempotent by itself (`CREATE TABLE IF NOT EXISTS`).
     Always(&'static str),
+    /// A statement the server does not take as a prepared statement (`CREATE PROCEDURE`,
+    /// `DROP PROCEDURE`), sent as plain text; idempotent by itself or as part of a
+    /// drop-then-create pair.
+    Text(&'static str),
     /// A statement that runs unless `exists` finds what it creates.
     Unless {
         /// What the statement creates.
@@ -29,6 +34,7 @@ pub enum Step {
 
 /// Something a [`Step::Unless`] creates, looked up in `information_schema`. Tables are named
 /// by their suffix (`jobs`, `queues`, ...) and resolved in the namespace.
+#[derive(Clone, Copy)]
 pub enum Exists {
     /// A column: (table, column).
     Column(&'static str, &'static str),
@@ -222,8 +228,37 @@ const V2: Migration = Migration {
     ],
 };
 
+/// The stored procedures of version 3, dropped then created again (routines have no
+/// `CREATE ... IF NOT EXISTS` in MySQL 8, and a migration interrupted between the two is
+/// completed by the next run): `<stem>_spawn`, the enqueue call for producers in any language,
+/// and the checks it runs, `<stem>_spawn_check` and `<stem>_retry_check` (the rules of an option
+/// document, as in tasque-durable `validate::parse_options`). Procedures, not functions: a
+/// stored function needs extra privileges on servers with binary logging.
+const ROUTINES_V3: [Step; 6] = [
+    Step::Text("DROP PROCEDURE IF EXISTS `@stem@_spawn`"),
+    Step::Text("DROP PROCEDURE IF EXISTS `@stem@_spawn_check`"),
+    Step::Text("DROP PROCEDURE IF EXISTS `@stem@_retry_check`"),
+    Step::Text(include_str!("sql/retry_check.sql")),
+    Step::Text(include_str!("sql/spawn_check.sql")),
+    Step::Text(include_str!("sql/spawn.sql")),
+];
+
+/// Version 3: the `spawn` stored procedure and its checks.
+const V3: Migration = Migration {
+    version: 3,
+    name: "spawn stored procedure",
+    statements: &ROUTINES_V3,
+};
+
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[V1, V2];
+pub const MIGRATIONS: &[Migration] = &[V1, V2, V3];
+
+/// Drops the namespace's stored procedures.
+pub const DROP_ROUTINES: [&str; 3] = [
+    "DROP PROCEDURE IF EXISTS `@stem@_spawn`",
+    "DROP PROCEDURE IF EXISTS `@stem@_spawn_check`",
+    "DROP PROCEDURE IF EXISTS `@stem@_retry_check`",
+];
 
 /// The whole current schema in one `CREATE TABLE` per table, for a namespace that has none
 /// (then every migration is recorded as applied). Creating tables with their final shape is
@@ -257,4 +292,10 @@ pub const FRESH: &[Step] = &[
         table_options!()
     )),
     Step::Always(EVENTS),
+    ROUTINES_V3[0],
+    ROUTINES_V3[1],
+    ROUTINES_V3[2],
+    ROUTINES_V3[3],
+    ROUTINES_V3[4],
+    ROUTINES_V3[5],
 ];

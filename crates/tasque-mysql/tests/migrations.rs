@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::json;
-use sqlx::MySqlPool;
+use sqlx::{MySqlPool, Row};
 use tasque_durable::{Error, JobState, Spawn, Store};
 use tasque_mysql::{MySqlStore, SCHEMA_VERSION};
 
@@ -26,6 +26,15 @@ async fn shapes(admin: &MySqlPool, store: &MySqlStore) -> Vec<String> {
             .collect::<Vec<_>>()
             .join(" ");
         out.push(shape);
+    }
+    for routine in ["spawn", "spawn_check", "retry_check"] {
+        let row = sqlx::query(&format!("SHOW CREATE PROCEDURE `{stem}_{routine}`"))
+            .fetch_one(admin)
+            .await
+            .unwrap();
+        let text: String = row.try_get::<String, _>(2).unwrap_or_default();
+        assert!(!text.is_empty(), "procedure {routine} has no text");
+        out.push(text.replace(stem, "STEM"));
     }
     out
 }

@@ -65,7 +65,7 @@ mod tx;
 use std::sync::Arc;
 
 use sqlx::PgPool;
-use tasque_durable::{Error, Limits, Result};
+use tasque_durable::{Error, Limits, MigrationReport, Result};
 
 pub use config::{PostgresConfig, DEFAULT_NAMESPACE, DEFAULT_SCHEMA_PREFIX};
 pub use migrate::SCHEMA_VERSION;
@@ -129,6 +129,13 @@ impl PostgresStore {
     /// [`spawn_in_tx`](Self::spawn_in_tx), tests, tooling).
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool
+    }
+
+    /// Migrates the namespace up to schema `version` (at most [`SCHEMA_VERSION`]). For tests of
+    /// upgrades and for tooling; applications call
+    /// [`migrate`](tasque_durable::Store::migrate).
+    pub async fn migrate_to(&self, version: i64) -> Result<MigrationReport> {
+        migrate::run_to(&self.inner.pool, &self.inner.schema, version).await
     }
 
     /// The namespace's schema name (unquoted), e.g. `tasque_default`: where its tables and its

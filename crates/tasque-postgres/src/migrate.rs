@@ -14,7 +14,7 @@ use crate::queries::migrate as q;
 use crate::sql_err;
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// One migration: its version, name and script (`@schema@`, `@channel@` rendered).
 struct Migration {
@@ -33,6 +33,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "workflows and blocking queues",
         script: q::V2,
+    },
+    Migration {
+        version: 3,
+        name: "strict option documents, fast spawn and spawn_batch",
+        script: q::V3,
     },
 ];
 
@@ -73,9 +78,18 @@ pub fn check_not_newer(found: i64) -> Result<()> {
 
 /// Applies every missing migration to `schema`.
 pub async fn run(pool: &PgPool, schema: &str) -> Result<MigrationReport> {
+    run_to(pool, schema, SCHEMA_VERSION).await
+}
+
+/// Applies the missing migrations up to `target` (at most [`SCHEMA_VERSION`]) to `schema`.
+pub async fn run_to(pool: &PgPool, schema: &str, target: i64) -> Result<MigrationReport> {
+    let target = target.min(SCHEMA_VERSION);
     let from = current_version(pool, schema).await?;
     check_not_newer(from)?;
-    for migration in MIGRATIONS.iter().filter(|m| m.version > from) {
+    let pending = MIGRATIONS
+        .iter()
+        .filter(|m| m.version > from && m.version <= target);
+    for migration in pending {
         let mut tx = pool.begin().await.map_err(sql_err)?;
         sqlx::query(q::LOCK)
             .bind(format!("tasque-migrate:{schema}"))
@@ -112,7 +126,7 @@ pub async fn run(pool: &PgPool, schema: &str) -> Result<MigrationReport> {
     }
     Ok(MigrationReport {
         from,
-        to: SCHEMA_VERSION,
+        to: target.max(from),
     })
 }
 

@@ -228,6 +228,10 @@ statements! {
     /// Binds: 1 queues, 2 tasks, 3 params (JSON text), 4 options (JSON text).
     spawn = "SELECT job_id, run_seq, attempt, created FROM @schema@.spawn_batch($1::text[], \
         $2::text[], $3::text[]::jsonb[], $4::text[]::jsonb[])";
+    /// Spawns one job through the schema's SQL function. Binds: 1 queue, 2 task, 3 params
+    /// (JSON text), 4 options (JSON text).
+    spawn_one = "SELECT job_id, run_seq, attempt, created FROM @schema@.spawn($1, $2, \
+        $3::text::jsonb, $4::text::jsonb)";
 
     /// Creates a queue unless it exists. Binds 1 name.
     ensure_queue = "INSERT INTO @schema@.queues (name) VALUES ($1) ON CONFLICT DO NOTHING";
@@ -431,4 +435,6 @@ pub mod migrate {
     pub const V1: &str = include_str!("sql/v1.sql");
     /// Schema version 2: workflows and blocking queues.
     pub const V2: &str = include_str!("sql/v2.sql");
+    /// Schema version 3: strict option documents, fast `spawn` and `spawn_batch`.
+    pub const V3: &str = include_str!("sql/v3.sql");
 }

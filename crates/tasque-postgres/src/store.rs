@@ -36,15 +36,13 @@ impl Store for PostgresStore {
 
     async fn spawn(&self, spawn: Spawn) -> Result<SpawnResult> {
         let batch = Batch::encode(vec![spawn], &self.inner.limits)?;
-        let mut results = batch
-            .insert(&self.inner.pool, &self.inner.sql.spawn)
-            .await?;
+        let mut results = batch.insert(&self.inner.pool, &self.inner.sql).await?;
         Ok(results.remove(0))
     }
 
     async fn spawn_many(&self, spawns: Vec<Spawn>) -> Result<Vec<SpawnResult>> {
         let batch = Batch::encode(spawns, &self.inner.limits)?;
-        batch.insert(&self.inner.pool, &self.inner.sql.spawn).await
+        batch.insert(&self.inner.pool, &self.inner.sql).await
     }
 
     async fn claim(&self, params: ClaimParams) -> Result<Vec<Claim>> {

@@ -47,6 +47,6 @@ impl PostgresStore {
         spawns: Vec<Spawn>,
     ) -> Result<Vec<SpawnResult>> {
         let batch = Batch::encode(spawns, &self.inner.limits)?;
-        batch.insert(&mut **tx, &self.inner.sql.spawn).await
+        batch.insert(&mut **tx, &self.inner.sql).await
     }
 }

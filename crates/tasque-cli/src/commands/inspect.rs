@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde_json::json;
 use tasque_durable::{Checkpoint, JobId, JobInfo, PageRequest, StateCounts, Store};
 
+use super::listing::Listing;
 use crate::args::JobsArgs;
 use crate::fail::CliError;
 use crate::output;
@@ -27,52 +28,29 @@ pub async fn jobs(
         }
         return Ok(());
     }
-    let page = store
-        .scan(
-            super::filter(&args.filter),
-            PageRequest::first(args.limit.max(1)),
-        )
-        .await?;
-    if json_output {
-        let jobs: Vec<_> = page.jobs.iter().map(output::job_json).collect();
-        output::json(&json!({ "jobs": jobs, "next": page.next }));
-        return Ok(());
+    list(store.as_ref(), &args, json_output).await
+}
+
+/// Lists one page (`--limit` jobs, after `--after`), or every page with `--all`, writing
+/// each page as it arrives.
+async fn list(store: &dyn Store, args: &JobsArgs, json_output: bool) -> Result<(), CliError> {
+    let filter = super::filter(&args.filter);
+    let size = args.page_size();
+    let mut request = match args.after {
+        Some(cursor) => PageRequest::after(JobId(cursor), size),
+        None => PageRequest::first(size),
+    };
+    let mut listing = Listing::new(json_output);
+    loop {
+        let page = store.scan(filter.clone(), request).await?;
+        listing.page(&page.jobs)?;
+        match page.next {
+            Some(next) if args.all && !listing.closed() => {
+                request = PageRequest::after(next, size);
+            }
+            next => return listing.finish(next),
+        }
     }
-    let rows: Vec<Vec<String>> = page
-        .jobs
-        .iter()
-        .map(|job| {
-            vec![
-                job.id.to_string(),
-                job.queue.clone(),
-                job.task.clone(),
-                output::state(job.state),
-                format!("{}/{}", job.attempt, job.max_attempts),
-                job.run_at.format("%H:%M:%S").to_string(),
-                output::short(&job.result.clone().or_else(|| job.failure.clone()), 60),
-            ]
-        })
-        .collect();
-    if rows.is_empty() {
-        println!("no jobs match");
-    } else {
-        output::table(
-            &[
-                "id",
-                "queue",
-                "task",
-                "state",
-                "attempt",
-                "run at",
-                "result / error",
-            ],
-            &rows,
-        );
-    }
-    if let Some(next) = page.next {
-        println!("… more after job {next} (use --limit)");
-    }
-    Ok(())
 }
 
 /// One checkpoint (a stored step result) as a JSON object.

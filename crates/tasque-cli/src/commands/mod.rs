@@ -5,6 +5,7 @@ pub mod demo;
 pub mod emit;
 pub mod enqueue;
 pub mod inspect;
+pub mod listing;
 pub mod manage;
 pub mod queues;
 pub mod work;

@@ -25,6 +25,7 @@
 
 mod cancel_retry;
 mod claim;
+pub mod documents;
 mod gated;
 mod inspect;
 mod rescue;
@@ -169,6 +170,7 @@ macro_rules! conformance_tests {
             spawn_many_inserts_a_batch_in_order,
             spawn_many_with_one_invalid_job_changes_nothing,
             bad_input_is_refused_and_changes_nothing,
+            ends_of_the_timestamp_range_are_stored_and_read_back,
             payload_over_the_limit_is_refused,
             queues_are_created_on_first_use,
             delayed_job_is_scheduled_and_not_claimable_early,

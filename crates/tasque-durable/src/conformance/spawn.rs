@@ -7,6 +7,7 @@ use serde_json::json;
 use super::{
     assert_nothing_claimable, claim_of, claim_one, eventually, job, job_with, Backend, SHORT,
 };
+use crate::validate::{MAX_DURATION, TIMESTAMP_RANGE_MICROS};
 use crate::{
     CancellationPolicy, Error, JobFilter, JobState, RetryStrategy, RunId, Spawn, SpawnOptions,
     DEFAULT_MAX_ATTEMPTS,
@@ -179,6 +180,23 @@ pub async fn bad_input_is_refused_and_changes_nothing(b: &dyn Backend) {
             max_delay: Some(zero),
         }),
         SpawnOptions::new().with_headers(json!("not an object")),
+        // Issue 12: times every engine can hold, durations that keep the clock in range.
+        SpawnOptions::new().with_run_at(chrono::DateTime::<chrono::Utc>::MIN_UTC),
+        SpawnOptions::new().with_run_at(chrono::DateTime::<chrono::Utc>::MAX_UTC),
+        SpawnOptions::new().with_run_at(past_the_range()),
+        SpawnOptions::new().with_delay(Duration::from_millis(u64::MAX)),
+        SpawnOptions::new().with_delay(MAX_DURATION + Duration::from_millis(1)),
+        SpawnOptions::new().with_timeout(Duration::MAX),
+        SpawnOptions::new().with_max_attempts(u32::MAX),
+        SpawnOptions::new().with_retry(RetryStrategy::Exponential {
+            base: Duration::from_secs(1),
+            factor: 2.0,
+            cap: Some(Duration::MAX),
+        }),
+        SpawnOptions::new().with_cancellation(CancellationPolicy {
+            max_duration: Some(Duration::MAX),
+            max_delay: None,
+        }),
     ];
     for options in bad_options {
         let err = store
@@ -195,6 +213,46 @@ pub async fn bad_input_is_refused_and_changes_nothing(b: &dyn Backend) {
         store.list_queues().await.unwrap().is_empty(),
         "no queue was created"
     );
+}
+
+/// The first instant after the timestamp range.
+fn past_the_range() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_micros(*TIMESTAMP_RANGE_MICROS.end() + 1).unwrap_or_default()
+}
+
+/// The ends of the timestamp range, and the longest delays from them, are stored and read
+/// back (issue 12: every engine and chrono hold the whole range).
+pub async fn ends_of_the_timestamp_range_are_stored_and_read_back(b: &dyn Backend) {
+    let store = b.open("main").await;
+    let first = chrono::DateTime::from_timestamp_micros(*TIMESTAMP_RANGE_MICROS.start())
+        .unwrap_or_default();
+    let last = past_the_range() - chrono::Duration::microseconds(1);
+    let longest = CancellationPolicy {
+        max_duration: Some(MAX_DURATION),
+        max_delay: Some(MAX_DURATION),
+    };
+    for at in [first, last] {
+        let options = SpawnOptions::new()
+            .with_run_at(at)
+            .with_timeout(MAX_DURATION)
+            .with_cancellation(longest);
+        let spawned = store.spawn(job_with("ends", options)).await.unwrap();
+        let stored = store.get_job(spawned.job_id).await.unwrap();
+        let off = (stored.run_at - at).num_milliseconds().abs();
+        assert!(off <= 1, "{at} came back as {}", stored.run_at);
+        assert_eq!(stored.timeout, Some(MAX_DURATION));
+        assert_eq!(stored.cancellation, longest);
+    }
+    let delayed = store
+        .spawn(job_with(
+            "ends",
+            SpawnOptions::new().with_delay(MAX_DURATION),
+        ))
+        .await
+        .unwrap();
+    let stored = store.get_job(delayed.job_id).await.unwrap();
+    assert_eq!(stored.state, JobState::Scheduled);
+    assert_eq!(store.count(JobFilter::all()).await.unwrap(), 3);
 }
 
 /// Params larger than the configured limit (default 1 MiB) are refused.

@@ -1,13 +1,12 @@
 //! spawn and spawn_many: validated in Rust (the engine-shared rules and payload limits), then
-//! written by the schema's `spawn_batch` SQL function, the same one other languages call.
+//! written by the schema's SQL functions, the ones other languages call: `spawn` for one job,
+//! `spawn_batch` for more.
 
-use chrono::SecondsFormat;
-use serde_json::{Map, Value};
 use sqlx::{PgExecutor, Row};
-use tasque_durable::validate::{encode_payload, validate_spawn};
-use tasque_durable::{JobId, Limits, Result, RunAt, RunId, Spawn, SpawnOptions, SpawnResult};
+use tasque_durable::validate::{encode_payload, options_document, validate_spawn};
+use tasque_durable::{JobId, Limits, Result, RunId, Spawn, SpawnOptions, SpawnResult};
 
-use super::ms;
+use crate::queries::Sql;
 use crate::sql_err;
 
 /// A validated batch, as the parallel arrays `spawn_batch` takes.
@@ -40,23 +39,43 @@ impl Batch {
         self.queues.len()
     }
 
-    /// Inserts the batch through `executor` (a pool, a connection or the caller's transaction).
+    /// Inserts the batch through `executor` (a pool, a connection or the caller's transaction):
+    /// one job by `spawn`, more by `spawn_batch`.
     pub async fn insert<'e>(
-        self,
+        mut self,
         executor: impl PgExecutor<'e>,
-        sql: &str,
+        sql: &Sql,
     ) -> Result<Vec<SpawnResult>> {
-        if self.len() == 0 {
-            return Ok(Vec::new());
+        let rows = match self.len() {
+            0 => return Ok(Vec::new()),
+            1 => {
+                let (Some(queue), Some(task), Some(params), Some(options)) = (
+                    self.queues.pop(),
+                    self.tasks.pop(),
+                    self.params.pop(),
+                    self.options.pop(),
+                ) else {
+                    return Ok(Vec::new());
+                };
+                sqlx::query(&sql.spawn_one)
+                    .bind(queue)
+                    .bind(task)
+                    .bind(params)
+                    .bind(options)
+                    .fetch_all(executor)
+                    .await
+            }
+            _ => {
+                sqlx::query(&sql.spawn)
+                    .bind(self.queues)
+                    .bind(self.tasks)
+                    .bind(self.params)
+                    .bind(self.options)
+                    .fetch_all(executor)
+                    .await
+            }
         }
-        let rows = sqlx::query(sql)
-            .bind(self.queues)
-            .bind(self.tasks)
-            .bind(self.params)
-            .bind(self.options)
-            .fetch_all(executor)
-            .await
-            .map_err(sql_err)?;
+        .map_err(sql_err)?;
         rows.iter().map(spawn_result).collect()
     }
 }
@@ -73,49 +92,12 @@ fn spawn_result(row: &sqlx::postgres::PgRow) -> Result<SpawnResult> {
     })
 }
 
-/// Spawn options as the JSON object the SQL function reads (only set fields appear, so the
-/// function's defaults apply, exactly as for callers from other languages).
+/// Spawn options as the option document the SQL functions read (only set fields appear, so
+/// the functions' defaults apply, exactly as for callers from other languages), with the
+/// headers' size checked.
 pub fn encode_options(o: &SpawnOptions, limits: &Limits) -> Result<String> {
-    let mut m = Map::new();
-    if let Some(n) = o.max_attempts {
-        m.insert("max_attempts".into(), n.into());
-    }
-    if let Some(p) = o.priority {
-        m.insert("priority".into(), p.into());
-    }
-    match o.run_at {
-        None | Some(RunAt::Now) => {}
-        Some(RunAt::At(at)) => {
-            let text = at.to_rfc3339_opts(SecondsFormat::Micros, true);
-            m.insert("run_at".into(), text.into());
-        }
-        // A positive delay under a millisecond still delays.
-        Some(RunAt::After(d)) => {
-            m.insert("delay_ms".into(), ms(d).max(1).into());
-        }
-    }
-    if let Some(t) = o.timeout {
-        m.insert("timeout_ms".into(), ms(t).into());
-    }
-    if let Some(retry) = &o.retry {
-        let value = serde_json::to_value(retry)
-            .map_err(|e| tasque_durable::Error::Corrupt(e.to_string()))?;
-        m.insert("retry".into(), value);
-    }
-    if let Some(policy) = o.cancellation {
-        if let Some(d) = policy.max_duration {
-            m.insert("max_duration_ms".into(), ms(d).into());
-        }
-        if let Some(d) = policy.max_delay {
-            m.insert("max_delay_ms".into(), ms(d).into());
-        }
-    }
     if let Some(headers) = o.headers.as_ref().filter(|h| !h.is_null()) {
         encode_payload("headers", headers, limits)?;
-        m.insert("headers".into(), headers.clone());
     }
-    if let Some(key) = &o.idempotency_key {
-        m.insert("idempotency_key".into(), key.clone().into());
-    }
-    Ok(Value::Object(m).to_string())
+    Ok(options_document(o).to_string())
 }

@@ -96,6 +96,18 @@ impl Fresh {
         store.close().await;
     }
 
+    /// A store in `namespace`, not migrated (its schema is dropped at the end all the same).
+    pub async fn unmigrated(&self, namespace: &str) -> PostgresStore {
+        let store = PostgresStore::connect(self.config(namespace))
+            .await
+            .expect("connect");
+        self.schemas
+            .lock()
+            .unwrap()
+            .push(store.schema().to_string());
+        store
+    }
+
     /// A migrated store as configured (the config should come from [`Fresh::config`]).
     pub async fn store_with(&self, config: PostgresConfig) -> PostgresStore {
         let store = PostgresStore::connect(config).await.expect("connect");

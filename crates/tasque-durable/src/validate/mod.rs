@@ -1,5 +1,20 @@
 //! Input validation shared by every engine. Engines call these before touching the database,
 //! so bad input changes nothing.
+//!
+//! The rules live here once for Rust: names, options, the timestamp and duration ranges every
+//! engine can hold ([`TIMESTAMP_RANGE_MICROS`], [`MAX_DURATION`]) and option documents, the JSON
+//! form of spawn options producers in other languages pass to the engines' SQL
+//! ([`parse_options`], [`options_document`]). Each engine's SQL holds the same rules once, in
+//! one function (PostgreSQL `spawn_problem`, MySQL `<stem>_spawn_check`).
+
+mod document;
+mod time;
+
+pub use document::{options_document, parse_options, KNOWN_OPTIONS, MAX_RETRY_FACTOR};
+pub use time::{
+    check_duration, check_timestamp, parse_timestamp, timestamp_in_range, MAX_DURATION,
+    MAX_DURATION_MS, MAX_TIMESTAMP_TEXT, MIN_TIMESTAMP_TEXT, TIMESTAMP_RANGE_MICROS,
+};
 
 use std::time::Duration;
 
@@ -89,26 +104,24 @@ pub fn encode_payload(what: &'static str, value: &Value, limits: &Limits) -> Res
     Ok(text)
 }
 
-/// Checks that a duration option is positive.
+/// Checks that a duration option is positive and at most [`MAX_DURATION`] (so the clock plus
+/// the duration stays in the timestamp range).
 pub fn positive(option: &'static str, value: Duration) -> Result<()> {
-    if value.is_zero() {
-        return Err(Error::invalid_option(option, "must be a positive duration"));
-    }
-    Ok(())
+    check_duration(option, value)
 }
 
-/// Checks a retry strategy: positive delays, a finite factor of at least 1, a cap no shorter
-/// than the base.
+/// Checks a retry strategy: positive delays (at most [`MAX_DURATION`]), a factor from 1 to
+/// [`MAX_RETRY_FACTOR`], a cap no shorter than the base.
 pub fn validate_retry(strategy: &RetryStrategy) -> Result<()> {
     match strategy {
         RetryStrategy::None => Ok(()),
         RetryStrategy::Fixed { delay } => positive("retry.delay", *delay),
         RetryStrategy::Exponential { base, factor, cap } => {
             positive("retry.base", *base)?;
-            if !factor.is_finite() || *factor < 1.0 {
+            if !(1.0..=MAX_RETRY_FACTOR).contains(factor) {
                 return Err(Error::invalid_option(
                     "retry.factor",
-                    format!("must be a finite number of at least 1, got {factor}"),
+                    format!("must be a number from 1 to 1000, got {factor}"),
                 ));
             }
             if let Some(cap) = cap {
@@ -128,8 +141,13 @@ pub fn validate_retry(strategy: &RetryStrategy) -> Result<()> {
 /// Checks every set field of spawn (or retry) options; payload sizes are checked by
 /// [`encode_payload`] when the engine encodes them.
 pub fn validate_options(options: &SpawnOptions) -> Result<()> {
-    if options.max_attempts == Some(0) {
-        return Err(Error::invalid_option("max_attempts", "must be at least 1"));
+    if let Some(n) = options.max_attempts {
+        if n == 0 || i32::try_from(n).is_err() {
+            return Err(Error::invalid_option(
+                "max_attempts",
+                "must be an integer from 1 to 2147483647",
+            ));
+        }
     }
     if let Some(retry) = &options.retry {
         validate_retry(retry)?;
@@ -163,11 +181,13 @@ pub fn validate_options(options: &SpawnOptions) -> Result<()> {
     Ok(())
 }
 
-/// Checks a run time: a delay must be positive (use [`RunAt::Now`] for none).
+/// Checks a run time: an instant must lie in [`TIMESTAMP_RANGE_MICROS`], a delay must be
+/// positive (use [`RunAt::Now`] for none) and at most [`MAX_DURATION`].
 pub fn validate_run_at(option: &'static str, run_at: RunAt) -> Result<()> {
     match run_at {
         RunAt::After(delay) => positive(option, delay),
-        RunAt::Now | RunAt::At(_) => Ok(()),
+        RunAt::At(at) => check_timestamp(option, at),
+        RunAt::Now => Ok(()),
     }
 }
 
@@ -297,6 +317,16 @@ mod tests {
             SpawnOptions::new().with_headers(json!([1, 2])),
             SpawnOptions::new().with_idempotency_key(""),
             SpawnOptions::new().with_idempotency_key("a\nb"),
+            SpawnOptions::new().with_max_attempts(u32::MAX),
+            SpawnOptions::new().with_delay(MAX_DURATION + Duration::from_millis(1)),
+            SpawnOptions::new().with_timeout(Duration::MAX),
+            SpawnOptions::new().with_run_at(chrono::DateTime::<chrono::Utc>::MIN_UTC),
+            SpawnOptions::new().with_run_at(chrono::DateTime::<chrono::Utc>::MAX_UTC),
+            SpawnOptions::new().with_retry(RetryStrategy::Exponential {
+                base: Duration::from_secs(1),
+                factor: 1000.5,
+                cap: None,
+            }),
         ];
         for options in bad {
             let err = validate_options(&options).unwrap_err();
