@@ -103,6 +103,9 @@ fn jobs_and_jobs_show_on_an_infinite_time_exit_3_with_the_job_and_column_postgre
         assert!(output.status.success(), "{args:?}: {}", stderr(&output));
         serde_json::from_slice(&output.stdout).unwrap()
     };
+    // Server schemas are created explicitly (issue 18).
+    let migrated = run(&["migrate"]);
+    assert!(migrated.status.success(), "migrate: {}", stderr(&migrated));
     let good = json(&["enqueue", "send", "{}", "--queue", "mail"])["job_id"]
         .as_i64()
         .unwrap();
