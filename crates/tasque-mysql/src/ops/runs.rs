@@ -95,9 +95,19 @@ impl MySqlStore {
 
     /// Completes many runs: one guarded UPDATE for the kept ones, one guarded DELETE for the
     /// deleted ones, each its own statement (no lock held across round trips). Only when some
-    /// did not apply are their rows read, to tell each run why. A batch naming a run twice
-    /// takes the locking path, which judges each occurrence (the second is stale).
+    /// did not apply are their rows read, to tell each run why. A batch naming one job under
+    /// two runs takes the locking path, which judges each run.
     pub(crate) async fn complete_batch(&self, items: Vec<CompleteParams>) -> Result<Vec<RunWrite>> {
+        // A run listed twice: the first occurrence is written, the later ones are rejected.
+        let (items, repeats) = tasque_durable::batch::first_occurrences(items);
+        for repeat in repeats.dropped() {
+            encode_payload("result", &repeat.result, &self.inner.limits)?;
+        }
+        repeats.outcomes(&self.complete_unique(items).await?)
+    }
+
+    /// Completes runs that are each listed once.
+    async fn complete_unique(&self, items: Vec<CompleteParams>) -> Result<Vec<RunWrite>> {
         if items.is_empty() {
             return Ok(Vec::new());
         }

@@ -10,6 +10,9 @@ use tasque_durable::{
 use super::{ms, run_at_binds};
 use crate::{rows, sql_err, PostgresStore};
 
+/// How many read-then-write rounds `cancel` tries before reporting contention.
+const CANCEL_ROUNDS: usize = 64;
+
 impl PostgresStore {
     /// Cancels jobs past their policy, then fails the attempts of expired leases.
     pub(crate) async fn rescue(&self, limit: u32) -> Result<RescueReport> {
@@ -58,8 +61,10 @@ impl PostgresStore {
 
     /// Cancels a job unless it has finished.
     pub(crate) async fn cancel_job(&self, job: JobId) -> Result<CancelOutcome> {
-        // The state may change between the read and the guarded write; a few rounds settle it.
-        for _ in 0..8 {
+        // The state may change between the read and the guarded write, which then fails only
+        // because the job finished meanwhile: the next read says so. Only a job finished and
+        // revived again and again can keep losing; it gets a typed error, never a wrong answer.
+        for _ in 0..CANCEL_ROUNDS {
             let info = self.job_result(job).await?;
             if info.state == JobState::Failed && self.cancel_holding(job).await? {
                 return Ok(CancelOutcome::Cancelled { was: info.state });
@@ -76,8 +81,10 @@ impl PostgresStore {
                 return Ok(CancelOutcome::Cancelled { was: info.state });
             }
         }
-        let info = self.job_result(job).await?;
-        Ok(CancelOutcome::AlreadyFinished { state: info.state })
+        Err(Error::Contended {
+            job,
+            operation: "cancel",
+        })
     }
 
     /// Revives a failed or cancelled job.

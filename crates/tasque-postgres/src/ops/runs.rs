@@ -33,6 +33,16 @@ impl PostgresStore {
 
     /// Completes many runs: one statement for the kept ones, one for the deleted ones.
     pub(crate) async fn complete_batch(&self, items: Vec<CompleteParams>) -> Result<Vec<RunWrite>> {
+        // A run listed twice: the first occurrence is written, the later ones are rejected.
+        let (items, repeats) = tasque_durable::batch::first_occurrences(items);
+        for repeat in repeats.dropped() {
+            encode_payload("result", &repeat.result, &self.inner.limits)?;
+        }
+        repeats.outcomes(&self.complete_unique(items).await?)
+    }
+
+    /// Completes runs that are each listed once.
+    async fn complete_unique(&self, items: Vec<CompleteParams>) -> Result<Vec<RunWrite>> {
         let (mut ids, mut seqs, mut results) = (Vec::new(), Vec::new(), Vec::new());
         let mut delete = Vec::new();
         // In job id order, as `run_arrays` gives: see there why.

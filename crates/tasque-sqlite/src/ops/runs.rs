@@ -38,15 +38,20 @@ impl SqliteStore {
 
     /// Completes many runs: one statement for the kept ones, one for deleted ones.
     pub(crate) async fn complete_batch(&self, items: Vec<CompleteParams>) -> Result<Vec<RunWrite>> {
+        // A run listed twice: the first occurrence is written, the later ones are rejected.
+        let (items, repeats) = tasque_durable::batch::first_occurrences(items);
+        for repeat in repeats.dropped() {
+            encode_payload("result", &repeat.result, &self.limits)?;
+        }
+        repeats.outcomes(&self.complete_unique(items).await?)
+    }
+
+    /// Completes runs that are each listed once.
+    async fn complete_unique(&self, items: Vec<CompleteParams>) -> Result<Vec<RunWrite>> {
         let mut keep = Vec::new();
         let mut delete = Vec::new();
-        let mut seen = HashSet::with_capacity(items.len());
         for item in &items {
             let result = encode_payload("result", &item.result, &self.limits)?;
-            if !seen.insert(item.run) {
-                // A run listed twice is written once; both get its outcome.
-                continue;
-            }
             if item.delete_on_success {
                 delete.push(item.run);
             } else {
