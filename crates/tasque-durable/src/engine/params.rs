@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::error::Error;
-use crate::model::{BlockedPolicy, Claim, JobId, JobState, RunId};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::model::{BlockedPolicy, Claim, JobId, JobState, RunId, Spawn};
 use crate::options::{RunAt, SpawnOptions};
+use crate::validate::{encode_payload, validate_spawn, Limits};
 
 /// One job to insert ([`EngineSpawn::job_insert`](super::EngineSpawn::job_insert)).
 #[derive(Clone, Debug, PartialEq)]
@@ -23,6 +26,32 @@ pub struct JobInsert {
     pub headers: Option<String>,
     /// The validated options (defaults not yet applied).
     pub options: SpawnOptions,
+}
+
+impl JobInsert {
+    /// Validates a spawn and encodes its payloads: nothing is written when this fails. Engines
+    /// use it for the spawns they take outside [`Store`](crate::Store) (inside a caller's
+    /// transaction).
+    pub fn encode(spawn: Spawn, limits: &Limits) -> Result<JobInsert> {
+        validate_spawn(&spawn)?;
+        let params = encode_payload("params", &spawn.params, limits)?;
+        let headers = encode_headers(spawn.options.headers.as_ref(), limits)?;
+        Ok(JobInsert {
+            queue: spawn.queue,
+            task: spawn.task,
+            params,
+            headers,
+            options: spawn.options,
+        })
+    }
+}
+
+/// Encodes headers; JSON null counts as none.
+pub(crate) fn encode_headers(headers: Option<&Value>, limits: &Limits) -> Result<Option<String>> {
+    match headers.filter(|h| !h.is_null()) {
+        Some(h) => Ok(Some(encode_payload("headers", h, limits)?)),
+        None => Ok(None),
+    }
 }
 
 /// Jobs a claim took ([`EngineClaim::job_claim`](super::EngineClaim::job_claim)), in any order.

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::params::*;
+use super::params::{encode_headers, *};
 use super::{reasons, Engine};
 use crate::batch::first_occurrences;
 use crate::error::{Error, Result};
@@ -23,8 +23,7 @@ use crate::store::{
 };
 use crate::validate::{
     encode_payload, positive, validate_claim, validate_filter, validate_limit, validate_name,
-    validate_options, validate_queue_limit, validate_run_at, validate_spawn, validate_step_name,
-    Limits,
+    validate_options, validate_queue_limit, validate_run_at, validate_step_name,
 };
 
 /// How many read-then-write rounds `cancel` tries before reporting [`Error::Contended`]. A
@@ -38,28 +37,6 @@ pub fn check_schema_version(found: i64, supported: i64) -> Result<()> {
         return Err(Error::SchemaTooNew { found, supported });
     }
     Ok(())
-}
-
-/// Validates and encodes a spawn.
-fn insert_of(spawn: Spawn, limits: &Limits) -> Result<JobInsert> {
-    validate_spawn(&spawn)?;
-    let params = encode_payload("params", &spawn.params, limits)?;
-    let headers = encode_headers(spawn.options.headers.as_ref(), limits)?;
-    Ok(JobInsert {
-        queue: spawn.queue,
-        task: spawn.task,
-        params,
-        headers,
-        options: spawn.options,
-    })
-}
-
-/// Encodes headers; JSON null counts as none.
-fn encode_headers(headers: Option<&Value>, limits: &Limits) -> Result<Option<String>> {
-    match headers.filter(|h| !h.is_null()) {
-        Some(h) => Ok(Some(encode_payload("headers", h, limits)?)),
-        None => Ok(None),
-    }
 }
 
 /// A guarded single-run write's rejection as an error.
@@ -138,13 +115,14 @@ impl<E: Engine> Store for E {
     }
 
     async fn spawn(&self, spawn: Spawn) -> Result<SpawnResult> {
-        self.job_insert(insert_of(spawn, self.limits())?).await
+        self.job_insert(JobInsert::encode(spawn, self.limits())?)
+            .await
     }
 
     async fn spawn_many(&self, spawns: Vec<Spawn>) -> Result<Vec<SpawnResult>> {
         let jobs = spawns
             .into_iter()
-            .map(|s| insert_of(s, self.limits()))
+            .map(|s| JobInsert::encode(s, self.limits()))
             .collect::<Result<Vec<_>>>()?;
         if jobs.is_empty() {
             return Ok(Vec::new());
