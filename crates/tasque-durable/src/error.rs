@@ -64,6 +64,15 @@ pub enum Error {
         /// The refused operation, e.g. `"retry"`, `"delete"`.
         operation: &'static str,
     },
+    /// The job kept changing state while the operation tried to apply (every guarded write lost
+    /// its race with other writers); nothing was changed, and trying again is safe.
+    #[error("job {job} kept changing state during {operation}; nothing changed, try again")]
+    Contended {
+        /// The job.
+        job: JobId,
+        /// The operation, e.g. `"cancel"`.
+        operation: &'static str,
+    },
     /// The database was migrated by a newer Tasque; this binary refuses to touch it.
     #[error("database schema is at version {found}, newer than the {supported} this build supports; upgrade Tasque")]
     SchemaTooNew {

@@ -70,14 +70,19 @@
 //!
 //! # Engines
 //!
-//! An engine crate implements [`Store`] and proves it by running the shared suite in
-//! `conformance` (cargo feature `conformance`) from its own tests.
+//! An engine crate implements the narrow [`engine::Engine`] interface (guarded primitives, one
+//! params struct per operation, no policy); every engine is then a [`Store`] through the one
+//! generic implementation in [`engine`], which validates, encodes and applies every policy. It
+//! proves itself by running the shared suite in `conformance` (cargo feature `conformance`)
+//! from its own tests.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod batch;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod engine;
 mod error;
 pub mod model;
 pub mod options;

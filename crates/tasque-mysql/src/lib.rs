@@ -80,7 +80,6 @@ mod ops;
 mod queries;
 mod rows;
 mod schema;
-mod store;
 mod tx;
 mod version;
 
@@ -271,4 +270,39 @@ pub(crate) fn sql_err(err: sqlx::Error) -> Error {
         return Error::invalid_option("options", message);
     }
     Error::database(err)
+}
+
+/// Wake-ups are in-process only (see [`MySqlStore::announce`]): MySQL has no LISTEN/NOTIFY,
+/// so workers in other processes poll.
+#[async_trait::async_trait]
+impl tasque_durable::engine::EngineBase for MySqlStore {
+    fn ns(&self) -> &str {
+        &self.inner.ns
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    async fn clock_now(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        sqlx::query_scalar(&self.inner.sql.now)
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(sql_err)
+    }
+
+    async fn schema_migrate(&self) -> Result<tasque_durable::MigrationReport> {
+        migrate::run(
+            &self.inner.pool,
+            &self.inner.sql,
+            &self.inner.stem,
+            migrate::SCHEMA_VERSION,
+            true,
+        )
+        .await
+    }
+
+    fn wakeups_subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        Some(self.inner.wakeups.subscribe())
+    }
 }

@@ -41,13 +41,7 @@ async fn version_on(conn: &mut PoolConnection<MySql>, sql: &Sql, stem: &str) -> 
 
 /// Refuses a schema migrated by a newer build.
 pub fn check_not_newer(found: i64) -> Result<()> {
-    if found > SCHEMA_VERSION {
-        return Err(Error::SchemaTooNew {
-            found,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    Ok(())
+    tasque_durable::engine::check_schema_version(found, SCHEMA_VERSION)
 }
 
 /// The name of a namespace's migration lock (at most 64 characters, as the server wants).

@@ -59,7 +59,6 @@ mod migrate;
 mod ops;
 mod queries;
 mod rows;
-mod store;
 mod tx;
 
 use std::sync::Arc;
@@ -185,4 +184,31 @@ pub(crate) fn sql_err(err: sqlx::Error) -> Error {
         }
     }
     Error::database(err)
+}
+
+#[async_trait::async_trait]
+impl tasque_durable::engine::EngineBase for PostgresStore {
+    fn ns(&self) -> &str {
+        &self.inner.ns
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    async fn clock_now(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        let now: rows::Stamp = sqlx::query_scalar(&self.inner.sql.now)
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        Ok(now.0)
+    }
+
+    async fn schema_migrate(&self) -> Result<tasque_durable::MigrationReport> {
+        migrate::run(&self.inner.pool, &self.inner.schema).await
+    }
+
+    fn wakeups_subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        self.inner.wakeups.subscribe()
+    }
 }

@@ -7,7 +7,7 @@
 //! [`Error::SchemaTooNew`].
 
 use sqlx::{Executor, PgPool};
-use tasque_durable::{Error, MigrationReport, Result};
+use tasque_durable::{MigrationReport, Result};
 
 use crate::config::quote;
 use crate::queries::migrate as q;
@@ -67,13 +67,7 @@ pub async fn current_version(pool: &PgPool, schema: &str) -> Result<i64> {
 
 /// Refuses a schema migrated by a newer build.
 pub fn check_not_newer(found: i64) -> Result<()> {
-    if found > SCHEMA_VERSION {
-        return Err(Error::SchemaTooNew {
-            found,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    Ok(())
+    tasque_durable::engine::check_schema_version(found, SCHEMA_VERSION)
 }
 
 /// Applies every missing migration to `schema`.

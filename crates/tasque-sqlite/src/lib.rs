@@ -45,7 +45,10 @@
 //!   for milliseconds); reads (inspection, counts, checkpoints) use a pool of their own.
 //! - **Durability**: WAL with `synchronous = NORMAL` (see [`SqliteConfig`]).
 //!
-//! All SQL lives in the `queries` module; schema versions in `migrate`.
+//! The store implements the narrow [`tasque_durable::engine::Engine`] interface, one trait per
+//! file of `ops/`; it is a [`Store`](tasque_durable::Store) through tasque-durable's one
+//! generic implementation, which validates every input and holds the policy. All SQL lives
+//! in the `queries` module; schema versions in `migrate`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -55,13 +58,13 @@ mod migrate;
 mod ops;
 mod queries;
 mod rows;
-mod store;
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use sqlx::SqlitePool;
+use tasque_durable::engine::EngineBase;
 use tasque_durable::validate::validate_name;
 use tasque_durable::{Error, Limits, Result};
 
@@ -161,6 +164,33 @@ fn token_seed() -> i64 {
 
 /// How many wake-up hints a lagging subscriber may miss before it is told it lagged.
 const WAKEUP_BUFFER: usize = 256;
+
+#[async_trait::async_trait]
+impl EngineBase for SqliteStore {
+    fn ns(&self) -> &str {
+        &self.ns
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    async fn clock_now(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        let ms: i64 = sqlx::query_scalar(queries::SELECT_NOW)
+            .fetch_one(&self.readers)
+            .await
+            .map_err(sql_err)?;
+        rows::time(ms)
+    }
+
+    async fn schema_migrate(&self) -> Result<tasque_durable::MigrationReport> {
+        migrate::run(&self.pool).await
+    }
+
+    fn wakeups_subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        Some(self.wakeups.subscribe())
+    }
+}
 
 /// Wraps a sqlx error.
 pub(crate) fn sql_err(err: sqlx::Error) -> Error {

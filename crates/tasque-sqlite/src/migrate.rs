@@ -6,7 +6,7 @@
 //! [`SCHEMA_VERSION`] is refused with [`Error::SchemaTooNew`].
 
 use sqlx::{Row, SqlitePool};
-use tasque_durable::{Error, MigrationReport, Result};
+use tasque_durable::{MigrationReport, Result};
 
 use crate::queries;
 use crate::sql_err;
@@ -167,13 +167,7 @@ pub async fn current_version(pool: &SqlitePool) -> Result<i64> {
 
 /// Refuses a database migrated by a newer build.
 pub fn check_not_newer(found: i64) -> Result<()> {
-    if found > SCHEMA_VERSION {
-        return Err(Error::SchemaTooNew {
-            found,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    Ok(())
+    tasque_durable::engine::check_schema_version(found, SCHEMA_VERSION)
 }
 
 /// Applies every missing migration.

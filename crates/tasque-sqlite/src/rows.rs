@@ -263,6 +263,11 @@ pub fn claim(row: &SqliteRow) -> Result<(Claim, i64)> {
     Ok((claim, get(row, "run_at")?))
 }
 
+/// The ready time of a claimed job, for the poll order (an out-of-range value sorts first).
+pub fn ready_at(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// Claimed jobs and the runs whose rows did not decode, with why (they must be failed for
 /// good: see `SqliteStore::fail_for_good`).
 pub type Claimed = (Vec<(Claim, i64)>, Vec<(RunId, Error)>);

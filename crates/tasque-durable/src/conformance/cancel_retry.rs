@@ -231,3 +231,95 @@ pub async fn refused_retry_leaves_the_job_claimable_at_once(b: &dyn Backend) {
             .unwrap();
     }
 }
+
+/// Cancels racing each other and racing workers that claim, fail and complete, while an
+/// operator retries failed jobs: `cancel` reports `AlreadyFinished` only with a finished state,
+/// at most one cancel of a job reports `Cancelled` per time it was unfinished, and every job
+/// ends finished.
+pub async fn cancel_under_contention_never_reports_an_unfinished_job_as_finished(b: &dyn Backend) {
+    const JOBS: i64 = 12;
+    let store = b.open("main").await;
+    let options = SpawnOptions::new().with_max_attempts(1);
+    let spawned = store
+        .spawn_many(
+            (0..JOBS)
+                .map(|n| job("default", "work", n).with_options(options.clone()))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<JobId> = spawned.iter().map(|s| s.job_id).collect();
+    let worker = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for round in 0..200u32 {
+                let claims = store.claim(super::claim_of("default", 4)).await.unwrap();
+                for (i, claim) in claims.into_iter().enumerate() {
+                    // Half fail (and may be retried below), half complete; a cancelled or
+                    // stale run's write is rejected, which is fine here.
+                    if (round as usize + i) % 2 == 0 {
+                        let _ = store.fail(claim.run_id, json!("boom")).await;
+                    } else {
+                        let _ = store
+                            .complete(CompleteParams::new(claim.run_id, json!(1)))
+                            .await;
+                    }
+                }
+            }
+        })
+    };
+    let retrier = {
+        let (store, ids) = (store.clone(), ids.clone());
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                for id in &ids {
+                    // Refused (InvalidState) unless the job is failed or cancelled.
+                    let _ = store.retry(*id, None).await;
+                }
+            }
+        })
+    };
+    let cancellers: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, ids) = (store.clone(), ids.clone());
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                for _ in 0..10 {
+                    for id in &ids {
+                        seen.push((*id, store.cancel(*id).await.unwrap()));
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    for canceller in cancellers {
+        for (id, outcome) in canceller.await.unwrap() {
+            match outcome {
+                CancelOutcome::AlreadyFinished { state } => assert!(
+                    state.is_finished(),
+                    "cancel of job {id} reported AlreadyFinished with the unfinished state {state}"
+                ),
+                CancelOutcome::Cancelled { was } => assert!(
+                    !was.is_finished() || was == JobState::Failed,
+                    "job {id} was cancelled from the finished state {was}"
+                ),
+            }
+        }
+    }
+    worker.await.unwrap();
+    retrier.await.unwrap();
+    for id in &ids {
+        // Whatever is left unfinished by the race is cancelled now, once, and then finished.
+        if let CancelOutcome::AlreadyFinished { state } = store.cancel(*id).await.unwrap() {
+            assert!(state.is_finished(), "job {id}: {state}");
+        }
+        assert_eq!(
+            store.cancel(*id).await.unwrap(),
+            CancelOutcome::AlreadyFinished {
+                state: store.get_result(*id).await.unwrap().state
+            }
+        );
+        assert!(store.get_result(*id).await.unwrap().state.is_finished());
+    }
+}

@@ -155,13 +155,63 @@ pub async fn assert_nothing_claimable(store: &dyn Store, queue: &str) {
     );
 }
 
+/// The source of every file of the suite, which [`unregistered_cases`] reads for the cases
+/// written. A new case file is added here too (a unit test checks that none is missing).
+pub const SOURCES: &[(&str, &str)] = &[
+    ("cancel_retry.rs", include_str!("cancel_retry.rs")),
+    ("claim.rs", include_str!("claim.rs")),
+    ("documents.rs", include_str!("documents.rs")),
+    ("gated.rs", include_str!("gated.rs")),
+    ("inspect.rs", include_str!("inspect.rs")),
+    ("mod.rs", include_str!("mod.rs")),
+    ("rescue.rs", include_str!("rescue.rs")),
+    ("runs.rs", include_str!("runs.rs")),
+    ("spawn.rs", include_str!("spawn.rs")),
+    ("undecodable.rs", include_str!("undecodable.rs")),
+    ("workflow.rs", include_str!("workflow.rs")),
+];
+
+/// Every case written in the suite: each public async function of [`SOURCES`] whose one
+/// argument is the backend.
+pub fn written_cases() -> Vec<&'static str> {
+    let mut cases = Vec::new();
+    for (_, source) in SOURCES {
+        let mut rest = *source;
+        while let Some(at) = rest.find("pub async fn ") {
+            rest = &rest[at + "pub async fn ".len()..];
+            let name_end = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            let args = rest[name_end..].trim_start();
+            let first_arg = args.strip_prefix('(').unwrap_or("").trim_start();
+            if first_arg.starts_with("b: &dyn Backend") {
+                cases.push(&rest[..name_end]);
+            }
+        }
+    }
+    cases
+}
+
+/// The cases written in the suite but missing from `registered` (the names
+/// [`conformance_tests!`](crate::conformance_tests) generates tests for), sorted.
+pub fn unregistered_cases(registered: &[&str]) -> Vec<&'static str> {
+    let mut missing: Vec<&'static str> = written_cases()
+        .into_iter()
+        .filter(|case| !registered.contains(case))
+        .collect();
+    missing.sort_unstable();
+    missing
+}
+
 /// Generates one `#[tokio::test]` per conformance case, given an async factory returning a
 /// fresh [`Backend`](crate::conformance::Backend) (or a `Box<dyn Backend>`). With a list of case
-/// names after a semicolon, generates only those.
+/// names after a semicolon, generates only those. The full form also generates
+/// `every_written_case_is_registered`, which fails when a case written in the suite is missing
+/// from this macro's list.
 #[macro_export]
 macro_rules! conformance_tests {
     ($factory:path) => {
-        $crate::conformance_tests!($factory;
+        $crate::conformance_tests!(@every $factory;
             spawn_returns_job_run_and_attempt_one,
             spawn_applies_documented_defaults,
             spawn_stores_every_option,
@@ -189,6 +239,7 @@ macro_rules! conformance_tests {
             complete_stores_the_result,
             complete_with_delete_on_success_removes_the_job,
             complete_many_reports_each_run,
+            complete_many_with_a_run_listed_twice_applies_the_first_and_stales_the_rest,
             completing_twice_is_stale,
             fail_schedules_a_retry_with_the_strategy_delay,
             fail_on_the_last_attempt_fails_for_good,
@@ -210,6 +261,7 @@ macro_rules! conformance_tests {
             cancel_running_job_signals_the_worker,
             cancel_finished_job_is_a_reported_noop,
             cancel_unknown_job_is_not_found,
+            cancel_under_contention_never_reports_an_unfinished_job_as_finished,
             retry_failed_job_runs_again_from_attempt_one,
             retry_cancelled_job_with_new_options,
             retry_refuses_jobs_that_are_not_failed_or_cancelled,
@@ -244,6 +296,18 @@ macro_rules! conformance_tests {
             rescuer_fails_an_expired_undecodable_job_for_good,
         );
     };
+    (@every $factory:path; $($case:ident),+ $(,)?) => {
+        $crate::conformance_tests!($factory; $($case),+);
+
+        #[test]
+        fn every_written_case_is_registered() {
+            let missing = $crate::conformance::unregistered_cases(&[$(stringify!($case)),+]);
+            assert!(
+                missing.is_empty(),
+                "conformance cases written but missing from conformance_tests!: {missing:?}"
+            );
+        }
+    };
     ($factory:path; $($case:ident),+ $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,4 +317,33 @@ macro_rules! conformance_tests {
             }
         )+
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{unregistered_cases, written_cases, SOURCES};
+
+    #[test]
+    fn sources_list_every_file_of_the_suite() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/conformance");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .expect("conformance dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".rs"))
+            .collect();
+        files.sort();
+        let listed: Vec<&str> = SOURCES.iter().map(|(name, _)| *name).collect();
+        assert_eq!(files, listed);
+    }
+
+    #[test]
+    fn a_written_case_missing_from_the_list_is_reported() {
+        let written = written_cases();
+        assert!(written.contains(&"cancel_unknown_job_is_not_found"));
+        assert!(written.contains(&"rescuer_fails_an_expired_undecodable_job_for_good"));
+        assert!(!written.contains(&"claim_one"), "helpers are not cases");
+        let all_but_one: Vec<&str> = written[1..].to_vec();
+        assert_eq!(unregistered_cases(&all_but_one), [written[0]]);
+        assert!(unregistered_cases(&written).is_empty());
+    }
 }

@@ -94,6 +94,48 @@ pub async fn complete_many_reports_each_run(b: &dyn Backend) {
     assert!(store.complete_many(Vec::new()).await.unwrap().is_empty());
 }
 
+/// A run listed twice in one `complete_many` is applied once, by its first occurrence (whose
+/// result is kept); every later occurrence is `Stale`, exactly as a second `complete` of a
+/// finished run would be. A batch is the same as its items completed one after another.
+pub async fn complete_many_with_a_run_listed_twice_applies_the_first_and_stales_the_rest(
+    b: &dyn Backend,
+) {
+    let store = b.open("main").await;
+    store
+        .spawn_many((0..3).map(|n| job("default", "work", n)).collect())
+        .await
+        .unwrap();
+    let claims = store.claim(super::claim_of("default", 3)).await.unwrap();
+    store.cancel(claims[2].job_id).await.unwrap();
+    let items = vec![
+        CompleteParams::new(claims[0].run_id, json!("first")),
+        CompleteParams::new(claims[1].run_id, json!("other")),
+        CompleteParams {
+            delete_on_success: true,
+            ..CompleteParams::new(claims[0].run_id, json!("second"))
+        },
+        CompleteParams::new(claims[2].run_id, json!("cancelled")),
+        CompleteParams::new(claims[0].run_id, json!("third")),
+        CompleteParams::new(claims[2].run_id, json!("cancelled again")),
+    ];
+    let outcomes = store.complete_many(items).await.unwrap();
+    use RunWrite::*;
+    assert_eq!(
+        outcomes,
+        [Applied, Applied, Stale, Cancelled, Stale, Cancelled]
+    );
+    let first = store.get_result(claims[0].job_id).await.unwrap();
+    assert_eq!(
+        (first.state, first.result),
+        (JobState::Completed, Some(json!("first"))),
+        "the first occurrence wins; a later delete_on_success does not apply"
+    );
+    assert_eq!(
+        store.get_job(claims[2].job_id).await.unwrap().state,
+        JobState::Cancelled
+    );
+}
+
 /// A finished run cannot complete again.
 pub async fn completing_twice_is_stale(b: &dyn Backend) {
     let store = b.open("main").await;

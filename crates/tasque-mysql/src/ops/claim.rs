@@ -9,9 +9,10 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::MySqlConnection;
-use tasque_durable::validate::{positive, validate_claim};
+use tasque_durable::engine::{self, EngineClaim, LeaseExtend, LeasesExtend};
 use tasque_durable::{Claim, ClaimParams, LeaseStatus, PollOrder, Result, RunId, RunWrite};
 
 use super::{bind_ids, judge_all, rejection_error, retry_conflicts, us};
@@ -73,26 +74,6 @@ pub fn sort_claims(claims: &mut Found, order: PollOrder) {
 }
 
 impl MySqlStore {
-    /// Claims up to `limit` ready jobs: wake due sleepers, claim from the ungated queues,
-    /// then, if room is left, from the gated ones.
-    pub(crate) async fn claim_jobs(&self, params: ClaimParams) -> Result<Vec<Claim>> {
-        validate_claim(&params)?;
-        self.wake_due().await?;
-        let mut queues: Vec<&str> = params.queues.iter().map(String::as_str).collect();
-        queues.sort_unstable();
-        queues.dedup();
-        let mut claims = retry_conflicts(|| self.claim_once(&params, &queues)).await?;
-        let room = params.limit.saturating_sub(claims.len() as u32);
-        if room > 0 {
-            let gated = self.gated_among(&queues).await?;
-            claims.append(self.claim_gated(&params, &gated, room).await?);
-        }
-        self.fail_undecodable(claims.undecodable).await;
-        let mut found = claims.found;
-        sort_claims(&mut found, params.order);
-        Ok(found.into_iter().map(|(c, _)| c).collect())
-    }
-
     /// One claim from the queues among `queues` that are neither paused nor gated.
     async fn claim_once(&self, params: &ClaimParams, queues: &[&str]) -> Result<Picked> {
         let mut tx = self.begin().await?;
@@ -179,28 +160,6 @@ impl MySqlStore {
         Ok(picked)
     }
 
-    /// Extends one lease.
-    pub(crate) async fn extend_one(&self, run: RunId, by: Duration) -> Result<DateTime<Utc>> {
-        match self.extend_many(vec![run], by).await?.remove(0) {
-            LeaseStatus::Extended(at) => Ok(at),
-            LeaseStatus::Cancelled => Err(rejection_error(run, RunWrite::Cancelled)),
-            LeaseStatus::Lost => Err(rejection_error(run, RunWrite::Stale)),
-        }
-    }
-
-    /// Extends many leases in one transaction, reporting per run.
-    pub(crate) async fn extend_many(
-        &self,
-        runs: Vec<RunId>,
-        by: Duration,
-    ) -> Result<Vec<LeaseStatus>> {
-        positive("lease", by)?;
-        if runs.is_empty() {
-            return Ok(Vec::new());
-        }
-        retry_conflicts(|| self.extend_once(&runs, by)).await
-    }
-
     async fn extend_once(&self, runs: &[RunId], by: Duration) -> Result<Vec<LeaseStatus>> {
         let mut tx = self.begin().await?;
         let locked = self.lock_runs(&mut tx, runs, by).await?;
@@ -222,5 +181,45 @@ impl MySqlStore {
                 _ => LeaseStatus::Lost,
             })
             .collect())
+    }
+}
+
+#[async_trait]
+impl EngineClaim for MySqlStore {
+    async fn job_claim(&self, params: &ClaimParams) -> Result<engine::Claimed> {
+        self.wake_due().await?;
+        let mut queues: Vec<&str> = params.queues.iter().map(String::as_str).collect();
+        queues.sort_unstable();
+        queues.dedup();
+        let mut claims = retry_conflicts(|| self.claim_once(params, &queues)).await?;
+        let room = params.limit.saturating_sub(claims.len() as u32);
+        if room > 0 {
+            let gated = self.gated_among(&queues).await?;
+            claims.append(self.claim_gated(params, &gated, room).await?);
+        }
+        Ok(engine::Claimed {
+            claims: claims.found,
+            undecodable: claims
+                .undecodable
+                .into_iter()
+                .map(|u| (u.run, u.error))
+                .collect(),
+        })
+    }
+
+    async fn job_extend_lease(&self, params: LeaseExtend) -> Result<DateTime<Utc>> {
+        let LeaseExtend { run, by } = params;
+        let runs = [run];
+        let statuses = retry_conflicts(|| self.extend_once(&runs, by)).await?;
+        match statuses.first().copied().unwrap_or(LeaseStatus::Lost) {
+            LeaseStatus::Extended(at) => Ok(at),
+            LeaseStatus::Cancelled => Err(rejection_error(run, RunWrite::Cancelled)),
+            LeaseStatus::Lost => Err(rejection_error(run, RunWrite::Stale)),
+        }
+    }
+
+    async fn job_extend_leases(&self, params: LeasesExtend) -> Result<Vec<LeaseStatus>> {
+        let LeasesExtend { runs, by } = params;
+        retry_conflicts(|| self.extend_once(&runs, by)).await
     }
 }

@@ -6,9 +6,10 @@
 //! machine: the next claimer of that queue waits for the commit and then counts the jobs this
 //! one took. Claims of ungated queues never touch these locks.
 
+use async_trait::async_trait;
 use sqlx::MySqlConnection;
-use tasque_durable::validate::{validate_name, validate_queue_limit};
-use tasque_durable::{BlockingParams, ClaimParams, JobId, Result};
+use tasque_durable::engine::{EngineGated, QueueBlocking, QueueLimit};
+use tasque_durable::{ClaimParams, JobId, Result};
 
 use super::claim::Picked;
 use super::{retry_conflicts, us};
@@ -128,19 +129,27 @@ impl MySqlStore {
         })
     }
 
-    /// The job blocking a blocking queue, if it cannot move.
-    pub(crate) async fn blocked_by(&self, queue: &str) -> Result<Option<JobId>> {
-        let mut conn = self.inner.pool.acquire().await.map_err(sql_err)?;
-        Ok(match self.head(&mut conn, queue).await? {
-            Head::Blocked(id) => Some(JobId(id)),
-            _ => None,
-        })
+    /// Cancels a failed job that holds its blocking queue (in the caller's transaction);
+    /// false when it holds none.
+    pub(crate) async fn cancel_holding(
+        &self,
+        conn: &mut MySqlConnection,
+        job: JobId,
+    ) -> Result<bool> {
+        let done = sqlx::query(&self.inner.sql.cancel_holding)
+            .bind(job.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+        Ok(done.rows_affected() == 1)
     }
+}
 
-    /// Sets a queue's concurrency limit (`None` lifts it), creating the queue if needed.
-    pub(crate) async fn queue_limit(&self, name: &str, limit: Option<u32>) -> Result<()> {
-        validate_name("queue", name)?;
-        validate_queue_limit(limit)?;
+#[async_trait]
+impl EngineGated for MySqlStore {
+    async fn queue_set_limit(&self, params: QueueLimit) -> Result<()> {
+        let QueueLimit { name, limit } = params;
+        let name = name.as_str();
         let limit = limit.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
         retry_conflicts(|| async {
             sqlx::query(&self.inner.sql.set_queue_limit)
@@ -157,9 +166,8 @@ impl MySqlStore {
         Ok(())
     }
 
-    /// Sets a queue's blocking mode and policy, creating the queue if needed.
-    pub(crate) async fn queue_blocking(&self, name: &str, params: BlockingParams) -> Result<()> {
-        validate_name("queue", name)?;
+    async fn queue_set_blocking(&self, params: QueueBlocking) -> Result<()> {
+        let name = params.name.as_str();
         let policy = params.on_exhausted.as_str();
         retry_conflicts(|| async {
             sqlx::query(&self.inner.sql.set_queue_blocking)
@@ -178,18 +186,11 @@ impl MySqlStore {
         Ok(())
     }
 
-    /// Cancels a failed job that holds its blocking queue (in the caller's transaction);
-    /// false when it holds none.
-    pub(crate) async fn cancel_holding(
-        &self,
-        conn: &mut MySqlConnection,
-        job: JobId,
-    ) -> Result<bool> {
-        let done = sqlx::query(&self.inner.sql.cancel_holding)
-            .bind(job.0)
-            .execute(&mut *conn)
-            .await
-            .map_err(sql_err)?;
-        Ok(done.rows_affected() == 1)
+    async fn queue_blocked_by(&self, name: &str) -> Result<Option<JobId>> {
+        let mut conn = self.inner.pool.acquire().await.map_err(sql_err)?;
+        Ok(match self.head(&mut conn, name).await? {
+            Head::Blocked(id) => Some(JobId(id)),
+            _ => None,
+        })
     }
 }

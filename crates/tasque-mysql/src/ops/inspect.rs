@@ -1,14 +1,13 @@
 //! The inspector, the cleaner and queues.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::MutexGuard;
-use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tasque_durable::validate::{validate_filter, validate_limit, validate_name};
+use tasque_durable::engine::{EngineInspect, JobClean, QueueCount, QueuePause, QueueRow};
 use tasque_durable::{
-    Error, JobFilter, JobId, JobInfo, JobResult, JobState, Page, PageRequest, PageStart, QueueInfo,
-    Result, StateCounts,
+    Error, JobFilter, JobId, JobInfo, JobResult, JobState, Page, PageRequest, PageStart, Result,
 };
 
 use super::{retry_conflicts, us};
@@ -27,9 +26,11 @@ impl MySqlStore {
     pub(crate) fn forget_queues(&self) {
         self.known_queues().clear();
     }
+}
 
-    /// One job's full record.
-    pub(crate) async fn job(&self, job: JobId) -> Result<JobInfo> {
+#[async_trait]
+impl EngineInspect for MySqlStore {
+    async fn job_get(&self, job: JobId) -> Result<JobInfo> {
         let row = sqlx::query(&self.inner.sql.get_job)
             .bind(job.0)
             .fetch_optional(&self.inner.pool)
@@ -38,8 +39,7 @@ impl MySqlStore {
         rows::job_info(&row.ok_or(Error::NotFound(job))?)
     }
 
-    /// One job's state, result and failure (readable even when other columns are corrupt).
-    pub(crate) async fn job_result(&self, job: JobId) -> Result<JobResult> {
+    async fn job_get_result(&self, job: JobId) -> Result<JobResult> {
         let row = sqlx::query(&self.inner.sql.get_job)
             .bind(job.0)
             .fetch_optional(&self.inner.pool)
@@ -48,13 +48,11 @@ impl MySqlStore {
         rows::job_result(&row.ok_or(Error::NotFound(job))?)
     }
 
-    /// Counts matching jobs.
-    pub(crate) async fn count_jobs(&self, filter: JobFilter) -> Result<u64> {
-        validate_filter(&filter)?;
+    async fn job_count(&self, filter: &JobFilter) -> Result<u64> {
         let n: i64 = self
             .inner
             .sql
-            .count(&filter)
+            .count(filter)
             .build_query_scalar()
             .fetch_one(&self.inner.pool)
             .await
@@ -62,10 +60,7 @@ impl MySqlStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// One page of matching jobs.
-    pub(crate) async fn scan_jobs(&self, filter: JobFilter, page: PageRequest) -> Result<Page> {
-        validate_filter(&filter)?;
-        validate_limit("limit", page.limit)?;
+    async fn job_scan(&self, filter: &JobFilter, page: PageRequest) -> Result<Page> {
         let (after, offset) = match page.start {
             PageStart::First => (None, 0),
             PageStart::After(id) => (Some(id.0), 0),
@@ -74,7 +69,7 @@ impl MySqlStore {
         let found = self
             .inner
             .sql
-            .scan(&filter, after, offset, page.limit)
+            .scan(filter, after, offset, page.limit)
             .build()
             .fetch_all(&self.inner.pool)
             .await
@@ -86,31 +81,24 @@ impl MySqlStore {
         Ok(Page::from_overfetched(jobs, page.limit))
     }
 
-    /// Deletes one job unless it is running.
-    pub(crate) async fn delete_job(&self, job: JobId) -> Result<()> {
+    async fn job_delete(&self, job: JobId) -> Result<bool> {
         let done = sqlx::query(&self.inner.sql.delete_job)
             .bind(job.0)
             .execute(&self.inner.pool)
             .await
             .map_err(sql_err)?;
         if done.rows_affected() == 1 {
-            return Ok(());
+            return Ok(true);
         }
-        let state = self.job(job).await?.state;
-        Err(Error::InvalidState {
-            job,
-            state,
-            operation: "delete",
-        })
+        // Not deleted: it runs, or it does not exist.
+        self.job_get_result(job).await.map(|_| false)
     }
 
-    /// Deletes matching jobs that are not running.
-    pub(crate) async fn purge_jobs(&self, filter: JobFilter) -> Result<u64> {
-        validate_filter(&filter)?;
+    async fn job_purge(&self, filter: &JobFilter) -> Result<u64> {
         let done = retry_conflicts(|| async {
             self.inner
                 .sql
-                .purge(&filter)
+                .purge(filter)
                 .build()
                 .execute(&self.inner.pool)
                 .await
@@ -120,9 +108,11 @@ impl MySqlStore {
         Ok(done.rows_affected())
     }
 
-    /// Deletes one batch of jobs finished more than `older_than` ago.
-    pub(crate) async fn clean_jobs(&self, older_than: Duration, batch_size: u32) -> Result<u64> {
-        validate_limit("batch_size", batch_size)?;
+    async fn job_clean(&self, params: JobClean) -> Result<u64> {
+        let JobClean {
+            older_than,
+            batch_size,
+        } = params;
         let done = retry_conflicts(|| async {
             sqlx::query(&self.inner.sql.clean)
                 .bind(us(older_than))
@@ -135,25 +125,19 @@ impl MySqlStore {
         Ok(done.rows_affected())
     }
 
-    /// Creates a queue if missing and reports it.
-    pub(crate) async fn ensure_queue(&self, name: &str) -> Result<QueueInfo> {
-        validate_name("queue", name)?;
+    async fn queue_ensure(&self, name: &str) -> Result<()> {
         sqlx::query(&self.inner.sql.ensure_queues(1))
             .bind(name)
             .execute(&self.inner.pool)
             .await
             .map_err(sql_err)?;
         self.known_queues().insert(name.to_string());
-        let queues = self.queues().await?;
-        queues
-            .into_iter()
-            .find(|q| q.name == name)
-            .ok_or_else(|| Error::Corrupt(format!("queue {name:?} vanished")))
+        Ok(())
     }
 
-    /// Sets a queue's paused flag, creating it if needed.
-    pub(crate) async fn set_paused(&self, name: &str, paused: bool) -> Result<()> {
-        validate_name("queue", name)?;
+    async fn queue_set_paused(&self, params: QueuePause) -> Result<()> {
+        let QueuePause { name, paused } = params;
+        let name = name.as_str();
         sqlx::query(&self.inner.sql.set_queue_paused)
             .bind(name)
             .bind(paused)
@@ -168,65 +152,57 @@ impl MySqlStore {
         Ok(())
     }
 
-    /// Job counts by queue and state.
-    async fn queue_counts(&self) -> Result<BTreeMap<String, StateCounts>> {
-        let mut counts: BTreeMap<String, StateCounts> = BTreeMap::new();
-        let found = sqlx::query(&self.inner.sql.queue_counts)
-            .fetch_all(&self.inner.pool)
-            .await
-            .map_err(sql_err)?;
-        for row in &found {
-            let queue = rows::text_at(row, 0)?;
-            let stored = rows::text_at(row, 1)?;
-            let ready: Option<i64> = rows::at(row, 2)?;
-            let n: i64 = rows::at(row, 3)?;
-            let state = match stored.as_str() {
-                "pending" if ready == Some(1) => JobState::Available,
-                "pending" => JobState::Scheduled,
-                other => rows::state(
-                    other,
-                    DateTime::<Utc>::UNIX_EPOCH,
-                    DateTime::<Utc>::UNIX_EPOCH,
-                )?,
-            };
-            counts
-                .entry(queue)
-                .or_default()
-                .add(state, u64::try_from(n).unwrap_or(0));
-        }
-        Ok(counts)
-    }
-
-    /// Every queue with counts by state.
-    pub(crate) async fn queues(&self) -> Result<Vec<QueueInfo>> {
-        let counts = self.queue_counts().await?;
+    async fn queue_list(&self) -> Result<Vec<QueueRow>> {
         let found = sqlx::query(&self.inner.sql.list_queues)
             .fetch_all(&self.inner.pool)
             .await
             .map_err(sql_err)?;
-        let mut queues = Vec::with_capacity(found.len());
-        for row in &found {
-            let name = rows::text_at(row, 0)?;
-            let limit: Option<i32> = rows::at(row, 2)?;
-            let blocking: bool = rows::at(row, 3)?;
-            let policy = rows::text_at(row, 5)?;
-            queues.push(QueueInfo {
-                counts: counts.get(&name).copied().unwrap_or_default(),
-                paused: rows::at(row, 1)?,
-                concurrency_limit: limit.and_then(|n| u32::try_from(n).ok()),
-                blocking,
-                on_exhausted: policy
-                    .parse()
-                    .map_err(|e| Error::Corrupt(format!("queue {name:?}: {e}")))?,
-                blocked_by: if blocking {
-                    self.blocked_by(&name).await?
-                } else {
-                    None
-                },
-                created_at: rows::at(row, 4)?,
-                name,
-            });
-        }
-        Ok(queues)
+        found
+            .iter()
+            .map(|row| {
+                let name = rows::text_at(row, 0)?;
+                let limit: Option<i32> = rows::at(row, 2)?;
+                let policy = rows::text_at(row, 5)?;
+                Ok(QueueRow {
+                    paused: rows::at(row, 1)?,
+                    concurrency_limit: limit.and_then(|n| u32::try_from(n).ok()),
+                    blocking: rows::at(row, 3)?,
+                    on_exhausted: policy
+                        .parse()
+                        .map_err(|e| Error::Corrupt(format!("queue {name:?}: {e}")))?,
+                    created_at: rows::at(row, 4)?,
+                    name,
+                })
+            })
+            .collect()
+    }
+
+    async fn queue_counts(&self) -> Result<Vec<QueueCount>> {
+        let found = sqlx::query(&self.inner.sql.queue_counts)
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        found
+            .iter()
+            .map(|row| {
+                let stored = rows::text_at(row, 1)?;
+                let ready: Option<i64> = rows::at(row, 2)?;
+                let n: i64 = rows::at(row, 3)?;
+                let state = match stored.as_str() {
+                    "pending" if ready == Some(1) => JobState::Available,
+                    "pending" => JobState::Scheduled,
+                    other => rows::state(
+                        other,
+                        DateTime::<Utc>::UNIX_EPOCH,
+                        DateTime::<Utc>::UNIX_EPOCH,
+                    )?,
+                };
+                Ok(QueueCount {
+                    queue: rows::text_at(row, 0)?,
+                    state,
+                    count: u64::try_from(n).unwrap_or(0),
+                })
+            })
+            .collect()
     }
 }

@@ -4,18 +4,19 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 use sqlx::MySqlConnection;
+use tasque_durable::engine::{
+    EngineRuns, JobComplete, JobFail, JobFailExpired, JobFailForGood, JobRelease, JobSchedule,
+};
 use tasque_durable::retry::{after_failure, NextStep};
-use tasque_durable::validate::{encode_payload, validate_run_at};
-use tasque_durable::{CompleteParams, FailOutcome, Result, RunAt, RunId, RunWrite};
+use tasque_durable::{FailOutcome, Result, RunAt, RunId, RunWrite};
 
 use super::{
     bind_ids, judge_all, refuse, rejection_error, retry_conflicts, run_at_binds, us, Locked,
 };
 use crate::queries::{self, Sql};
-use crate::rows::Undecodable;
 use crate::{rows, sql_err, MySqlStore};
 
 /// What became of completions that did not all apply, judged from the rows: a run applied
@@ -24,7 +25,7 @@ use crate::{rows, sql_err, MySqlStore};
 async fn completions_found(
     conn: &mut MySqlConnection,
     sql: &Sql,
-    items: &[CompleteParams],
+    items: &[JobComplete],
     token: i64,
 ) -> Result<Vec<RunWrite>> {
     let ids: Vec<i64> = items.iter().map(|i| i.run.job.0).collect();
@@ -84,38 +85,9 @@ fn next_step(locked: &Locked, time: RetryTime) -> Result<Option<Retry>> {
 }
 
 impl MySqlStore {
-    /// Completes one run.
-    pub(crate) async fn complete_one(&self, params: CompleteParams) -> Result<()> {
-        let run = params.run;
-        match self.complete_batch(vec![params]).await?.remove(0) {
-            RunWrite::Applied => Ok(()),
-            other => Err(rejection_error(run, other)),
-        }
-    }
-
-    /// Completes many runs: one guarded UPDATE for the kept ones, one guarded DELETE for the
-    /// deleted ones, each its own statement (no lock held across round trips). Only when some
-    /// did not apply are their rows read, to tell each run why. A batch naming a run twice
-    /// takes the locking path, which judges each occurrence (the second is stale).
-    pub(crate) async fn complete_batch(&self, items: Vec<CompleteParams>) -> Result<Vec<RunWrite>> {
-        if items.is_empty() {
-            return Ok(Vec::new());
-        }
-        let results = items
-            .iter()
-            .map(|i| encode_payload("result", &i.result, &self.inner.limits))
-            .collect::<Result<Vec<_>>>()?;
-        let mut seen = HashSet::with_capacity(items.len());
-        if items.iter().all(|i| seen.insert(i.run.job.0)) {
-            retry_conflicts(|| self.complete_guarded(&items, &results)).await
-        } else {
-            retry_conflicts(|| self.complete_locked(&items, &results)).await
-        }
-    }
-
     async fn complete_guarded(
         &self,
-        items: &[CompleteParams],
+        items: &[JobComplete],
         results: &[String],
     ) -> Result<Vec<RunWrite>> {
         let token: i64 = rand::random();
@@ -152,7 +124,7 @@ impl MySqlStore {
     async fn write_completions(
         &self,
         conn: &mut MySqlConnection,
-        writes: &[(&CompleteParams, &String)],
+        writes: &[(&JobComplete, &String)],
         token: i64,
     ) -> Result<u64> {
         let Some(last) = writes.last() else {
@@ -201,7 +173,7 @@ impl MySqlStore {
 
     async fn complete_locked(
         &self,
-        items: &[CompleteParams],
+        items: &[JobComplete],
         results: &[String],
     ) -> Result<Vec<RunWrite>> {
         let runs: Vec<RunId> = items.iter().map(|i| i.run).collect();
@@ -225,21 +197,6 @@ impl MySqlStore {
         self.delete_completed(&mut tx, &deleted, token).await?;
         tx.commit().await.map_err(sql_err)?;
         Ok(verdicts)
-    }
-
-    /// Records a failed attempt, scheduling the next one or failing the job.
-    pub(crate) async fn fail_run(
-        &self,
-        run: RunId,
-        reason: Value,
-        at: Option<RunAt>,
-    ) -> Result<FailOutcome> {
-        if let Some(at) = at {
-            validate_run_at("retry_at", at)?;
-        }
-        let reason = encode_payload("reason", &reason, &self.inner.limits)?;
-        let time = at.map_or(RetryTime::Policy, RetryTime::Forced);
-        retry_conflicts(|| self.record_failure(run, &reason, time)).await
     }
 
     /// Applies the failure policy to a running run, guarded. `reason` is encoded JSON.
@@ -293,10 +250,58 @@ impl MySqlStore {
         tx.commit().await.map_err(sql_err)?;
         Ok(outcome)
     }
+}
 
-    /// Gives a run back until `at`, attempt not counted.
-    pub(crate) async fn schedule(&self, run: RunId, at: RunAt) -> Result<()> {
-        validate_run_at("at", at)?;
+#[async_trait]
+impl EngineRuns for MySqlStore {
+    async fn job_complete_many(&self, mut items: Vec<JobComplete>) -> Result<Vec<RunWrite>> {
+        // The results travel apart from the runs (the statements bind them by position).
+        let results: Vec<String> = items
+            .iter_mut()
+            .map(|i| std::mem::take(&mut i.result))
+            .collect();
+        let mut seen = HashSet::with_capacity(items.len());
+        if items.iter().all(|i| seen.insert(i.run.job.0)) {
+            retry_conflicts(|| self.complete_guarded(&items, &results)).await
+        } else {
+            retry_conflicts(|| self.complete_locked(&items, &results)).await
+        }
+    }
+
+    async fn job_fail(&self, params: JobFail) -> Result<FailOutcome> {
+        let time = params.retry_at.map_or(RetryTime::Policy, RetryTime::Forced);
+        retry_conflicts(|| self.record_failure(params.run, &params.reason, time)).await
+    }
+
+    async fn job_fail_expired(&self, params: JobFailExpired) -> Result<FailOutcome> {
+        let JobFailExpired { run, reason } = params;
+        retry_conflicts(|| self.record_failure(run, &reason, RetryTime::Expired)).await
+    }
+
+    async fn job_fail_for_good(&self, params: JobFailForGood) -> Result<()> {
+        let JobFailForGood { run, reason } = params;
+        let done = retry_conflicts(|| async {
+            sqlx::query(&self.inner.sql.fail_final)
+                .bind(&reason)
+                .bind(&reason)
+                .bind(run.job.0)
+                .bind(run.seq)
+                .execute(&self.inner.pool)
+                .await
+                .map_err(sql_err)
+        })
+        .await?;
+        if done.rows_affected() == 0 {
+            let mut tx = self.begin().await?;
+            let locked = self.lock_runs(&mut tx, &[run], Duration::ZERO).await?;
+            let (verdicts, _) = judge_all(&[run], &locked);
+            return refuse(tx, rejection_error(run, verdicts[0])).await;
+        }
+        Ok(())
+    }
+
+    async fn job_schedule(&self, params: JobSchedule) -> Result<()> {
+        let JobSchedule { run, at } = params;
         let (run_at, delay) = run_at_binds(Some(at));
         retry_conflicts(|| async {
             let mut tx = self.begin().await?;
@@ -318,11 +323,8 @@ impl MySqlStore {
         .await
     }
 
-    /// Releases runs, claimable at once, attempt not counted.
-    pub(crate) async fn release_runs(&self, runs: Vec<RunId>) -> Result<u64> {
-        if runs.is_empty() {
-            return Ok(0);
-        }
+    async fn job_release(&self, params: JobRelease) -> Result<u64> {
+        let runs = params.runs;
         retry_conflicts(|| async {
             let mut tx = self.begin().await?;
             let locked = self.lock_runs(&mut tx, &runs, Duration::ZERO).await?;
@@ -341,50 +343,5 @@ impl MySqlStore {
             Ok(ids.len() as u64)
         })
         .await
-    }
-
-    /// Fails `run` for good with `reason`, guarded by the run and reading nothing of its job:
-    /// for runs whose rows cannot be decoded.
-    pub(crate) async fn fail_for_good(&self, run: RunId, reason: &Value) -> Result<()> {
-        let reason = encode_payload("reason", reason, &self.inner.limits)?;
-        let done = retry_conflicts(|| async {
-            sqlx::query(&self.inner.sql.fail_final)
-                .bind(&reason)
-                .bind(&reason)
-                .bind(run.job.0)
-                .bind(run.seq)
-                .execute(&self.inner.pool)
-                .await
-                .map_err(sql_err)
-        })
-        .await?;
-        if done.rows_affected() == 0 {
-            let mut tx = self.begin().await?;
-            let locked = self.lock_runs(&mut tx, &[run], Duration::ZERO).await?;
-            let (verdicts, _) = judge_all(&[run], &locked);
-            return refuse(tx, rejection_error(run, verdicts[0])).await;
-        }
-        Ok(())
-    }
-
-    /// Fails for good the runs a claim took but could not decode, each with its decoding error
-    /// as the reason. A run that cannot be failed now (the database failed) is left to its
-    /// lease and the rescuer.
-    pub(crate) async fn fail_undecodable(&self, runs: Vec<Undecodable>) {
-        for Undecodable { run, error, .. } in runs {
-            tracing::error!(ns = %self.inner.ns, %run, %error, "a claimed job cannot be decoded; failing it for good");
-            if let Err(failed) = self
-                .fail_for_good(run, &error.undecodable_job_reason())
-                .await
-            {
-                tracing::error!(%run, error = %failed, "could not fail an undecodable job; its lease will expire");
-            }
-        }
-    }
-
-    /// The rescuer's write: a run whose lease expired fails its attempt.
-    pub(crate) async fn fail_expired(&self, run: RunId) -> Result<FailOutcome> {
-        let reason = json!({"error": "lease expired"}).to_string();
-        retry_conflicts(|| self.record_failure(run, &reason, RetryTime::Expired)).await
     }
 }

@@ -5,9 +5,10 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::MySqlConnection;
-use tasque_durable::validate::{encode_payload, validate_spawn};
+use tasque_durable::engine::{EngineSpawn, JobInsert};
 use tasque_durable::{
     Error, JobId, Limits, Result, RetryStrategy, RunId, Spawn, SpawnResult, DEFAULT_MAX_ATTEMPTS,
 };
@@ -37,22 +38,16 @@ pub struct Encoded {
     delay_us: i64,
 }
 
-/// Validates and encodes one spawn.
-pub fn encode(spawn: Spawn, limits: &Limits) -> Result<Encoded> {
-    validate_spawn(&spawn)?;
-    let o = spawn.options;
-    let params = encode_payload("params", &spawn.params, limits)?;
-    let headers = match o.headers.as_ref().filter(|h| !h.is_null()) {
-        Some(h) => Some(encode_payload("headers", h, limits)?),
-        None => None,
-    };
+/// A validated job's binds.
+pub fn encode(job: JobInsert) -> Encoded {
+    let o = job.options;
     let (run_at, delay_us) = run_at_binds(o.run_at);
     let policy = o.cancellation.unwrap_or_default();
-    Ok(Encoded {
-        queue: spawn.queue,
-        task: spawn.task,
-        params,
-        headers,
+    Encoded {
+        queue: job.queue,
+        task: job.task,
+        params: job.params,
+        headers: job.headers,
         priority: o.priority.unwrap_or(0),
         max_attempts: i32::try_from(o.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS))
             .unwrap_or(i32::MAX),
@@ -63,12 +58,15 @@ pub fn encode(spawn: Spawn, limits: &Limits) -> Result<Encoded> {
         key: o.idempotency_key,
         run_at,
         delay_us,
-    })
+    }
 }
 
 /// Validates and encodes a batch; nothing is written when one job fails.
 pub fn encode_all(spawns: Vec<Spawn>, limits: &Limits) -> Result<Vec<Encoded>> {
-    spawns.into_iter().map(|s| encode(s, limits)).collect()
+    spawns
+        .into_iter()
+        .map(|s| JobInsert::encode(s, limits).map(encode))
+        .collect()
 }
 
 /// A retry strategy as stored.
@@ -261,5 +259,20 @@ impl MySqlStore {
             .filter(|j| j.run_at.is_none() && j.delay_us == 0);
         self.announce(ready.map(|j| j.queue.as_str()));
         Ok(results)
+    }
+}
+
+#[async_trait]
+impl EngineSpawn for MySqlStore {
+    async fn job_insert(&self, job: JobInsert) -> Result<SpawnResult> {
+        self.spawn_encoded(vec![encode(job)])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Corrupt("a one-job insert returned no result".into()))
+    }
+
+    async fn job_insert_many(&self, jobs: Vec<JobInsert>) -> Result<Vec<SpawnResult>> {
+        self.spawn_encoded(jobs.into_iter().map(encode).collect())
+            .await
     }
 }

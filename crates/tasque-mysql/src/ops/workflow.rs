@@ -8,14 +8,11 @@
 
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
-use tasque_durable::validate::{
-    encode_payload, positive, validate_name, validate_run_at, validate_step_name,
-};
+use tasque_durable::engine::{CheckpointSet, EngineWorkflow, EventEmit};
 use tasque_durable::{
-    AwaitEvent, AwaitOutcome, Checkpoint, JobId, Result, RunId, RunWrite, SetCheckpoint,
-    SleepParams,
+    AwaitEvent, AwaitOutcome, Checkpoint, JobId, Result, RunId, RunWrite, SleepParams,
 };
 
 use super::{bind_ids, judge_all, refuse, rejection_error, retry_conflicts, run_at_binds, us};
@@ -28,8 +25,43 @@ use crate::{rows, sql_err, MySqlStore};
 pub const WAKE_EVERY: Duration = Duration::from_millis(50);
 
 impl MySqlStore {
-    /// Every checkpoint of a job, by name.
-    pub(crate) async fn checkpoints(&self, job: JobId) -> Result<Vec<Checkpoint>> {
+    /// Locks a run's job and checks that the run still owns it.
+    async fn own(&self, tx: &mut sqlx::MySqlConnection, run: RunId) -> Result<()> {
+        let locked = self.lock_runs(tx, &[run], Duration::ZERO).await?;
+        match judge_all(&[run], &locked).0[0] {
+            RunWrite::Applied => Ok(()),
+            other => Err(rejection_error(run, other)),
+        }
+    }
+
+    /// Makes due sleepers and timed-out waiters claimable, unless this store did so less than
+    /// [`WAKE_EVERY`] ago.
+    pub(crate) async fn wake_due(&self) -> Result<()> {
+        {
+            let mut last = self
+                .inner
+                .last_wake
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < WAKE_EVERY) {
+                return Ok(());
+            }
+            *last = Some(Instant::now());
+        }
+        retry_conflicts(|| async {
+            sqlx::query(&self.inner.sql.wake_due)
+                .execute(&self.inner.pool)
+                .await
+                .map_err(sql_err)
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EngineWorkflow for MySqlStore {
+    async fn checkpoint_list(&self, job: JobId) -> Result<Vec<Checkpoint>> {
         let found = sqlx::query(&self.inner.sql.get_checkpoints)
             .bind(job.0)
             .fetch_all(&self.inner.pool)
@@ -48,11 +80,8 @@ impl MySqlStore {
             .collect()
     }
 
-    /// Stores a checkpoint and extends the run's lease, in one guarded transaction.
-    pub(crate) async fn checkpoint(&self, params: SetCheckpoint) -> Result<DateTime<Utc>> {
-        validate_step_name(&params.name)?;
-        positive("extend_lease", params.extend_lease)?;
-        let value = encode_payload("checkpoint", &params.value, &self.inner.limits)?;
+    async fn checkpoint_set(&self, params: CheckpointSet) -> Result<DateTime<Utc>> {
+        let value = &params.value;
         let run = params.run;
         retry_conflicts(|| async {
             let sql = &self.inner.sql;
@@ -86,18 +115,7 @@ impl MySqlStore {
         .await
     }
 
-    /// Locks a run's job and checks that the run still owns it.
-    async fn own(&self, tx: &mut sqlx::MySqlConnection, run: RunId) -> Result<()> {
-        let locked = self.lock_runs(tx, &[run], Duration::ZERO).await?;
-        match judge_all(&[run], &locked).0[0] {
-            RunWrite::Applied => Ok(()),
-            other => Err(rejection_error(run, other)),
-        }
-    }
-
-    /// Ends a run by suspending its job until a time; no attempt is counted.
-    pub(crate) async fn sleep(&self, params: SleepParams) -> Result<()> {
-        validate_run_at("until", params.until)?;
+    async fn job_sleep(&self, params: SleepParams) -> Result<()> {
         let run = params.run;
         let (at, delay) = run_at_binds(Some(params.until));
         retry_conflicts(|| async {
@@ -116,13 +134,7 @@ impl MySqlStore {
         .await
     }
 
-    /// Returns a stored event at once, or makes the run's job wait for it, holding the event's
-    /// row lock from the look-up to the suspension.
-    pub(crate) async fn wait_event(&self, params: AwaitEvent) -> Result<AwaitOutcome> {
-        validate_name("event", &params.name)?;
-        if let Some(timeout) = params.timeout {
-            positive("timeout", timeout)?;
-        }
+    async fn event_await(&self, params: AwaitEvent) -> Result<AwaitOutcome> {
         let run = params.run;
         let timeout = params.timeout.map(us);
         retry_conflicts(|| async {
@@ -158,11 +170,9 @@ impl MySqlStore {
         .await
     }
 
-    /// Stores an event and wakes its waiters, under the event's row lock; returns how many
-    /// jobs it woke.
-    pub(crate) async fn emit(&self, name: &str, payload: Value) -> Result<u64> {
-        validate_name("event", name)?;
-        let payload = encode_payload("payload", &payload, &self.inner.limits)?;
+    async fn event_emit(&self, params: EventEmit) -> Result<u64> {
+        let EventEmit { name, payload } = params;
+        let name = name.as_str();
         retry_conflicts(|| async {
             let sql = &self.inner.sql;
             let mut tx = self.begin().await?;
@@ -187,29 +197,5 @@ impl MySqlStore {
             Ok(woken)
         })
         .await
-    }
-
-    /// Makes due sleepers and timed-out waiters claimable, unless this store did so less than
-    /// [`WAKE_EVERY`] ago.
-    pub(crate) async fn wake_due(&self) -> Result<()> {
-        {
-            let mut last = self
-                .inner
-                .last_wake
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|at| at.elapsed() < WAKE_EVERY) {
-                return Ok(());
-            }
-            *last = Some(Instant::now());
-        }
-        retry_conflicts(|| async {
-            sqlx::query(&self.inner.sql.wake_due)
-                .execute(&self.inner.pool)
-                .await
-                .map_err(sql_err)
-        })
-        .await?;
-        Ok(())
     }
 }

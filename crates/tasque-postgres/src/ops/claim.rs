@@ -1,20 +1,18 @@
 //! claim and lease extension.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tasque_durable::validate::{positive, validate_claim};
-use tasque_durable::{Claim, ClaimParams, LeaseStatus, PollOrder, Result, RunId, RunWrite};
+use tasque_durable::engine::{self, EngineClaim, LeaseExtend, LeasesExtend};
+use tasque_durable::{ClaimParams, LeaseStatus, Result, RunId, RunWrite};
 
 use super::{ms, rejection_error, run_arrays};
 use crate::{rows, sql_err, PostgresStore};
 
-impl PostgresStore {
-    /// Claims up to `limit` ready jobs: due sleepers and waiters become claimable, one
-    /// statement claims from the ungated queues, then gated queues take the room left.
-    pub(crate) async fn claim_jobs(&self, params: ClaimParams) -> Result<Vec<Claim>> {
-        validate_claim(&params)?;
+#[async_trait]
+impl EngineClaim for PostgresStore {
+    async fn job_claim(&self, params: &ClaimParams) -> Result<engine::Claimed> {
         self.wake_due().await?;
         let sql = self.inner.sql.claim.get(params.queues.len(), params.order);
         let query = sqlx::query(sql);
@@ -30,25 +28,20 @@ impl PostgresStore {
             .fetch_all(&self.inner.pool)
             .await
             .map_err(sql_err)?;
-        let (mut claims, undecodable) = rows::claims(&rows)?;
-        let taken = (claims.len() + undecodable.len()) as u32;
-        self.fail_undecodable(undecodable).await;
-        let room = params.limit.saturating_sub(taken);
+        let (claims, undecodable) = rows::claims(&rows)?;
+        let mut claimed = engine::Claimed {
+            claims,
+            undecodable,
+        };
+        let room = params.limit.saturating_sub(claimed.len() as u32);
         if room > 0 {
-            claims.extend(self.claim_gated(&params, room).await?);
+            claimed.append(self.claim_gated(params, room).await?);
         }
-        match params.order {
-            PollOrder::PriorityThenAge => {
-                claims.sort_by_key(|(c, run_at)| (c.priority, *run_at, c.job_id));
-            }
-            PollOrder::Age => claims.sort_by_key(|(c, run_at)| (*run_at, c.job_id)),
-        }
-        Ok(claims.into_iter().map(|(c, _)| c).collect())
+        Ok(claimed)
     }
 
-    /// Extends one lease.
-    pub(crate) async fn extend_one(&self, run: RunId, by: Duration) -> Result<DateTime<Utc>> {
-        positive("lease", by)?;
+    async fn job_extend_lease(&self, params: LeaseExtend) -> Result<DateTime<Utc>> {
+        let LeaseExtend { run, by } = params;
         let row = sqlx::query(&self.inner.sql.extend_lease)
             .bind(run.job.0)
             .bind(run.seq)
@@ -62,16 +55,8 @@ impl PostgresStore {
         }
     }
 
-    /// Extends many leases in one statement, reporting per run.
-    pub(crate) async fn extend_many(
-        &self,
-        runs: Vec<RunId>,
-        by: Duration,
-    ) -> Result<Vec<LeaseStatus>> {
-        positive("lease", by)?;
-        if runs.is_empty() {
-            return Ok(Vec::new());
-        }
+    async fn job_extend_leases(&self, params: LeasesExtend) -> Result<Vec<LeaseStatus>> {
+        let LeasesExtend { runs, by } = params;
         let (ids, seqs) = run_arrays(&runs);
         let rows = sqlx::query(&self.inner.sql.extend_leases)
             .bind(ids)

@@ -2,11 +2,11 @@
 //! (one job at a time, in creation order). A claim locks their queue rows (`FOR UPDATE`) for
 //! its transaction, so counting what runs and claiming are atomic across every machine.
 
-use chrono::{DateTime, Utc};
+use async_trait::async_trait;
 use sqlx::postgres::PgConnection;
 use sqlx::Row;
-use tasque_durable::validate::{validate_name, validate_queue_limit};
-use tasque_durable::{BlockingParams, Claim, ClaimParams, JobId, Result};
+use tasque_durable::engine::{Claimed, EngineGated, QueueBlocking, QueueLimit};
+use tasque_durable::{ClaimParams, JobId, Result};
 
 use super::ms;
 use crate::{rows, sql_err, PostgresStore};
@@ -21,11 +21,9 @@ enum Head {
     Blocked(i64),
 }
 
-type Found = Vec<(Claim, DateTime<Utc>)>;
-
 impl PostgresStore {
     /// Claims up to `room` jobs from the gated queues among `params.queues`.
-    pub(crate) async fn claim_gated(&self, params: &ClaimParams, room: u32) -> Result<Found> {
+    pub(crate) async fn claim_gated(&self, params: &ClaimParams, room: u32) -> Result<Claimed> {
         let sql = &self.inner.sql;
         let any: bool = sqlx::query_scalar(&sql.any_gated)
             .bind(&params.queues)
@@ -33,7 +31,7 @@ impl PostgresStore {
             .await
             .map_err(sql_err)?;
         if !any {
-            return Ok(Vec::new());
+            return Ok(Claimed::default());
         }
         let mut tx = self.inner.pool.begin().await.map_err(sql_err)?;
         let gates = sqlx::query(&sql.lock_gated_queues)
@@ -84,8 +82,10 @@ impl PostgresStore {
             }
         }
         tx.commit().await.map_err(sql_err)?;
-        self.fail_undecodable(undecodable).await;
-        Ok(claims)
+        Ok(Claimed {
+            claims,
+            undecodable,
+        })
     }
 
     async fn claim_head(
@@ -133,19 +133,22 @@ impl PostgresStore {
         })
     }
 
-    /// The job blocking a blocking queue, if it cannot move.
-    pub(crate) async fn blocked_by(&self, queue: &str) -> Result<Option<JobId>> {
-        let mut conn = self.inner.pool.acquire().await.map_err(sql_err)?;
-        Ok(match self.head(&mut conn, queue).await? {
-            Head::Blocked(id) => Some(JobId(id)),
-            _ => None,
-        })
+    /// Cancels a failed job that holds its blocking queue; false when it holds none.
+    pub(crate) async fn cancel_holding(&self, job: JobId) -> Result<bool> {
+        let done = sqlx::query(&self.inner.sql.cancel_holding)
+            .bind(job.0)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        Ok(done.rows_affected() == 1)
     }
+}
 
-    /// Sets a queue's concurrency limit.
-    pub(crate) async fn set_limit(&self, name: &str, limit: Option<u32>) -> Result<()> {
-        validate_name("queue", name)?;
-        validate_queue_limit(limit)?;
+#[async_trait]
+impl EngineGated for PostgresStore {
+    async fn queue_set_limit(&self, params: QueueLimit) -> Result<()> {
+        let QueueLimit { name, limit } = params;
+        let name = name.as_str();
         let limit = limit.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
         sqlx::query(&self.inner.sql.set_queue_limit)
             .bind(name)
@@ -156,9 +159,8 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Sets a queue's blocking mode.
-    pub(crate) async fn set_blocking(&self, name: &str, params: BlockingParams) -> Result<()> {
-        validate_name("queue", name)?;
+    async fn queue_set_blocking(&self, params: QueueBlocking) -> Result<()> {
+        let name = params.name.as_str();
         sqlx::query(&self.inner.sql.set_queue_blocking)
             .bind(name)
             .bind(params.blocking)
@@ -169,13 +171,11 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Cancels a failed job that holds its blocking queue; false when it holds none.
-    pub(crate) async fn cancel_holding(&self, job: JobId) -> Result<bool> {
-        let done = sqlx::query(&self.inner.sql.cancel_holding)
-            .bind(job.0)
-            .execute(&self.inner.pool)
-            .await
-            .map_err(sql_err)?;
-        Ok(done.rows_affected() == 1)
+    async fn queue_blocked_by(&self, name: &str) -> Result<Option<JobId>> {
+        let mut conn = self.inner.pool.acquire().await.map_err(sql_err)?;
+        Ok(match self.head(&mut conn, name).await? {
+            Head::Blocked(id) => Some(JobId(id)),
+            _ => None,
+        })
     }
 }

@@ -2,11 +2,13 @@
 
 use std::collections::HashSet;
 
-use serde_json::{json, Value};
+use async_trait::async_trait;
 use sqlx::Row;
+use tasque_durable::engine::{
+    EngineRuns, JobComplete, JobFail, JobFailExpired, JobFailForGood, JobRelease, JobSchedule,
+};
 use tasque_durable::retry::{after_failure, NextStep};
-use tasque_durable::validate::{encode_payload, validate_run_at};
-use tasque_durable::{CompleteParams, Error, FailOutcome, Result, RunAt, RunId, RunWrite};
+use tasque_durable::{FailOutcome, Result, RunAt, RunId, RunWrite};
 
 use super::{ms, rejection_error, run_arrays, run_at_binds};
 use crate::{rows, sql_err, PostgresStore};
@@ -22,57 +24,6 @@ fn returned_runs(rows: &[sqlx::postgres::PgRow]) -> Result<HashSet<RunId>> {
 }
 
 impl PostgresStore {
-    /// Completes one run.
-    pub(crate) async fn complete_one(&self, params: CompleteParams) -> Result<()> {
-        let run = params.run;
-        match self.complete_batch(vec![params]).await?.remove(0) {
-            RunWrite::Applied => Ok(()),
-            other => Err(rejection_error(run, other)),
-        }
-    }
-
-    /// Completes many runs: one statement for the kept ones, one for the deleted ones.
-    pub(crate) async fn complete_batch(&self, items: Vec<CompleteParams>) -> Result<Vec<RunWrite>> {
-        let (mut ids, mut seqs, mut results) = (Vec::new(), Vec::new(), Vec::new());
-        let mut delete = Vec::new();
-        // In job id order, as `run_arrays` gives: see there why.
-        let mut ordered: Vec<&CompleteParams> = items.iter().collect();
-        ordered.sort_unstable_by_key(|item| (item.run.job.0, item.run.seq));
-        for item in ordered {
-            let result = encode_payload("result", &item.result, &self.inner.limits)?;
-            if item.delete_on_success {
-                delete.push(item.run);
-            } else {
-                ids.push(item.run.job.0);
-                seqs.push(item.run.seq);
-                results.push(result);
-            }
-        }
-        let mut applied = HashSet::new();
-        if !ids.is_empty() {
-            let rows = sqlx::query(&self.inner.sql.complete_many)
-                .bind(ids)
-                .bind(seqs)
-                .bind(results)
-                .fetch_all(&self.inner.pool)
-                .await
-                .map_err(sql_err)?;
-            applied.extend(returned_runs(&rows)?);
-        }
-        if !delete.is_empty() {
-            let (ids, seqs) = run_arrays(&delete);
-            let rows = sqlx::query(&self.inner.sql.delete_runs)
-                .bind(ids)
-                .bind(seqs)
-                .fetch_all(&self.inner.pool)
-                .await
-                .map_err(sql_err)?;
-            applied.extend(returned_runs(&rows)?);
-        }
-        self.outcomes(items.iter().map(|i| i.run).collect(), &applied)
-            .await
-    }
-
     /// Per-run outcomes in input order, diagnosing the runs not applied.
     async fn outcomes(&self, runs: Vec<RunId>, applied: &HashSet<RunId>) -> Result<Vec<RunWrite>> {
         let rejected: Vec<RunId> = runs
@@ -96,21 +47,6 @@ impl PostgresStore {
                 }
             })
             .collect())
-    }
-
-    /// Records a failed attempt, scheduling the next one or failing the job.
-    pub(crate) async fn fail_run(
-        &self,
-        run: RunId,
-        reason: Value,
-        at: Option<RunAt>,
-    ) -> Result<FailOutcome> {
-        if let Some(at) = at {
-            validate_run_at("retry_at", at)?;
-        }
-        let reason = encode_payload("reason", &reason, &self.inner.limits)?;
-        let time = at.map_or(RetryTime::Policy, RetryTime::Forced);
-        self.record_failure(run, &reason, time).await
     }
 
     /// Applies the failure policy to a running run, guarded. `reason` is encoded JSON.
@@ -167,10 +103,78 @@ impl PostgresStore {
             at,
         })
     }
+}
 
-    /// Gives a run back until `at`, attempt not counted.
-    pub(crate) async fn schedule(&self, run: RunId, at: RunAt) -> Result<()> {
-        validate_run_at("at", at)?;
+#[async_trait]
+impl EngineRuns for PostgresStore {
+    async fn job_complete_many(&self, items: Vec<JobComplete>) -> Result<Vec<RunWrite>> {
+        let (mut ids, mut seqs, mut results) = (Vec::new(), Vec::new(), Vec::new());
+        let mut delete = Vec::new();
+        // In job id order, as `run_arrays` gives: see there why.
+        let mut ordered: Vec<&JobComplete> = items.iter().collect();
+        ordered.sort_unstable_by_key(|item| (item.run.job.0, item.run.seq));
+        for item in ordered {
+            if item.delete_on_success {
+                delete.push(item.run);
+            } else {
+                ids.push(item.run.job.0);
+                seqs.push(item.run.seq);
+                results.push(item.result.as_str());
+            }
+        }
+        let mut applied = HashSet::new();
+        if !ids.is_empty() {
+            let rows = sqlx::query(&self.inner.sql.complete_many)
+                .bind(ids)
+                .bind(seqs)
+                .bind(results)
+                .fetch_all(&self.inner.pool)
+                .await
+                .map_err(sql_err)?;
+            applied.extend(returned_runs(&rows)?);
+        }
+        if !delete.is_empty() {
+            let (ids, seqs) = run_arrays(&delete);
+            let rows = sqlx::query(&self.inner.sql.delete_runs)
+                .bind(ids)
+                .bind(seqs)
+                .fetch_all(&self.inner.pool)
+                .await
+                .map_err(sql_err)?;
+            applied.extend(returned_runs(&rows)?);
+        }
+        self.outcomes(items.iter().map(|i| i.run).collect(), &applied)
+            .await
+    }
+
+    async fn job_fail(&self, params: JobFail) -> Result<FailOutcome> {
+        let time = params.retry_at.map_or(RetryTime::Policy, RetryTime::Forced);
+        self.record_failure(params.run, &params.reason, time).await
+    }
+
+    async fn job_fail_expired(&self, params: JobFailExpired) -> Result<FailOutcome> {
+        // Guarded by the run, like every failure; the rescuer found its lease expired.
+        self.record_failure(params.run, &params.reason, RetryTime::Policy)
+            .await
+    }
+
+    async fn job_fail_for_good(&self, params: JobFailForGood) -> Result<()> {
+        let JobFailForGood { run, reason } = params;
+        let done = sqlx::query(&self.inner.sql.fail_for_good)
+            .bind(run.job.0)
+            .bind(run.seq)
+            .bind(reason)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        if done.rows_affected() == 0 {
+            return Err(rejection_error(run, self.diagnose(run).await?));
+        }
+        Ok(())
+    }
+
+    async fn job_schedule(&self, params: JobSchedule) -> Result<()> {
+        let JobSchedule { run, at } = params;
         let (run_at, delay_ms) = run_at_binds(Some(at));
         let done = sqlx::query(&self.inner.sql.schedule_run)
             .bind(run.job.0)
@@ -186,11 +190,8 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Releases runs, claimable at once, attempt not counted (and announced to idle workers).
-    pub(crate) async fn release_runs(&self, runs: Vec<RunId>) -> Result<u64> {
-        if runs.is_empty() {
-            return Ok(0);
-        }
+    async fn job_release(&self, params: JobRelease) -> Result<u64> {
+        let runs = params.runs;
         let (ids, seqs) = run_arrays(&runs);
         let released: i64 = sqlx::query_scalar(&self.inner.sql.release_runs)
             .bind(ids)
@@ -199,43 +200,5 @@ impl PostgresStore {
             .await
             .map_err(sql_err)?;
         Ok(u64::try_from(released).unwrap_or(0))
-    }
-
-    /// Fails `run` for good with `reason`, guarded by the run and reading nothing of its job:
-    /// for runs whose rows cannot be decoded.
-    pub(crate) async fn fail_for_good(&self, run: RunId, reason: &Value) -> Result<()> {
-        let reason = encode_payload("reason", reason, &self.inner.limits)?;
-        let done = sqlx::query(&self.inner.sql.fail_for_good)
-            .bind(run.job.0)
-            .bind(run.seq)
-            .bind(reason)
-            .execute(&self.inner.pool)
-            .await
-            .map_err(sql_err)?;
-        if done.rows_affected() == 0 {
-            return Err(rejection_error(run, self.diagnose(run).await?));
-        }
-        Ok(())
-    }
-
-    /// Fails for good the runs a claim took but could not decode, each with its decoding error
-    /// as the reason. A run that cannot be failed now (the database failed) is left to its
-    /// lease and the rescuer.
-    pub(crate) async fn fail_undecodable(&self, runs: Vec<(RunId, Error)>) {
-        for (run, error) in runs {
-            tracing::error!(ns = %self.inner.ns, %run, %error, "a claimed job cannot be decoded; failing it for good");
-            if let Err(failed) = self
-                .fail_for_good(run, &error.undecodable_job_reason())
-                .await
-            {
-                tracing::error!(%run, error = %failed, "could not fail an undecodable job; its lease will expire");
-            }
-        }
-    }
-
-    /// The rescuer's write: a run whose lease expired fails its attempt.
-    pub(crate) async fn fail_expired(&self, run: RunId) -> Result<FailOutcome> {
-        let reason = json!({"error": "lease expired"}).to_string();
-        self.record_failure(run, &reason, RetryTime::Policy).await
     }
 }

@@ -2,12 +2,14 @@
 //! written by the schema's SQL functions, the ones other languages call: `spawn` for one job,
 //! `spawn_batch` for more.
 
+use async_trait::async_trait;
 use sqlx::{PgExecutor, Row};
-use tasque_durable::validate::{encode_payload, options_document, validate_spawn};
-use tasque_durable::{JobId, Limits, Result, RunId, Spawn, SpawnOptions, SpawnResult};
+use tasque_durable::engine::{EngineSpawn, JobInsert};
+use tasque_durable::validate::options_document;
+use tasque_durable::{JobId, Limits, Result, RunId, Spawn, SpawnResult};
 
 use crate::queries::Sql;
-use crate::sql_err;
+use crate::{sql_err, PostgresStore};
 
 /// A validated batch, as the parallel arrays `spawn_batch` takes.
 #[derive(Debug, Default)]
@@ -21,17 +23,27 @@ pub struct Batch {
 impl Batch {
     /// Validates and encodes every spawn; nothing is written when one fails.
     pub fn encode(spawns: Vec<Spawn>, limits: &Limits) -> Result<Batch> {
+        let jobs = spawns
+            .into_iter()
+            .map(|spawn| JobInsert::encode(spawn, limits))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Batch::of(jobs))
+    }
+
+    /// The arrays of validated jobs.
+    pub fn of(jobs: Vec<JobInsert>) -> Batch {
         let mut batch = Batch::default();
-        for spawn in spawns {
-            validate_spawn(&spawn)?;
+        for job in jobs {
+            batch.params.push(job.params);
+            // Only set fields appear, so the SQL functions' defaults apply, exactly as for
+            // callers from other languages.
             batch
-                .params
-                .push(encode_payload("params", &spawn.params, limits)?);
-            batch.options.push(encode_options(&spawn.options, limits)?);
-            batch.queues.push(spawn.queue);
-            batch.tasks.push(spawn.task);
+                .options
+                .push(options_document(&job.options).to_string());
+            batch.queues.push(job.queue);
+            batch.tasks.push(job.task);
         }
-        Ok(batch)
+        batch
     }
 
     /// How many jobs.
@@ -92,12 +104,20 @@ fn spawn_result(row: &sqlx::postgres::PgRow) -> Result<SpawnResult> {
     })
 }
 
-/// Spawn options as the option document the SQL functions read (only set fields appear, so
-/// the functions' defaults apply, exactly as for callers from other languages), with the
-/// headers' size checked.
-pub fn encode_options(o: &SpawnOptions, limits: &Limits) -> Result<String> {
-    if let Some(headers) = o.headers.as_ref().filter(|h| !h.is_null()) {
-        encode_payload("headers", headers, limits)?;
+#[async_trait]
+impl EngineSpawn for PostgresStore {
+    async fn job_insert(&self, job: JobInsert) -> Result<SpawnResult> {
+        let mut results = Batch::of(vec![job])
+            .insert(&self.inner.pool, &self.inner.sql)
+            .await?;
+        results.pop().ok_or_else(|| {
+            tasque_durable::Error::Corrupt("a one-job insert returned no result".into())
+        })
     }
-    Ok(options_document(o).to_string())
+
+    async fn job_insert_many(&self, jobs: Vec<JobInsert>) -> Result<Vec<SpawnResult>> {
+        Batch::of(jobs)
+            .insert(&self.inner.pool, &self.inner.sql)
+            .await
+    }
 }

@@ -1,21 +1,33 @@
 //! Checkpoints, sleeps and events: the guarded writes of durable workflows.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::Row;
-use tasque_durable::validate::{
-    encode_payload, positive, validate_name, validate_run_at, validate_step_name,
-};
-use tasque_durable::{
-    AwaitEvent, AwaitOutcome, Checkpoint, JobId, Result, SetCheckpoint, SleepParams,
-};
+use tasque_durable::engine::{CheckpointSet, EngineWorkflow, EventEmit};
+use tasque_durable::{AwaitEvent, AwaitOutcome, Checkpoint, JobId, Result, SleepParams};
 
 use super::{ms, rejection_error, run_at_binds};
 use crate::{rows, sql_err, PostgresStore};
 
 impl PostgresStore {
-    /// Every checkpoint of a job.
-    pub(crate) async fn checkpoints(&self, job: JobId) -> Result<Vec<Checkpoint>> {
+    fn event_key(&self, name: &str) -> String {
+        format!("tasque-event:{}:{name}", self.inner.schema)
+    }
+
+    /// Makes due sleepers and timed-out waiters claimable.
+    pub(crate) async fn wake_due(&self) -> Result<()> {
+        sqlx::query(&self.inner.sql.wake_due)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EngineWorkflow for PostgresStore {
+    async fn checkpoint_list(&self, job: JobId) -> Result<Vec<Checkpoint>> {
         let found = sqlx::query(&self.inner.sql.get_checkpoints)
             .bind(job.0)
             .fetch_all(&self.inner.pool)
@@ -34,11 +46,8 @@ impl PostgresStore {
             .collect()
     }
 
-    /// Extends the run's lease and stores the checkpoint in one guarded statement.
-    pub(crate) async fn write_checkpoint(&self, params: SetCheckpoint) -> Result<DateTime<Utc>> {
-        validate_step_name(&params.name)?;
-        positive("extend_lease", params.extend_lease)?;
-        let value = encode_payload("checkpoint", &params.value, &self.inner.limits)?;
+    async fn checkpoint_set(&self, params: CheckpointSet) -> Result<DateTime<Utc>> {
+        let value = params.value;
         let run = params.run;
         let lease: Option<rows::Stamp> = sqlx::query_scalar(&self.inner.sql.set_checkpoint)
             .bind(run.job.0)
@@ -55,9 +64,7 @@ impl PostgresStore {
         }
     }
 
-    /// Suspends a run's job until a time.
-    pub(crate) async fn sleep_run(&self, params: SleepParams) -> Result<()> {
-        validate_run_at("until", params.until)?;
+    async fn job_sleep(&self, params: SleepParams) -> Result<()> {
         let run = params.run;
         let (at, delay) = run_at_binds(Some(params.until));
         let done = sqlx::query(&self.inner.sql.sleep_run)
@@ -74,17 +81,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    fn event_key(&self, name: &str) -> String {
-        format!("tasque-event:{}:{name}", self.inner.schema)
-    }
-
-    /// Returns a stored event at once, or makes the run's job wait for it. Holds the event's
-    /// advisory lock, so an emit cannot slip between the look-up and the wait.
-    pub(crate) async fn wait_event(&self, params: AwaitEvent) -> Result<AwaitOutcome> {
-        validate_name("event", &params.name)?;
-        if let Some(timeout) = params.timeout {
-            positive("timeout", timeout)?;
-        }
+    async fn event_await(&self, params: AwaitEvent) -> Result<AwaitOutcome> {
         let (run, sql) = (params.run, &self.inner.sql);
         let mut tx = self.inner.pool.begin().await.map_err(sql_err)?;
         sqlx::query(&sql.lock_event)
@@ -123,10 +120,9 @@ impl PostgresStore {
         Ok(AwaitOutcome::Suspended)
     }
 
-    /// Stores an event and wakes its waiters, under the event's advisory lock.
-    pub(crate) async fn emit(&self, name: &str, payload: Value) -> Result<u64> {
-        validate_name("event", name)?;
-        let payload = encode_payload("payload", &payload, &self.inner.limits)?;
+    async fn event_emit(&self, params: EventEmit) -> Result<u64> {
+        let EventEmit { name, payload } = params;
+        let name = name.as_str();
         let sql = &self.inner.sql;
         let mut tx = self.inner.pool.begin().await.map_err(sql_err)?;
         sqlx::query(&sql.lock_event)
@@ -149,14 +145,5 @@ impl PostgresStore {
         tx.commit().await.map_err(sql_err)?;
         let woken: i64 = row.try_get(0).map_err(sql_err)?;
         Ok(u64::try_from(woken).unwrap_or(0))
-    }
-
-    /// Makes due sleepers and timed-out waiters claimable.
-    pub(crate) async fn wake_due(&self) -> Result<()> {
-        sqlx::query(&self.inner.sql.wake_due)
-            .execute(&self.inner.pool)
-            .await
-            .map_err(sql_err)?;
-        Ok(())
     }
 }

@@ -2,37 +2,18 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
-use tasque_durable::validate::{positive, validate_claim};
-use tasque_durable::{Claim, ClaimParams, Error, JobId, LeaseStatus, Result, RunId, RunWrite};
+use tasque_durable::engine::{self, EngineClaim, LeaseExtend, LeasesExtend};
+use tasque_durable::{ClaimParams, Error, JobId, LeaseStatus, Result, RunId, RunWrite};
 
-use super::gated::sort_claims;
 use super::{ms, rejection_error, runs_json};
 use crate::rows::Claimed;
 use crate::{queries, rows, sql_err, SqliteStore};
 
 impl SqliteStore {
-    /// Claims up to `limit` ready jobs: due sleepers and waiters first become claimable, then
-    /// one statement claims from the ungated queues, then the gated ones take what room is left.
-    pub(crate) async fn claim_jobs(&self, params: ClaimParams) -> Result<Vec<Claim>> {
-        validate_claim(&params)?;
-        self.wake_due().await?;
-        let (mut claims, mut undecodable) = self.claim_ungated(&params).await?;
-        let taken = (claims.len() + undecodable.len()) as u32;
-        let room = params.limit.saturating_sub(taken);
-        if room > 0 {
-            let (found, bad) = self.claim_gated(&params, room).await?;
-            claims.extend(found);
-            undecodable.extend(bad);
-        }
-        self.fail_undecodable(undecodable).await;
-        sort_claims(&mut claims, params.order);
-        Ok(claims.into_iter().map(|(c, _)| c).collect())
-    }
-
     /// Claims from the ungated queues in one round trip to SQLite's thread: one UPDATE stamps
     /// the jobs it takes with a fresh claim token, and a SELECT sent with it reads them back as
     /// a single JSON row (both on the write connection, so the read sees the write). When that
@@ -81,10 +62,33 @@ impl SqliteStore {
         tracing::warn!(error = %failed, "claimed jobs could not be read back in one go; decoding them one by one");
         rows::claims(&found)
     }
+}
 
-    /// Extends one lease.
-    pub(crate) async fn extend_one(&self, run: RunId, by: Duration) -> Result<DateTime<Utc>> {
-        positive("lease", by)?;
+#[async_trait]
+impl EngineClaim for SqliteStore {
+    /// Due sleepers and waiters first become claimable, then one statement claims from the
+    /// ungated queues, then the gated ones take what room is left.
+    async fn job_claim(&self, params: &ClaimParams) -> Result<engine::Claimed> {
+        self.wake_due().await?;
+        let (mut claims, mut undecodable) = self.claim_ungated(params).await?;
+        let taken = (claims.len() + undecodable.len()) as u32;
+        let room = params.limit.saturating_sub(taken);
+        if room > 0 {
+            let (found, bad) = self.claim_gated(params, room).await?;
+            claims.extend(found);
+            undecodable.extend(bad);
+        }
+        Ok(engine::Claimed {
+            claims: claims
+                .into_iter()
+                .map(|(claim, ms)| (claim, rows::ready_at(ms)))
+                .collect(),
+            undecodable,
+        })
+    }
+
+    async fn job_extend_lease(&self, params: LeaseExtend) -> Result<DateTime<Utc>> {
+        let LeaseExtend { run, by } = params;
         let row = sqlx::query(queries::EXTEND_LEASE)
             .bind(&*self.ns)
             .bind(run.job.0)
@@ -99,16 +103,8 @@ impl SqliteStore {
         }
     }
 
-    /// Extends many leases in one statement, reporting per run.
-    pub(crate) async fn extend_many(
-        &self,
-        runs: Vec<RunId>,
-        by: Duration,
-    ) -> Result<Vec<LeaseStatus>> {
-        positive("lease", by)?;
-        if runs.is_empty() {
-            return Ok(Vec::new());
-        }
+    async fn job_extend_leases(&self, params: LeasesExtend) -> Result<Vec<LeaseStatus>> {
+        let LeasesExtend { runs, by } = params;
         let rows = sqlx::query(queries::EXTEND_LEASES)
             .bind(&*self.ns)
             .bind(runs_json(&runs))

@@ -2,10 +2,11 @@
 //! (one job at a time, in creation order). Their claims run in one `BEGIN IMMEDIATE`
 //! transaction, so counting what runs and claiming are atomic across processes.
 
+use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{Row, Sqlite, Transaction};
-use tasque_durable::validate::{validate_name, validate_queue_limit};
-use tasque_durable::{BlockingParams, Claim, ClaimParams, JobId, PollOrder, Result};
+use tasque_durable::engine::{EngineGated, QueueBlocking, QueueLimit};
+use tasque_durable::{ClaimParams, JobId, Result};
 
 use super::ms;
 use crate::rows::Claimed;
@@ -159,24 +160,13 @@ impl SqliteStore {
             (false, false) => Head::Blocked(id),
         })
     }
+}
 
-    /// The job blocking a blocking queue, if it cannot move.
-    pub(crate) async fn blocked_by(&self, queue: &str) -> Result<Option<JobId>> {
-        Ok(
-            match self
-                .head(&mut *self.readers.acquire().await.map_err(sql_err)?, queue)
-                .await?
-            {
-                Head::Blocked(id) => Some(JobId(id)),
-                _ => None,
-            },
-        )
-    }
-
-    /// Sets a queue's concurrency limit.
-    pub(crate) async fn set_limit(&self, name: &str, limit: Option<u32>) -> Result<()> {
-        validate_name("queue", name)?;
-        validate_queue_limit(limit)?;
+#[async_trait]
+impl EngineGated for SqliteStore {
+    async fn queue_set_limit(&self, params: QueueLimit) -> Result<()> {
+        let QueueLimit { name, limit } = params;
+        let name = name.as_str();
         sqlx::query(queries::SET_QUEUE_LIMIT)
             .bind(&*self.ns)
             .bind(name)
@@ -188,9 +178,8 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Sets a queue's blocking mode.
-    pub(crate) async fn set_blocking(&self, name: &str, params: BlockingParams) -> Result<()> {
-        validate_name("queue", name)?;
+    async fn queue_set_blocking(&self, params: QueueBlocking) -> Result<()> {
+        let name = params.name.as_str();
         sqlx::query(queries::SET_QUEUE_BLOCKING)
             .bind(&*self.ns)
             .bind(name)
@@ -202,15 +191,12 @@ impl SqliteStore {
         self.announce(name);
         Ok(())
     }
-}
 
-/// Sorts claims into poll order (blocking heads are single jobs; their order among other
-/// queues' jobs follows the same rule).
-pub fn sort_claims(claims: &mut [(Claim, i64)], order: PollOrder) {
-    match order {
-        PollOrder::PriorityThenAge => {
-            claims.sort_by_key(|(c, run_at)| (c.priority, *run_at, c.job_id));
-        }
-        PollOrder::Age => claims.sort_by_key(|(c, run_at)| (*run_at, c.job_id)),
+    async fn queue_blocked_by(&self, name: &str) -> Result<Option<JobId>> {
+        let mut conn = self.readers.acquire().await.map_err(sql_err)?;
+        Ok(match self.head(&mut conn, name).await? {
+            Head::Blocked(id) => Some(JobId(id)),
+            _ => None,
+        })
     }
 }

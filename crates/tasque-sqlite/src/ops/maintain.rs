@@ -1,91 +1,100 @@
-//! Operator and maintenance operations: rescue, cancel, retry.
+//! Operator and maintenance writes: policy cancels, expired runs, cancel, retry.
 
+use async_trait::async_trait;
 use sqlx::Row;
-use tasque_durable::validate::{encode_payload, validate_limit, validate_options};
-use tasque_durable::{
-    CancelOutcome, Error, FailOutcome, JobId, JobState, RescueReport, Result, RunId, SpawnOptions,
-    SpawnResult,
+use tasque_durable::engine::{
+    CancelWrite, EngineInspect, EngineMaintain, JobCancel, JobExpired, JobRetry,
 };
+use tasque_durable::{JobId, JobState, Result, RunId};
 
 use super::{ms, run_at_binds, spawn::encode_retry};
 use crate::{queries, sql_err, SqliteStore};
 
-impl SqliteStore {
-    /// Cancels jobs past their policy, then fails the attempts of expired leases.
-    pub(crate) async fn rescue(&self, limit: u32) -> Result<RescueReport> {
-        validate_limit("limit", limit)?;
-        let cancelled = sqlx::query(queries::CANCEL_BY_POLICY)
+#[async_trait]
+impl EngineMaintain for SqliteStore {
+    async fn job_cancel_by_policy(&self) -> Result<u64> {
+        let done = sqlx::query(queries::CANCEL_BY_POLICY)
             .bind(&*self.ns)
             .execute(&self.pool)
             .await
-            .map_err(sql_err)?
-            .rows_affected();
+            .map_err(sql_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn job_expired_runs(&self, params: JobExpired) -> Result<Vec<RunId>> {
         let expired = sqlx::query(queries::EXPIRED_RUNS)
             .bind(&*self.ns)
-            .bind(i64::from(limit))
+            .bind(i64::from(params.limit))
             .fetch_all(&self.pool)
             .await
             .map_err(sql_err)?;
-        let mut report = RescueReport {
-            cancelled,
-            ..RescueReport::default()
-        };
-        for row in expired {
-            let run = RunId::new(
-                JobId(row.try_get(0).map_err(sql_err)?),
-                row.try_get(1).map_err(sql_err)?,
-            );
-            match self.fail_expired(run).await {
-                Ok(FailOutcome::Retrying { .. }) => report.retried += 1,
-                Ok(FailOutcome::Failed) => report.failed += 1,
-                // Its worker finished, or another rescuer got there first: nothing to do.
-                Err(Error::StaleRun(_) | Error::RunCancelled(_)) => {}
-                // Its row cannot be decoded (its retry strategy is corrupt): no retry can help.
-                Err(error @ Error::Corrupt(_)) => {
-                    tracing::error!(%run, %error, "an expired job cannot be decoded; failing it for good");
-                    match self
-                        .fail_for_good(run, &error.undecodable_job_reason())
-                        .await
-                    {
-                        Ok(()) => report.failed += 1,
-                        Err(Error::StaleRun(_) | Error::RunCancelled(_)) => {}
-                        Err(other) => return Err(other),
-                    }
-                }
-                Err(other) => return Err(other),
-            }
-        }
-        if report != RescueReport::default() {
-            tracing::info!(ns = %self.ns, ?report, "tasque rescued jobs");
-        }
-        Ok(report)
+        expired
+            .iter()
+            .map(|row| {
+                Ok(RunId::new(
+                    JobId(row.try_get(0).map_err(sql_err)?),
+                    row.try_get(1).map_err(sql_err)?,
+                ))
+            })
+            .collect()
     }
 
-    /// Cancels a job unless it has finished.
-    pub(crate) async fn cancel_job(&self, job: JobId) -> Result<CancelOutcome> {
-        // The state may change between the read and the guarded write; a few rounds settle it.
-        for _ in 0..8 {
-            let info = self.job_result(job).await?;
-            if info.state == JobState::Failed && self.cancel_holding(job).await? {
-                return Ok(CancelOutcome::Cancelled { was: info.state });
-            }
-            if info.state.is_finished() {
-                return Ok(CancelOutcome::AlreadyFinished { state: info.state });
-            }
-            let done = sqlx::query(queries::CANCEL_JOB)
-                .bind(&*self.ns)
-                .bind(job.0)
-                .execute(&self.pool)
-                .await
-                .map_err(sql_err)?;
-            if done.rows_affected() == 1 {
-                return Ok(CancelOutcome::Cancelled { was: info.state });
-            }
+    /// Reads the state, then writes guarded by "still unfinished": the write misses only when
+    /// the job finished in between.
+    async fn job_cancel(&self, params: JobCancel) -> Result<CancelWrite> {
+        let job = params.job;
+        let state = self.job_get_result(job).await?.state;
+        if state == JobState::Failed && self.cancel_holding(job).await? {
+            return Ok(CancelWrite::Cancelled { was: state });
         }
-        let info = self.job_result(job).await?;
-        Ok(CancelOutcome::AlreadyFinished { state: info.state })
+        if state.is_finished() {
+            return Ok(CancelWrite::Finished { state });
+        }
+        let done = sqlx::query(queries::CANCEL_JOB)
+            .bind(&*self.ns)
+            .bind(job.0)
+            .execute(&self.pool)
+            .await
+            .map_err(sql_err)?;
+        Ok(if done.rows_affected() == 1 {
+            CancelWrite::Cancelled { was: state }
+        } else {
+            CancelWrite::Raced
+        })
     }
 
+    async fn job_retry(&self, params: JobRetry) -> Result<Option<RunId>> {
+        let JobRetry {
+            job,
+            options,
+            headers,
+            max_attempts,
+        } = params;
+        let policy = options.cancellation.unwrap_or_default();
+        let (run_at, delay_ms) = run_at_binds(options.run_at);
+        let row = sqlx::query(queries::RETRY_JOB)
+            .bind(&*self.ns)
+            .bind(job.0)
+            .bind(i64::from(max_attempts))
+            .bind(encode_retry(&options.retry.unwrap_or_default()))
+            .bind(options.priority.unwrap_or(0))
+            .bind(options.timeout.map(ms))
+            .bind(policy.max_duration.map(ms))
+            .bind(policy.max_delay.map(ms))
+            .bind(headers)
+            .bind(run_at)
+            .bind(delay_ms)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(sql_err)?;
+        match row {
+            Some(row) => Ok(Some(RunId::new(job, row.try_get(0).map_err(sql_err)?))),
+            None => Ok(None),
+        }
+    }
+}
+
+impl SqliteStore {
     /// Cancels a failed job that holds its blocking queue (stay-blocked policy); false when it
     /// does not hold one.
     async fn cancel_holding(&self, job: JobId) -> Result<bool> {
@@ -96,59 +105,5 @@ impl SqliteStore {
             .await
             .map_err(sql_err)?;
         Ok(done.rows_affected() == 1)
-    }
-
-    /// Revives a failed or cancelled job.
-    pub(crate) async fn retry_job(
-        &self,
-        job: JobId,
-        options: Option<SpawnOptions>,
-    ) -> Result<SpawnResult> {
-        let options = options.unwrap_or_default();
-        validate_options(&options)?;
-        let info = self.job(job).await?;
-        if !info.state.is_retryable() {
-            return Err(Error::InvalidState {
-                job,
-                state: info.state,
-                operation: "retry",
-            });
-        }
-        let merged = options.or(&info.current_options());
-        let headers = match merged.headers.as_ref().filter(|h| !h.is_null()) {
-            Some(h) => Some(encode_payload("headers", h, &self.limits)?),
-            None => None,
-        };
-        let policy = merged.cancellation.unwrap_or_default();
-        let (run_at, delay_ms) = run_at_binds(merged.run_at);
-        let row = sqlx::query(queries::RETRY_JOB)
-            .bind(&*self.ns)
-            .bind(job.0)
-            .bind(i64::from(merged.max_attempts.unwrap_or(info.max_attempts)))
-            .bind(encode_retry(&merged.retry.unwrap_or_default()))
-            .bind(merged.priority.unwrap_or(0))
-            .bind(merged.timeout.map(ms))
-            .bind(policy.max_duration.map(ms))
-            .bind(policy.max_delay.map(ms))
-            .bind(headers)
-            .bind(run_at)
-            .bind(delay_ms)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(sql_err)?;
-        let Some(row) = row else {
-            let state = self.job(job).await?.state;
-            return Err(Error::InvalidState {
-                job,
-                state,
-                operation: "retry",
-            });
-        };
-        Ok(SpawnResult {
-            job_id: job,
-            run_id: RunId::new(job, row.try_get(0).map_err(sql_err)?),
-            attempt: 1,
-            created: false,
-        })
     }
 }

@@ -2,11 +2,13 @@
 
 use std::collections::HashSet;
 
-use serde_json::{json, Value};
+use async_trait::async_trait;
 use sqlx::Row;
+use tasque_durable::engine::{
+    EngineRuns, JobComplete, JobFail, JobFailExpired, JobFailForGood, JobRelease, JobSchedule,
+};
 use tasque_durable::retry::{after_failure, NextStep};
-use tasque_durable::validate::{encode_payload, validate_run_at};
-use tasque_durable::{CompleteParams, Error, FailOutcome, JobId, Result, RunAt, RunId, RunWrite};
+use tasque_durable::{FailOutcome, JobId, Result, RunAt, RunId, RunWrite};
 
 use super::{ms, rejection_error, run_at_binds, runs_json};
 use crate::{queries, rows, sql_err, SqliteStore};
@@ -27,59 +29,12 @@ fn returned_runs(rows: &[sqlx::sqlite::SqliteRow]) -> Result<HashSet<RunId>> {
 }
 
 impl SqliteStore {
-    /// Completes one run.
-    pub(crate) async fn complete_one(&self, params: CompleteParams) -> Result<()> {
-        let run = params.run;
-        match self.complete_batch(vec![params]).await?.remove(0) {
-            RunWrite::Applied => Ok(()),
-            other => Err(rejection_error(run, other)),
-        }
-    }
-
-    /// Completes many runs: one statement for the kept ones, one for deleted ones.
-    pub(crate) async fn complete_batch(&self, items: Vec<CompleteParams>) -> Result<Vec<RunWrite>> {
-        let mut keep = Vec::new();
-        let mut delete = Vec::new();
-        let mut seen = HashSet::with_capacity(items.len());
-        for item in &items {
-            let result = encode_payload("result", &item.result, &self.limits)?;
-            if !seen.insert(item.run) {
-                // A run listed twice is written once; both get its outcome.
-                continue;
-            }
-            if item.delete_on_success {
-                delete.push(item.run);
-            } else {
-                // The result is already encoded: splice it in rather than encode it twice.
-                keep.push(format!(
-                    r#"{{"id":{},"seq":{},"result":{}}}"#,
-                    item.run.job.0, item.run.seq, result
-                ));
-            }
-        }
-        let mut applied = HashSet::new();
-        if !keep.is_empty() {
-            applied.extend(self.complete_kept(&keep, &items).await?);
-        }
-        if !delete.is_empty() {
-            let rows = sqlx::query(queries::DELETE_RUNS)
-                .bind(&*self.ns)
-                .bind(runs_json(&delete))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(sql_err)?;
-            applied.extend(returned_runs(&rows)?);
-        }
-        self.outcomes(items.iter().map(|i| i.run).collect(), &applied)
-            .await
-    }
-
     /// Completes the kept runs (`keep` holds their distinct JSON objects); returns those applied.
     /// Fast path: one statement completes them all when every run still owns its job (the
     /// common case), in one round trip to SQLite's thread with no rows back. Otherwise it
     /// changes nothing, and a second statement completes those that still own their jobs,
     /// returning which.
-    async fn complete_kept(&self, keep: &[String], items: &[CompleteParams]) -> Result<Vec<RunId>> {
+    async fn complete_kept(&self, keep: &[String], items: &[JobComplete]) -> Result<Vec<RunId>> {
         let runs = format!("[{}]", keep.join(","));
         let done = sqlx::query(queries::COMPLETE_MANY_IF_ALL)
             .bind(&*self.ns)
@@ -131,21 +86,6 @@ impl SqliteStore {
                 }
             })
             .collect())
-    }
-
-    /// Records a failed attempt, scheduling the next one or failing the job.
-    pub(crate) async fn fail_run(
-        &self,
-        run: RunId,
-        reason: Value,
-        at: Option<RunAt>,
-    ) -> Result<FailOutcome> {
-        if let Some(at) = at {
-            validate_run_at("retry_at", at)?;
-        }
-        let reason = encode_payload("reason", &reason, &self.limits)?;
-        let time = at.map_or(RetryTime::Policy, RetryTime::Forced);
-        self.record_failure(run, &reason, time).await
     }
 
     /// Applies the failure policy to a running run, guarded. `reason` is encoded JSON.
@@ -204,10 +144,70 @@ impl SqliteStore {
             at: rows::time(row.try_get(0).map_err(sql_err)?)?,
         })
     }
+}
 
-    /// Gives a run back until `at`, attempt not counted.
-    pub(crate) async fn schedule(&self, run: RunId, at: RunAt) -> Result<()> {
-        validate_run_at("at", at)?;
+#[async_trait]
+impl EngineRuns for SqliteStore {
+    async fn job_complete_many(&self, items: Vec<JobComplete>) -> Result<Vec<RunWrite>> {
+        let mut keep = Vec::new();
+        let mut delete = Vec::new();
+        for item in &items {
+            if item.delete_on_success {
+                delete.push(item.run);
+            } else {
+                // The result is already encoded: splice it in rather than encode it twice.
+                keep.push(format!(
+                    r#"{{"id":{},"seq":{},"result":{}}}"#,
+                    item.run.job.0, item.run.seq, item.result
+                ));
+            }
+        }
+        let mut applied = HashSet::new();
+        if !keep.is_empty() {
+            applied.extend(self.complete_kept(&keep, &items).await?);
+        }
+        if !delete.is_empty() {
+            let rows = sqlx::query(queries::DELETE_RUNS)
+                .bind(&*self.ns)
+                .bind(runs_json(&delete))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(sql_err)?;
+            applied.extend(returned_runs(&rows)?);
+        }
+        self.outcomes(items.iter().map(|i| i.run).collect(), &applied)
+            .await
+    }
+
+    async fn job_fail(&self, params: JobFail) -> Result<FailOutcome> {
+        let time = params.retry_at.map_or(RetryTime::Policy, RetryTime::Forced);
+        self.record_failure(params.run, &params.reason, time).await
+    }
+
+    async fn job_fail_expired(&self, params: JobFailExpired) -> Result<FailOutcome> {
+        // Guarded by the run, like every failure; the rescuer found its lease expired.
+        self.record_failure(params.run, &params.reason, RetryTime::Policy)
+            .await
+    }
+
+    async fn job_fail_for_good(&self, params: JobFailForGood) -> Result<()> {
+        let JobFailForGood { run, reason } = params;
+        let done = sqlx::query(queries::FAIL_FOR_GOOD)
+            .bind(&*self.ns)
+            .bind(run.job.0)
+            .bind(run.seq)
+            .bind(reason)
+            .execute(&self.pool)
+            .await
+            .map_err(sql_err)?;
+        if done.rows_affected() == 0 {
+            return Err(rejection_error(run, self.diagnose(run).await?));
+        }
+        Ok(())
+    }
+
+    async fn job_schedule(&self, params: JobSchedule) -> Result<()> {
+        let JobSchedule { run, at } = params;
         let (run_at, delay_ms) = run_at_binds(Some(at));
         let done = sqlx::query(queries::SCHEDULE_RUN)
             .bind(&*self.ns)
@@ -224,11 +224,8 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Releases runs, claimable at once, attempt not counted.
-    pub(crate) async fn release_runs(&self, runs: Vec<RunId>) -> Result<u64> {
-        if runs.is_empty() {
-            return Ok(0);
-        }
+    async fn job_release(&self, params: JobRelease) -> Result<u64> {
+        let runs = params.runs;
         let done = sqlx::query(queries::RELEASE_RUNS)
             .bind(&*self.ns)
             .bind(runs_json(&runs))
@@ -236,44 +233,5 @@ impl SqliteStore {
             .await
             .map_err(sql_err)?;
         Ok(done.rows_affected())
-    }
-
-    /// Fails `run` for good with `reason`, guarded by the run and reading nothing of its job:
-    /// for runs whose rows cannot be decoded.
-    pub(crate) async fn fail_for_good(&self, run: RunId, reason: &Value) -> Result<()> {
-        let reason = encode_payload("reason", reason, &self.limits)?;
-        let done = sqlx::query(queries::FAIL_FOR_GOOD)
-            .bind(&*self.ns)
-            .bind(run.job.0)
-            .bind(run.seq)
-            .bind(reason)
-            .execute(&self.pool)
-            .await
-            .map_err(sql_err)?;
-        if done.rows_affected() == 0 {
-            return Err(rejection_error(run, self.diagnose(run).await?));
-        }
-        Ok(())
-    }
-
-    /// Fails for good the runs a claim took but could not decode, each with its decoding error
-    /// as the reason. A run that cannot be failed now (the database failed) is left to its
-    /// lease and the rescuer.
-    pub(crate) async fn fail_undecodable(&self, runs: Vec<(RunId, Error)>) {
-        for (run, error) in runs {
-            tracing::error!(ns = %self.ns, %run, %error, "a claimed job cannot be decoded; failing it for good");
-            if let Err(failed) = self
-                .fail_for_good(run, &error.undecodable_job_reason())
-                .await
-            {
-                tracing::error!(%run, error = %failed, "could not fail an undecodable job; its lease will expire");
-            }
-        }
-    }
-
-    /// The rescuer's write: a run whose lease expired fails its attempt.
-    pub(crate) async fn fail_expired(&self, run: RunId) -> Result<FailOutcome> {
-        let reason = json!({"error": "lease expired"}).to_string();
-        self.record_failure(run, &reason, RetryTime::Policy).await
     }
 }

@@ -1,10 +1,11 @@
 //! spawn and spawn_many.
 
+use async_trait::async_trait;
 use serde_json::{json, Value};
 use sqlx::{Row, SqliteConnection};
-use tasque_durable::validate::{encode_payload, validate_spawn};
+use tasque_durable::engine::{EngineSpawn, JobInsert};
 use tasque_durable::{
-    Error, JobId, Limits, Result, RetryStrategy, RunId, Spawn, SpawnResult, DEFAULT_MAX_ATTEMPTS,
+    Error, JobId, Result, RetryStrategy, RunId, SpawnResult, DEFAULT_MAX_ATTEMPTS,
 };
 
 use super::{ms, run_at_binds};
@@ -27,23 +28,17 @@ pub struct Encoded {
     delay_ms: i64,
 }
 
-/// Validates and encodes a spawn; nothing is written when this fails.
-pub fn encode(spawn: Spawn, limits: &Limits) -> Result<Encoded> {
-    validate_spawn(&spawn)?;
-    let o = spawn.options;
-    let params = encode_payload("params", &spawn.params, limits)?;
-    let headers = match o.headers.as_ref().filter(|h| !h.is_null()) {
-        Some(h) => Some(encode_payload("headers", h, limits)?),
-        None => None,
-    };
+/// A validated job's binds.
+pub fn encode(job: JobInsert) -> Encoded {
+    let o = job.options;
     let retry = o.retry.unwrap_or_default();
     let (run_at, delay_ms) = run_at_binds(o.run_at);
     let policy = o.cancellation.unwrap_or_default();
-    Ok(Encoded {
-        queue: spawn.queue,
-        task: spawn.task,
-        params,
-        headers,
+    Encoded {
+        queue: job.queue,
+        task: job.task,
+        params: job.params,
+        headers: job.headers,
         priority: o.priority.unwrap_or(0),
         max_attempts: i64::from(o.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS)),
         retry: encode_retry(&retry),
@@ -53,7 +48,7 @@ pub fn encode(spawn: Spawn, limits: &Limits) -> Result<Encoded> {
         key: o.idempotency_key,
         run_at,
         delay_ms,
-    })
+    }
 }
 
 /// A retry strategy as stored.
@@ -177,31 +172,6 @@ impl SqliteStore {
         known.extend(queues.iter().map(|q| q.to_string()));
     }
 
-    /// Spawns one job.
-    pub(crate) async fn spawn_one(&self, spawn: Spawn) -> Result<SpawnResult> {
-        let job = encode(spawn, &self.limits)?;
-        let batch = std::slice::from_ref(&job);
-        if self.unknown_queues(batch).is_empty() {
-            let mut conn = self.pool.acquire().await.map_err(sql_err)?;
-            let spawned = only(insert_chunk(&mut conn, &self.ns, batch).await?)?;
-            self.announce(&job.queue);
-            return Ok(spawned);
-        }
-        only(self.insert_batch(batch).await?)
-    }
-
-    /// Spawns many jobs in one transaction, after validating them all.
-    pub(crate) async fn spawn_batch(&self, spawns: Vec<Spawn>) -> Result<Vec<SpawnResult>> {
-        let jobs = spawns
-            .into_iter()
-            .map(|s| encode(s, &self.limits))
-            .collect::<Result<Vec<_>>>()?;
-        if jobs.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.insert_batch(&jobs).await
-    }
-
     async fn insert_batch(&self, jobs: &[Encoded]) -> Result<Vec<SpawnResult>> {
         let missing = self.unknown_queues(jobs);
         let mut tx = self
@@ -228,5 +198,25 @@ impl SqliteStore {
             self.announce(&job.queue);
         }
         Ok(results)
+    }
+}
+
+#[async_trait]
+impl EngineSpawn for SqliteStore {
+    async fn job_insert(&self, job: JobInsert) -> Result<SpawnResult> {
+        let job = encode(job);
+        let batch = std::slice::from_ref(&job);
+        if self.unknown_queues(batch).is_empty() {
+            let mut conn = self.pool.acquire().await.map_err(sql_err)?;
+            let spawned = only(insert_chunk(&mut conn, &self.ns, batch).await?)?;
+            self.announce(&job.queue);
+            return Ok(spawned);
+        }
+        only(self.insert_batch(batch).await?)
+    }
+
+    async fn job_insert_many(&self, jobs: Vec<JobInsert>) -> Result<Vec<SpawnResult>> {
+        let jobs: Vec<Encoded> = jobs.into_iter().map(encode).collect();
+        self.insert_batch(&jobs).await
     }
 }

@@ -1,14 +1,11 @@
 //! Checkpoints, sleeps and events: the guarded writes of durable workflows.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::Row;
-use tasque_durable::validate::{
-    encode_payload, positive, validate_name, validate_run_at, validate_step_name,
-};
-use tasque_durable::{
-    AwaitEvent, AwaitOutcome, Checkpoint, JobId, Result, SetCheckpoint, SleepParams,
-};
+use tasque_durable::engine::{CheckpointSet, EngineWorkflow, EventEmit};
+use tasque_durable::{AwaitEvent, AwaitOutcome, Checkpoint, JobId, Result, SleepParams};
 
 use super::{ms, rejection_error, run_at_binds};
 use crate::{queries, rows, sql_err, SqliteStore};
@@ -17,8 +14,40 @@ use crate::{queries, rows, sql_err, SqliteStore};
 const WAKE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl SqliteStore {
-    /// Every checkpoint of a job.
-    pub(crate) async fn checkpoints(&self, job: JobId) -> Result<Vec<Checkpoint>> {
+    /// Makes due sleepers and timed-out waiters claimable (a cheap read first, so claims take
+    /// no write lock when nothing is due).
+    ///
+    /// Claims call this; it checks at most every [`WAKE_CHECK_INTERVAL`] per store, so a due
+    /// sleeper or waiter becomes claimable that much late at worst, and busy claimers do not
+    /// pay the read on every claim.
+    pub(crate) async fn wake_due(&self) -> Result<()> {
+        {
+            let mut last = self.last_wake.lock().unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            if last.is_some_and(|at| now.duration_since(at) < WAKE_CHECK_INTERVAL) {
+                return Ok(());
+            }
+            *last = Some(now);
+        }
+        let due: bool = sqlx::query_scalar(queries::ANY_DUE)
+            .bind(&*self.ns)
+            .fetch_one(&self.readers)
+            .await
+            .map_err(sql_err)?;
+        if due {
+            sqlx::query(queries::WAKE_DUE)
+                .bind(&*self.ns)
+                .execute(&self.pool)
+                .await
+                .map_err(sql_err)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EngineWorkflow for SqliteStore {
+    async fn checkpoint_list(&self, job: JobId) -> Result<Vec<Checkpoint>> {
         let found = sqlx::query(queries::GET_CHECKPOINTS)
             .bind(&*self.ns)
             .bind(job.0)
@@ -38,11 +67,8 @@ impl SqliteStore {
             .collect()
     }
 
-    /// Stores the checkpoint and extends the run's lease, in one request to the writer.
-    pub(crate) async fn write_checkpoint(&self, params: SetCheckpoint) -> Result<DateTime<Utc>> {
-        validate_step_name(&params.name)?;
-        positive("extend_lease", params.extend_lease)?;
-        let value = encode_payload("checkpoint", &params.value, &self.limits)?;
+    async fn checkpoint_set(&self, params: CheckpointSet) -> Result<DateTime<Utc>> {
+        let value = params.value;
         let run = params.run;
         let lease = sqlx::query(queries::WRITE_CHECKPOINT)
             .bind(&*self.ns)
@@ -60,9 +86,7 @@ impl SqliteStore {
         }
     }
 
-    /// Suspends a run's job until a time.
-    pub(crate) async fn sleep_run(&self, params: SleepParams) -> Result<()> {
-        validate_run_at("until", params.until)?;
+    async fn job_sleep(&self, params: SleepParams) -> Result<()> {
         let run = params.run;
         let (at, delay) = run_at_binds(Some(params.until));
         let done = sqlx::query(queries::SLEEP_RUN)
@@ -80,12 +104,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Returns a stored event at once, or makes the run's job wait for it.
-    pub(crate) async fn wait_event(&self, params: AwaitEvent) -> Result<AwaitOutcome> {
-        validate_name("event", &params.name)?;
-        if let Some(timeout) = params.timeout {
-            positive("timeout", timeout)?;
-        }
+    async fn event_await(&self, params: AwaitEvent) -> Result<AwaitOutcome> {
         let run = params.run;
         // One write transaction: an emit cannot slip between the look-up and the wait.
         let mut tx = self
@@ -130,10 +149,9 @@ impl SqliteStore {
         Ok(AwaitOutcome::Suspended)
     }
 
-    /// Stores an event and wakes its waiters.
-    pub(crate) async fn emit(&self, name: &str, payload: Value) -> Result<u64> {
-        validate_name("event", name)?;
-        let payload = encode_payload("payload", &payload, &self.limits)?;
+    async fn event_emit(&self, params: EventEmit) -> Result<u64> {
+        let EventEmit { name, payload } = params;
+        let name = name.as_str();
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -159,35 +177,5 @@ impl SqliteStore {
             self.announce("");
         }
         Ok(woken)
-    }
-
-    /// Makes due sleepers and timed-out waiters claimable (a cheap read first, so claims take
-    /// no write lock when nothing is due).
-    ///
-    /// Claims call this; it checks at most every [`WAKE_CHECK_INTERVAL`] per store, so a due
-    /// sleeper or waiter becomes claimable that much late at worst, and busy claimers do not
-    /// pay the read on every claim.
-    pub(crate) async fn wake_due(&self) -> Result<()> {
-        {
-            let mut last = self.last_wake.lock().unwrap_or_else(|e| e.into_inner());
-            let now = std::time::Instant::now();
-            if last.is_some_and(|at| now.duration_since(at) < WAKE_CHECK_INTERVAL) {
-                return Ok(());
-            }
-            *last = Some(now);
-        }
-        let due: bool = sqlx::query_scalar(queries::ANY_DUE)
-            .bind(&*self.ns)
-            .fetch_one(&self.readers)
-            .await
-            .map_err(sql_err)?;
-        if due {
-            sqlx::query(queries::WAKE_DUE)
-                .bind(&*self.ns)
-                .execute(&self.pool)
-                .await
-                .map_err(sql_err)?;
-        }
-        Ok(())
     }
 }
