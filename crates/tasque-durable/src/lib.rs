@@ -76,16 +76,20 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+mod failure;
 pub mod model;
 pub mod options;
 pub mod retry;
 mod store;
+pub mod trace;
 pub mod validate;
 
 pub use error::{Error, Result};
+pub use failure::{FailureKind, FailureReason};
 pub use model::{
     AttemptError, AwaitEvent, AwaitOutcome, BlockedPolicy, BlockingParams, Checkpoint, Claim,
     JobFilter, JobId, JobInfo, JobResult, JobState, Page, PageRequest, PageStart, QueueInfo, RunId,

@@ -75,6 +75,10 @@ impl Store for MySqlStore {
         self.fail_run(run, reason, None).await
     }
 
+    async fn fail_for_good(&self, run: RunId, reason: Value) -> Result<()> {
+        MySqlStore::fail_for_good(self, run, &reason).await
+    }
+
     async fn fail_with_retry_at(
         &self,
         run: RunId,

@@ -69,6 +69,10 @@ impl Store for PostgresStore {
         self.fail_run(run, reason, None).await
     }
 
+    async fn fail_for_good(&self, run: RunId, reason: Value) -> Result<()> {
+        PostgresStore::fail_for_good(self, run, &reason).await
+    }
+
     async fn fail_with_retry_at(
         &self,
         run: RunId,
@@ -173,5 +177,9 @@ impl Store for PostgresStore {
 
     fn subscribe_wakeups(&self) -> Option<broadcast::Receiver<String>> {
         self.inner.wakeups.subscribe()
+    }
+
+    async fn announce_finished(&self, jobs: &[JobId]) -> Result<()> {
+        self.notify_finished(jobs).await
     }
 }

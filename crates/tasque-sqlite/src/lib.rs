@@ -56,6 +56,7 @@ mod ops;
 mod queries;
 mod rows;
 mod store;
+mod tx;
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -64,6 +64,10 @@ impl Store for SqliteStore {
         self.fail_run(run, reason, None).await
     }
 
+    async fn fail_for_good(&self, run: RunId, reason: Value) -> Result<()> {
+        SqliteStore::fail_for_good(self, run, &reason).await
+    }
+
     async fn fail_with_retry_at(
         &self,
         run: RunId,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tasque_durable::{CompleteParams, RunAt, RunId, RunWrite, Store};
+use tasque_durable::{CompleteParams, FailOutcome, JobId, RunAt, RunId, RunWrite, Store};
 use tokio::sync::{mpsc, Mutex, Notify};
 
 /// What to write for a finished run.
@@ -24,6 +24,8 @@ pub(crate) enum Verdict {
     Complete(Value),
     /// A failed attempt with this reason.
     Fail(Value),
+    /// A final failure with this reason, whatever attempts remain.
+    FailForGood(Value),
     /// Give the run back until later, no attempt counted (snooze, unknown task).
     Defer(Duration),
     /// Give the run back at once, no attempt counted (shutdown).
@@ -147,6 +149,8 @@ async fn write_batch(
 ) {
     let mut completes = Vec::new();
     let mut releases = Vec::new();
+    // Jobs this batch finished, announced to waiters (`Client::wait`) at the end.
+    let mut finished: Vec<JobId> = Vec::new();
     for Report { run, verdict } in batch {
         match verdict {
             Verdict::Complete(result) => completes.push(CompleteParams {
@@ -159,7 +163,17 @@ async fn write_batch(
             Verdict::Suspended => add(&tally.suspended, 1),
             Verdict::Fail(reason) => {
                 let written = with_retries(|| store.fail(run, reason.clone())).await;
+                if matches!(written, Ok(FailOutcome::Failed)) {
+                    finished.push(run.job);
+                }
                 count_single(tally, written.map(|_| ()), &tally.failed, run);
+            }
+            Verdict::FailForGood(reason) => {
+                let written = with_retries(|| store.fail_for_good(run, reason.clone())).await;
+                if written.is_ok() {
+                    finished.push(run.job);
+                }
+                count_single(tally, written, &tally.failed, run);
             }
             Verdict::Defer(delay) => {
                 let written = with_retries(|| store.schedule_run(run, RunAt::After(delay))).await;
@@ -170,6 +184,13 @@ async fn write_batch(
     if !completes.is_empty() {
         match with_retries(|| store.complete_many(completes.clone())).await {
             Ok(writes) => {
+                finished.extend(
+                    completes
+                        .iter()
+                        .zip(&writes)
+                        .filter(|(_, w)| **w == RunWrite::Applied)
+                        .map(|(c, _)| c.run.job),
+                );
                 let applied = writes.iter().filter(|w| **w == RunWrite::Applied).count();
                 add(&tally.completed, applied);
                 add(&tally.stale, writes.len() - applied);
@@ -179,6 +200,9 @@ async fn write_batch(
                 tracing::error!(%error, runs = completes.len(), "could not record completions; leases will expire and the jobs run again");
             }
         }
+    }
+    if let Err(error) = tasque_durable::client::announce_finished(store, &finished).await {
+        tracing::debug!(%error, "could not announce finished jobs; waiters will poll");
     }
     if !releases.is_empty() {
         match with_retries(|| store.release(releases.clone())).await {
