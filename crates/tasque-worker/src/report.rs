@@ -121,7 +121,8 @@ pub(crate) async fn run(
             count: batch.len(),
             notify: &options.written,
         };
-        write_batch(&*store, batch, &tally, options.delete_on_success).await;
+        let finished = write_batch(&*store, batch, &tally, options.delete_on_success).await;
+        announce(&store, finished);
     }
 }
 
@@ -141,12 +142,29 @@ impl Drop for Written<'_> {
     }
 }
 
+/// Tells waiters (`Client::wait`) that `jobs` finished: this process's at once, other
+/// processes' through the engine (PostgreSQL's NOTIFY) in a task of its own, so that the
+/// announcement never delays the next batch of outcomes.
+fn announce(store: &Arc<dyn Store>, jobs: Vec<JobId>) {
+    if jobs.is_empty() {
+        return;
+    }
+    tasque_durable::client::announce_finished_locally(store.namespace(), &jobs);
+    let store = store.clone();
+    tokio::spawn(async move {
+        if let Err(error) = store.announce_finished(&jobs).await {
+            tracing::debug!(%error, "could not announce finished jobs; waiters will poll");
+        }
+    });
+}
+
+/// Writes a batch of outcomes; returns the jobs it finished (completed or failed for good).
 async fn write_batch(
     store: &dyn Store,
     batch: Vec<Report>,
     tally: &Tally,
     delete_on_success: bool,
-) {
+) -> Vec<JobId> {
     let mut completes = Vec::new();
     let mut releases = Vec::new();
     // Jobs this batch finished, announced to waiters (`Client::wait`) at the end.
@@ -201,9 +219,6 @@ async fn write_batch(
             }
         }
     }
-    if let Err(error) = tasque_durable::client::announce_finished(store, &finished).await {
-        tracing::debug!(%error, "could not announce finished jobs; waiters will poll");
-    }
     if !releases.is_empty() {
         match with_retries(|| store.release(releases.clone())).await {
             Ok(released) => add(&tally.released, released as usize),
@@ -213,6 +228,7 @@ async fn write_batch(
             }
         }
     }
+    finished
 }
 
 fn count_single(
