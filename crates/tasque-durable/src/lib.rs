@@ -80,17 +80,21 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod client;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod engine;
 mod error;
+mod failure;
 pub mod model;
 pub mod options;
 pub mod retry;
 mod store;
+pub mod trace;
 pub mod validate;
 
 pub use error::{Error, Result};
+pub use failure::{FailureKind, FailureReason};
 pub use model::{
     AttemptError, AwaitEvent, AwaitOutcome, BlockedPolicy, BlockingParams, Checkpoint, Claim,
     JobFilter, JobId, JobInfo, JobResult, JobState, Page, PageRequest, PageStart, QueueInfo, RunId,

@@ -192,6 +192,14 @@ pub trait Store: Send + Sync + 'static {
     /// attempt is scheduled, or the job fails for good with `reason` as its failure.
     async fn fail(&self, run: RunId, reason: Value) -> Result<FailOutcome>;
 
+    /// Fails a run's job for good at once with `reason`, whatever attempts remain (a handler
+    /// that knows retrying cannot help; params that do not decode). Guarded like
+    /// [`fail`](Store::fail). The default, for engines without it, records an ordinary failed
+    /// attempt; every Tasque engine overrides it.
+    async fn fail_for_good(&self, run: RunId, reason: Value) -> Result<()> {
+        self.fail(run, reason).await.map(|_| ())
+    }
+
     /// Like [`fail`](Store::fail) but the next attempt (if any remain) starts at `at`,
     /// whatever the retry strategy says.
     async fn fail_with_retry_at(&self, run: RunId, reason: Value, at: RunAt)
@@ -298,5 +306,15 @@ pub trait Store: Send + Sync + 'static {
     /// most a poll interval. Call from inside a tokio runtime.
     fn subscribe_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
         None
+    }
+
+    /// Announces to other processes that `jobs` finished, for engines that can push (PostgreSQL:
+    /// a NOTIFY on the wake-up channel carrying
+    /// [`FINISHED_PREFIX`](crate::client::FINISHED_PREFIX) and the ids, which
+    /// [`subscribe_wakeups`](Store::subscribe_wakeups) receivers see and workers ignore). The
+    /// default does nothing: waiters of other processes poll. A hint: an error changes no job.
+    async fn announce_finished(&self, jobs: &[JobId]) -> Result<()> {
+        let _ = jobs;
+        Ok(())
     }
 }

@@ -55,3 +55,14 @@ impl MySqlStore {
         insert(tx, &self.inner.sql, &jobs).await
     }
 }
+
+#[async_trait::async_trait]
+impl<'c> tasque_durable::client::SpawnInTx<Transaction<'c, MySql>> for MySqlStore {
+    async fn spawn_many_within(
+        &self,
+        tx: &mut Transaction<'c, MySql>,
+        spawns: Vec<Spawn>,
+    ) -> Result<Vec<SpawnResult>> {
+        self.spawn_many_in_tx(tx, spawns).await
+    }
+}

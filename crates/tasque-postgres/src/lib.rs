@@ -211,4 +211,8 @@ impl tasque_durable::engine::EngineBase for PostgresStore {
     fn wakeups_subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
         self.inner.wakeups.subscribe()
     }
+
+    async fn finished_announce(&self, jobs: &[tasque_durable::JobId]) -> Result<()> {
+        self.notify_finished(jobs).await
+    }
 }

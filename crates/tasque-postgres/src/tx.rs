@@ -50,3 +50,14 @@ impl PostgresStore {
         batch.insert(&mut **tx, &self.inner.sql).await
     }
 }
+
+#[async_trait::async_trait]
+impl<'c> tasque_durable::client::SpawnInTx<Transaction<'c, Postgres>> for PostgresStore {
+    async fn spawn_many_within(
+        &self,
+        tx: &mut Transaction<'c, Postgres>,
+        spawns: Vec<Spawn>,
+    ) -> Result<Vec<SpawnResult>> {
+        self.spawn_many_in_tx(tx, spawns).await
+    }
+}

@@ -58,6 +58,7 @@ mod migrate;
 mod ops;
 mod queries;
 mod rows;
+mod tx;
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -51,6 +51,8 @@ pub(crate) enum Interruption {
 #[derive(Default)]
 pub(crate) struct RunState {
     snooze: Mutex<Option<Duration>>,
+    /// Set by [`JobContext::fail_for_good`]: a failure of this run is final.
+    pub(crate) fail_for_good: std::sync::atomic::AtomicBool,
     /// The job's checkpoints, loaded once per run at the first workflow call, and kept up to
     /// date with this run's own writes.
     pub(crate) checkpoints: OnceCell<Mutex<HashMap<String, Value>>>,

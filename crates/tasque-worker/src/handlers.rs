@@ -9,8 +9,9 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tasque_core::CancelToken;
+use tasque_durable::{FailureKind, FailureReason};
 
 use crate::context::JobContext;
 
@@ -18,7 +19,7 @@ use crate::context::JobContext;
 pub(crate) type HandlerResult = Result<Value, Value>;
 
 /// A handler future with its types erased.
-type ErasedFuture = Pin<Box<dyn Future<Output = HandlerResult> + Send>>;
+pub(crate) type ErasedFuture = Pin<Box<dyn Future<Output = HandlerResult> + Send>>;
 
 /// How a run's task in the in-process queue ended.
 #[derive(Debug)]
@@ -34,7 +35,7 @@ pub(crate) enum RunOutput {
 pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = RunOutput> + Send>>;
 
 /// A blocking handler's work with its types erased.
-type ErasedBlocking = Box<dyn FnOnce(CancelToken) -> HandlerResult + Send>;
+pub(crate) type ErasedBlocking = Box<dyn FnOnce(CancelToken) -> HandlerResult + Send>;
 
 /// What a started handler runs: a future, or a closure for a thread of tokio's blocking pool.
 pub(crate) enum HandlerWork {
@@ -45,13 +46,13 @@ pub(crate) enum HandlerWork {
 }
 
 /// A handler's work before the worker wraps it.
-enum Erased {
+pub(crate) enum Erased {
     Async(ErasedFuture),
     Blocking(ErasedBlocking),
 }
 
 /// A handler with its types erased.
-trait ErasedHandler: Send + Sync {
+pub(crate) trait ErasedHandler: Send + Sync {
     /// Decodes `params` and prepares the handler's work, or says why the params do not decode.
     /// The handler function itself is first called inside the returned work, so that even
     /// its synchronous part runs (and may panic) in the in-process queue's task, never in the
@@ -108,9 +109,7 @@ where
         let params: P = serde_json::from_value(params)?;
         Ok(Erased::Async(Box::pin(async move {
             let result = (self.function)(context, params).await?;
-            serde_json::to_value(result).map_err(
-                |error| json!({ "kind": "unserializable_result", "error": error.to_string() }),
-            )
+            serde_json::to_value(result).map_err(|error| unserializable(&error))
         })))
     }
 }
@@ -140,13 +139,16 @@ where
 }
 
 /// A handler's typed result as JSON: the result, or the error's message as the reason.
-fn to_json<R: Serialize, E: Display>(result: Result<R, E>) -> HandlerResult {
+pub(crate) fn to_json<R: Serialize, E: Display>(result: Result<R, E>) -> HandlerResult {
     match result {
-        Ok(result) => serde_json::to_value(result).map_err(
-            |error| json!({ "kind": "unserializable_result", "error": error.to_string() }),
-        ),
-        Err(error) => Err(json!({ "kind": "error", "error": error.to_string() })),
+        Ok(result) => serde_json::to_value(result).map_err(|error| unserializable(&error)),
+        Err(error) => Err(FailureReason::error(error.to_string()).to_json()),
     }
+}
+
+/// The reason of a result that does not encode as JSON.
+fn unserializable(error: &serde_json::Error) -> Value {
+    FailureReason::new(FailureKind::UnserializableResult, error.to_string()).to_json()
 }
 
 /// The handlers a worker knows, by task name. Cheap to clone; clones share the
@@ -166,7 +168,7 @@ impl Handlers {
     /// earlier handler of that name.
     ///
     /// The job's params are decoded into `P` (a job whose params do not decode
-    /// fails its attempt with a clear reason); `Ok(R)` completes the job with `R`
+    /// fails for good at once, reason kind `undecodable_job`: retrying cannot help); `Ok(R)` completes the job with `R`
     /// as its JSON result; `Err(E)` fails the attempt with `E`'s message, and the
     /// job's retry options decide what happens next.
     pub fn learn<P, R, E, F, Fut>(&self, task: impl Into<String>, function: F) -> &Self
@@ -181,7 +183,12 @@ impl Handlers {
             function,
             _params: std::marker::PhantomData,
         };
-        self.by_name.write().insert(task.into(), Arc::new(handler));
+        self.insert(task.into(), Arc::new(handler))
+    }
+
+    /// Registers an erased handler under `task`, replacing any earlier one.
+    pub(crate) fn insert(&self, task: String, handler: Arc<dyn ErasedHandler>) -> &Self {
+        self.by_name.write().insert(task, handler);
         self
     }
 

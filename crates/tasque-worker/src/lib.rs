@@ -136,12 +136,15 @@
 
 mod config;
 mod context;
+mod control;
 mod error;
 mod handlers;
 mod inflight;
 mod maintenance;
 mod report;
+mod span;
 mod stop;
+mod typed;
 mod worker;
 mod workflow;
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tasque_durable::{CompleteParams, RunAt, RunId, RunWrite, Store};
+use tasque_durable::{CompleteParams, FailOutcome, JobId, RunAt, RunId, RunWrite, Store};
 use tokio::sync::{mpsc, Mutex, Notify};
 
 /// What to write for a finished run.
@@ -24,6 +24,8 @@ pub(crate) enum Verdict {
     Complete(Value),
     /// A failed attempt with this reason.
     Fail(Value),
+    /// A final failure with this reason, whatever attempts remain.
+    FailForGood(Value),
     /// Give the run back until later, no attempt counted (snooze, unknown task).
     Defer(Duration),
     /// Give the run back at once, no attempt counted (shutdown).
@@ -119,7 +121,8 @@ pub(crate) async fn run(
             count: batch.len(),
             notify: &options.written,
         };
-        write_batch(&*store, batch, &tally, options.delete_on_success).await;
+        let finished = write_batch(&*store, batch, &tally, options.delete_on_success).await;
+        announce(&store, finished);
     }
 }
 
@@ -139,14 +142,33 @@ impl Drop for Written<'_> {
     }
 }
 
+/// Tells waiters (`Client::wait`) that `jobs` finished: this process's at once, other
+/// processes' through the engine (PostgreSQL's NOTIFY) in a task of its own, so that the
+/// announcement never delays the next batch of outcomes.
+fn announce(store: &Arc<dyn Store>, jobs: Vec<JobId>) {
+    if jobs.is_empty() {
+        return;
+    }
+    tasque_durable::client::announce_finished_locally(store.namespace(), &jobs);
+    let store = store.clone();
+    tokio::spawn(async move {
+        if let Err(error) = store.announce_finished(&jobs).await {
+            tracing::debug!(%error, "could not announce finished jobs; waiters will poll");
+        }
+    });
+}
+
+/// Writes a batch of outcomes; returns the jobs it finished (completed or failed for good).
 async fn write_batch(
     store: &dyn Store,
     batch: Vec<Report>,
     tally: &Tally,
     delete_on_success: bool,
-) {
+) -> Vec<JobId> {
     let mut completes = Vec::new();
     let mut releases = Vec::new();
+    // Jobs this batch finished, announced to waiters (`Client::wait`) at the end.
+    let mut finished: Vec<JobId> = Vec::new();
     for Report { run, verdict } in batch {
         match verdict {
             Verdict::Complete(result) => completes.push(CompleteParams {
@@ -159,7 +181,17 @@ async fn write_batch(
             Verdict::Suspended => add(&tally.suspended, 1),
             Verdict::Fail(reason) => {
                 let written = with_retries(|| store.fail(run, reason.clone())).await;
+                if matches!(written, Ok(FailOutcome::Failed)) {
+                    finished.push(run.job);
+                }
                 count_single(tally, written.map(|_| ()), &tally.failed, run);
+            }
+            Verdict::FailForGood(reason) => {
+                let written = with_retries(|| store.fail_for_good(run, reason.clone())).await;
+                if written.is_ok() {
+                    finished.push(run.job);
+                }
+                count_single(tally, written, &tally.failed, run);
             }
             Verdict::Defer(delay) => {
                 let written = with_retries(|| store.schedule_run(run, RunAt::After(delay))).await;
@@ -170,6 +202,13 @@ async fn write_batch(
     if !completes.is_empty() {
         match with_retries(|| store.complete_many(completes.clone())).await {
             Ok(writes) => {
+                finished.extend(
+                    completes
+                        .iter()
+                        .zip(&writes)
+                        .filter(|(_, w)| **w == RunWrite::Applied)
+                        .map(|(c, _)| c.run.job),
+                );
                 let applied = writes.iter().filter(|w| **w == RunWrite::Applied).count();
                 add(&tally.completed, applied);
                 add(&tally.stale, writes.len() - applied);
@@ -189,6 +228,7 @@ async fn write_batch(
             }
         }
     }
+    finished
 }
 
 fn count_single(

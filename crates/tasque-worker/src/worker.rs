@@ -4,9 +4,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::Value;
 use tasque_core::{ExitReason, Outcome, Queue, Supervisor, TaskHandle, TaskOptions, Timeout};
-use tasque_durable::{Claim, ClaimParams, JobFilter, JobState, Store};
+use tasque_durable::{Claim, ClaimParams, FailureKind, FailureReason, JobFilter, JobState, Store};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -449,6 +449,7 @@ const CLAIM_LINGER: Duration = Duration::from_millis(5);
 fn dispatch(shared: &Arc<Shared>, reports: &Reports, claim: Claim) {
     let run = claim.run_id;
     let context = JobContext::new(&claim, shared.store.clone(), shared.settings.lease);
+    let span = crate::span::job_span(&claim);
     let started = match shared.handlers.start(context.clone(), claim.params) {
         None => {
             tracing::warn!(%run, task = %claim.task, "no handler for this task; deferring");
@@ -456,8 +457,16 @@ fn dispatch(shared: &Arc<Shared>, reports: &Reports, claim: Claim) {
             return;
         }
         Some(Err(error)) => {
-            let reason = json!({ "kind": "invalid_params", "error": format!("params do not decode: {error}") });
-            reports.send(run, Verdict::Fail(reason));
+            let reason = FailureReason::new(
+                FailureKind::Undecodable,
+                format!(
+                    "params do not decode into the `{}` handler's type: {error}",
+                    claim.task
+                ),
+            )
+            .attempt(claim.attempt);
+            tracing::warn!(%run, task = %claim.task, %error, "params do not decode; failing the job for good");
+            reports.send(run, Verdict::FailForGood(reason.to_json()));
             return;
         }
         Some(Ok(future)) => future,
@@ -475,12 +484,19 @@ fn dispatch(shared: &Arc<Shared>, reports: &Reports, claim: Claim) {
     let slot = Slot::new(permit, shared.wake.clone());
     let enqueued = shared.inflight.insert_with(run, || {
         let handle = match started {
-            HandlerWork::Async(future) => shared.queue.enqueue_with(options, async move {
-                let _slot = slot;
-                future.await
-            }),
+            HandlerWork::Async(future) => shared.queue.enqueue_with(
+                options,
+                tracing::Instrument::instrument(
+                    async move {
+                        let _slot = slot;
+                        future.await
+                    },
+                    span,
+                ),
+            ),
             HandlerWork::Blocking(work) => shared.queue.enqueue_blocking(options, move |cancel| {
                 let _slot = slot;
+                let _entered = span.enter();
                 work(cancel)
             }),
         };
@@ -563,19 +579,43 @@ fn verdict(
             Some(delay) => Verdict::Defer(delay),
             None => Verdict::Complete(result),
         },
-        (None, Outcome::Ok(RunOutput::Finished(Err(reason)))) => Verdict::Fail(reason),
+        (None, Outcome::Ok(RunOutput::Finished(Err(reason)))) => failed(context, reason),
         (None, Outcome::Exit(ExitReason::Panicked(message))) => {
             tracing::debug!(run = %context.run_id(), error = %message, "job handler panicked; attempt failed");
-            Verdict::Fail(json!({ "kind": "panic", "error": message }))
+            failed(
+                context,
+                FailureReason::new(FailureKind::Panicked, message).to_json(),
+            )
         }
-        (None, Outcome::Exit(ExitReason::Timeout)) => Verdict::Fail(json!({
-            "kind": "timeout",
-            "error": format!("run exceeded its timeout of {:?}", timeout.unwrap_or_default()),
-        })),
+        (None, Outcome::Exit(ExitReason::Timeout)) => {
+            let message = format!(
+                "run exceeded its timeout of {:?}",
+                timeout.unwrap_or_default()
+            );
+            failed(
+                context,
+                FailureReason::new(FailureKind::Timeout, message).to_json(),
+            )
+        }
         (None, Outcome::Exit(ExitReason::Cancelled)) => Verdict::Drop,
         (None, Outcome::Exit(reason)) => {
             tracing::warn!(%reason, "in-process queue stopped the run; releasing it");
             Verdict::Release
         }
+    }
+}
+
+/// A failed attempt's verdict: the reason gets the attempt number (when it is a typed reason
+/// without one), and the failure is final when the handler asked for it.
+fn failed(context: &JobContext, mut reason: Value) -> Verdict {
+    if let Some(object) = reason.as_object_mut() {
+        if object.contains_key("kind") && !object.contains_key("attempt") {
+            object.insert("attempt".into(), context.attempt().into());
+        }
+    }
+    if context.failing_for_good() {
+        Verdict::FailForGood(reason)
+    } else {
+        Verdict::Fail(reason)
     }
 }

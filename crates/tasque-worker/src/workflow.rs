@@ -277,7 +277,7 @@ impl JobContext {
     }
 
     /// Stores a checkpoint, extending the lease; a stale run is interrupted.
-    async fn save(&self, name: &str, value: Value) -> Result<(), Error> {
+    pub(crate) async fn save(&self, name: &str, value: Value) -> Result<(), Error> {
         let params = SetCheckpoint {
             run: self.claim.run_id,
             name: name.to_owned(),

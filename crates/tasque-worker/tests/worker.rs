@@ -148,7 +148,7 @@ async fn panic_timeout_and_bad_params_are_failed_attempts_with_reasons() {
     let slow = wait_state(&f.store, slow, JobState::Failed).await;
     assert_eq!(slow.errors[0].reason["kind"], json!("timeout"));
     let bad = wait_state(&f.store, bad, JobState::Failed).await;
-    assert_eq!(bad.errors[0].reason["kind"], json!("invalid_params"));
+    assert_eq!(bad.errors[0].reason["kind"], json!("undecodable_job"));
     assert!(bad.errors[0].reason["error"]
         .as_str()
         .unwrap()

@@ -50,6 +50,22 @@ pub use tasque_durable as durable;
 #[cfg(feature = "durable")]
 pub use tasque_worker as worker;
 
+#[cfg(feature = "durable")]
+mod open;
+
+#[cfg(feature = "durable")]
+pub use open::{open, OpenError};
+
+/// The client: typed jobs, enqueue (also inside the caller's transaction), wait.
+#[cfg(feature = "durable")]
+pub use tasque_durable::client::{
+    Client, ClientError, Enqueued, Job, JobOptions, JobRef, JobSnapshot,
+};
+
+/// The worker and its handler set, for `Worker::builder(client.store().clone())`.
+#[cfg(feature = "durable")]
+pub use tasque_worker::{Handlers, JobContext, Worker};
+
 /// The SQLite engine (embedded default).
 #[cfg(feature = "sqlite")]
 pub use tasque_sqlite as sqlite;

@@ -22,6 +22,7 @@ pub async fn jobs(
         if json_output {
             let mut document = output::job_json(&job);
             document["checkpoints"] = checkpoints.iter().map(checkpoint_json).collect();
+            document["progress"] = progress(&checkpoints).cloned().unwrap_or_default();
             output::json(&document);
         } else {
             show(&job, &checkpoints);
@@ -63,6 +64,14 @@ fn checkpoint_json(checkpoint: &Checkpoint) -> serde_json::Value {
     })
 }
 
+/// The progress a handler last recorded (`JobContext::set_progress`), if any.
+fn progress(checkpoints: &[Checkpoint]) -> Option<&serde_json::Value> {
+    checkpoints
+        .iter()
+        .find(|c| c.name == tasque_durable::client::PROGRESS_CHECKPOINT)
+        .map(|c| &c.value)
+}
+
 fn show(job: &JobInfo, checkpoints: &[Checkpoint]) {
     let pretty =
         |value: &serde_json::Value| serde_json::to_string_pretty(value).unwrap_or_default();
@@ -95,6 +104,12 @@ fn show(job: &JobInfo, checkpoints: &[Checkpoint]) {
     }
     for error in &job.errors {
         println!("  attempt {} failed: {}", error.attempt, error.reason);
+    }
+    if let Some(progress) = progress(checkpoints) {
+        println!(
+            "  progress   {}",
+            output::short(&Some(progress.clone()), 60)
+        );
     }
     if checkpoints.is_empty() {
         return;

@@ -63,6 +63,13 @@ pub trait EngineBase: Send + Sync + 'static {
     fn wakeups_subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
         None
     }
+
+    /// Tells other processes that `jobs` finished, for engines that can push (see
+    /// [`Store::announce_finished`](crate::Store::announce_finished)); nothing by default.
+    async fn finished_announce(&self, jobs: &[JobId]) -> Result<()> {
+        let _ = jobs;
+        Ok(())
+    }
 }
 
 /// Inserting jobs (`ops/spawn.rs`).

@@ -447,6 +447,15 @@ impl<E: Engine> Store for E {
     fn subscribe_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
         self.wakeups_subscribe()
     }
+
+    async fn fail_for_good(&self, run: RunId, reason: Value) -> Result<()> {
+        let reason = encode_payload("reason", &reason, self.limits())?;
+        self.job_fail_for_good(JobFailForGood { run, reason }).await
+    }
+
+    async fn announce_finished(&self, jobs: &[JobId]) -> Result<()> {
+        self.finished_announce(jobs).await
+    }
 }
 
 #[cfg(test)]

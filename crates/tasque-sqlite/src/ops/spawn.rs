@@ -51,6 +51,13 @@ pub fn encode(job: JobInsert) -> Encoded {
     }
 }
 
+impl Encoded {
+    /// The job's queue.
+    pub(crate) fn queue(&self) -> &str {
+        &self.queue
+    }
+}
+
 /// A retry strategy as stored.
 pub fn encode_retry(retry: &RetryStrategy) -> String {
     serde_json::to_string(retry).unwrap_or_else(|_| "{\"kind\":\"none\"}".to_string())
@@ -76,7 +83,7 @@ fn only(mut results: Vec<SpawnResult>) -> Result<SpawnResult> {
 }
 
 /// Jobs per multi-row insert statement.
-const INSERT_CHUNK: usize = 1000;
+pub(crate) const INSERT_CHUNK: usize = 1000;
 
 /// A job as one element of [`queries::INSERT_JOBS`]'s array.
 fn as_row(job: &Encoded) -> Value {
@@ -107,7 +114,7 @@ struct Inserted {
 /// Inserts a chunk of jobs with one statement and returns their results in input order. A job
 /// whose idempotency key was taken (by an earlier job, or earlier in the same batch) gets the
 /// job holding the key, with `created` false.
-async fn insert_chunk(
+pub(crate) async fn insert_chunk(
     conn: &mut SqliteConnection,
     ns: &str,
     jobs: &[Encoded],
