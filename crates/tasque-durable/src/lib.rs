@@ -82,6 +82,7 @@ mod error;
 pub mod model;
 pub mod options;
 pub mod retry;
+pub mod schedule;
 mod store;
 pub mod validate;
 

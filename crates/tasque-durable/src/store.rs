@@ -299,4 +299,10 @@ pub trait Store: Send + Sync + 'static {
     fn subscribe_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
         None
     }
+
+    /// The engine's storage of periodic jobs and of the leader lease; `None` (the default) for
+    /// stores without it, whose workers each run maintenance themselves and take no schedules.
+    fn schedules(&self) -> Option<&dyn crate::schedule::ScheduleEngine> {
+        None
+    }
 }
