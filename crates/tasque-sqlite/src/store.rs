@@ -168,4 +168,8 @@ impl Store for SqliteStore {
     fn subscribe_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
         Some(self.wakeups.subscribe())
     }
+
+    fn schedules(&self) -> Option<&dyn tasque_durable::schedule::ScheduleEngine> {
+        Some(self)
+    }
 }

@@ -14,7 +14,7 @@ use crate::options::SpawnOptions;
 use crate::validate;
 
 /// Why a schedule (or a set of schedules) was refused. Nothing was written.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ScheduleError {
     /// The cron expression does not parse.

@@ -24,6 +24,7 @@
 
 mod compiled;
 mod engine;
+mod pass;
 mod plan;
 mod spec;
 
@@ -31,6 +32,7 @@ pub use compiled::{
     compile_all, tick_key, CompiledSchedule, ScheduleError, HEADER_ID, HEADER_TICK,
 };
 pub use engine::{Fire, FireOutcome, ScheduleEngine, ScheduleRecord};
+pub use pass::{fire_due, PassReport};
 pub use plan::{plan, Step, SKIP_GRACE};
 pub use spec::{MissedTicks, Overlap, Schedule};
 

@@ -112,7 +112,7 @@ struct Inserted {
 /// Inserts a chunk of jobs with one statement and returns their results in input order. A job
 /// whose idempotency key was taken (by an earlier job, or earlier in the same batch) gets the
 /// job holding the key, with `created` false.
-async fn insert_chunk(
+pub(crate) async fn insert_chunk(
     conn: &mut SqliteConnection,
     ns: &str,
     jobs: &[Encoded],
