@@ -174,4 +174,8 @@ impl Store for PostgresStore {
     fn subscribe_wakeups(&self) -> Option<broadcast::Receiver<String>> {
         self.inner.wakeups.subscribe()
     }
+
+    fn schedules(&self) -> Option<&dyn tasque_durable::schedule::ScheduleEngine> {
+        Some(self)
+    }
 }
