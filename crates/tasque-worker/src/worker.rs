@@ -100,50 +100,14 @@ impl Worker {
                 std::future::pending::<()>,
             )
         };
-        let mut services = Vec::new();
-        {
-            let (store, inflight, queue) = (
-                shared.store.clone(),
-                shared.inflight.clone(),
-                shared.queue.clone(),
-            );
-            let (interval, lease, stop) = (
-                settings.heartbeat_interval,
-                settings.lease,
-                maintenance_stop.clone(),
-            );
-            services.push(supervisor("heartbeat").spawn(
-                move || {
-                    maintenance::heartbeat(
-                        store.clone(),
-                        inflight.clone(),
-                        queue.clone(),
-                        interval,
-                        lease,
-                        stop.clone(),
-                    )
-                },
-                until_maintenance_stops.clone(),
-            ));
-        }
-        {
-            let (store, interval, stop) = (
-                shared.store.clone(),
-                settings.rescue_interval,
-                maintenance_stop.clone(),
-            );
-            services.push(supervisor("rescuer").spawn(
-                move || maintenance::rescuer(store.clone(), interval, stop.clone()),
-                until_maintenance_stops.clone(),
-            ));
-        }
-        if let Some(age) = settings.clean_after {
-            let (store, stop) = (shared.store.clone(), maintenance_stop.clone());
-            services.push(supervisor("cleaner").spawn(
-                move || maintenance::cleaner(store.clone(), age, stop.clone()),
-                until_maintenance_stops.clone(),
-            ));
-        }
+        let mut services = maintenance::start(maintenance::Context {
+            store: shared.store.clone(),
+            settings: settings.clone(),
+            inflight: shared.inflight.clone(),
+            queue: shared.queue.clone(),
+            restarts: restarts.clone(),
+            stop: maintenance_stop.clone(),
+        });
         if shared.store.subscribe_wakeups().is_some() {
             let (shared, stop) = (shared.clone(), maintenance_stop.clone());
             services.push(supervisor("wake-up forwarder").spawn(
