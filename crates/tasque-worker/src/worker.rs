@@ -100,7 +100,7 @@ impl Worker {
                 std::future::pending::<()>,
             )
         };
-        let mut services = maintenance::start(maintenance::Context {
+        let (mut services, leadership) = maintenance::start(maintenance::Context {
             store: shared.store.clone(),
             settings: settings.clone(),
             inflight: shared.inflight.clone(),
@@ -127,6 +127,7 @@ impl Worker {
             )
         };
         Ok(RunningWorker {
+            leadership,
             shared,
             claimer,
             reporter,
@@ -162,6 +163,7 @@ pub struct RunningWorker {
     reporter: JoinHandle<()>,
     services: Vec<JoinHandle<()>>,
     maintenance_stop: Arc<Stop>,
+    leadership: maintenance::Leadership,
 }
 
 /// What a graceful shutdown did.
@@ -180,6 +182,12 @@ impl RunningWorker {
     /// The handler set; learn and forget handlers through it at any time.
     pub fn handlers(&self) -> &Handlers {
         &self.shared.handlers
+    }
+
+    /// Whether this worker is the elected leader now (it runs the scheduler, the rescuer and
+    /// the cleaner). On a store without a schedule engine every worker leads itself.
+    pub fn is_leader(&self) -> bool {
+        *self.leadership.borrow()
     }
 
     /// Counts of what this worker did so far.

@@ -48,8 +48,9 @@ pub(crate) struct Context {
     pub(crate) stop: Arc<Stop>,
 }
 
-/// Starts every service; each ends once `ctx.stop` is raised.
-pub(crate) fn start(ctx: Context) -> Vec<JoinHandle<()>> {
+/// Starts every service; each ends once `ctx.stop` is raised. Returns them and the
+/// election's verdict.
+pub(crate) fn start(ctx: Context) -> (Vec<JoinHandle<()>>, Leadership) {
     let (leading, leadership) = watch::channel(false);
     let leading = Arc::new(leading);
     let s = ctx.settings.clone();
@@ -131,7 +132,7 @@ pub(crate) fn start(ctx: Context) -> Vec<JoinHandle<()>> {
     let (store, stop, lead, schedules, interval) = (
         ctx.store.clone(),
         ctx.stop.clone(),
-        leadership,
+        leadership.clone(),
         s.schedules.clone(),
         s.scheduler_interval,
     );
@@ -147,7 +148,7 @@ pub(crate) fn start(ctx: Context) -> Vec<JoinHandle<()>> {
             ))
         }),
     ));
-    services
+    (services, leadership)
 }
 
 type BoxFuture = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
