@@ -302,8 +302,13 @@ pub async fn the_leader_lease_has_one_holder_at_a_time(b: &dyn Backend) {
     let store = b.open("cron").await;
     let e = engine(&store);
     let long = Duration::from_secs(60);
+    assert_eq!(e.lease_holder("leader").await.expect("holder"), None);
     assert!(e.acquire_lease("leader", "a", long).await.expect("acquire"));
     assert!(!e.acquire_lease("leader", "b", long).await.expect("acquire"));
+    assert_eq!(
+        e.lease_holder("leader").await.expect("holder").as_deref(),
+        Some("a")
+    );
     assert!(e.acquire_lease("leader", "a", long).await.expect("renew"));
     e.release_lease("leader", "b")
         .await

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use serde_json::json;
@@ -176,6 +176,11 @@ impl CompiledSchedule {
     /// The schedule's id.
     pub fn id(&self) -> &str {
         &self.spec.id
+    }
+
+    /// An instant as the wall-clock time of the schedule's zone (for display).
+    pub fn in_zone(&self, at: DateTime<Utc>) -> DateTime<FixedOffset> {
+        at.with_timezone(&self.zone).fixed_offset()
     }
 
     /// The first tick strictly after `after`, or `None` if there is none (a cron expression

@@ -85,4 +85,7 @@ pub trait ScheduleEngine: Send + Sync {
 
     /// Gives the lease up if `holder` has it, so another process can take it at once.
     async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+
+    /// Who holds the lease `name` now (`None` when nobody does or it expired).
+    async fn lease_holder(&self, name: &str) -> Result<Option<String>>;
 }

@@ -135,6 +135,15 @@ impl ScheduleEngine for MySqlStore {
             .map_err(sql_err)?;
         Ok(())
     }
+
+    async fn lease_holder(&self, name: &str) -> Result<Option<String>> {
+        let holder: Option<Text> = sqlx::query_scalar(&self.inner.sql.render(q::LEASE_HOLDER))
+            .bind(name)
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        Ok(holder.map(|h| h.0))
+    }
 }
 
 /// One row of [`q::LIST_SCHEDULES`].

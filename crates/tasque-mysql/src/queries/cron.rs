@@ -44,6 +44,11 @@ pub const TAKE_LEASE: &str = concat!(
     now!(),
     ")"
 );
+/// The holder of an unexpired lease. Binds name.
+pub const LEASE_HOLDER: &str = concat!(
+    "SELECT holder FROM `@stem@_leases` WHERE name = ? AND expires_at > ",
+    now!()
+);
 /// Gives a lease up. Binds name, holder.
 pub const RELEASE_LEASE: &str = "DELETE FROM `@stem@_leases` WHERE name = ? AND holder = ?";
 

@@ -122,6 +122,14 @@ impl ScheduleEngine for PostgresStore {
             .map_err(sql_err)?;
         Ok(())
     }
+
+    async fn lease_holder(&self, name: &str) -> Result<Option<String>> {
+        sqlx::query_scalar(&self.cron_sql(q::LEASE_HOLDER))
+            .bind(name)
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(sql_err)
+    }
 }
 
 /// One row of [`q::LIST_SCHEDULES`].

@@ -27,5 +27,8 @@ pub const ACQUIRE_LEASE: &str = "INSERT INTO @schema@.leases (name, holder, expi
     VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond') \
     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
     WHERE leases.holder = excluded.holder OR leases.expires_at <= now()";
+/// The holder of an unexpired lease. Binds 1 name.
+pub const LEASE_HOLDER: &str =
+    "SELECT holder FROM @schema@.leases WHERE name = $1 AND expires_at > now()";
 /// Gives a lease up. Binds 1 name, 2 holder.
 pub const RELEASE_LEASE: &str = "DELETE FROM @schema@.leases WHERE name = $1 AND holder = $2";

@@ -144,6 +144,15 @@ impl ScheduleEngine for SqliteStore {
             .map_err(sql_err)?;
         Ok(())
     }
+
+    async fn lease_holder(&self, name: &str) -> Result<Option<String>> {
+        sqlx::query_scalar(queries::LEASE_HOLDER)
+            .bind(&*self.ns)
+            .bind(name)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(sql_err)
+    }
 }
 
 /// One row of [`queries::LIST_SCHEDULES`].

@@ -37,6 +37,11 @@ pub const ACQUIRE_LEASE: &str = concat!(
     "OR tasque_leases.expires_at <= ",
     now!()
 );
+/// The holder of an unexpired lease. Binds 1 ns, 2 name.
+pub const LEASE_HOLDER: &str = concat!(
+    "SELECT holder FROM tasque_leases WHERE ns = ?1 AND name = ?2 AND expires_at > ",
+    now!()
+);
 /// Gives a lease up. Binds 1 ns, 2 name, 3 holder.
 pub const RELEASE_LEASE: &str =
     "DELETE FROM tasque_leases WHERE ns = ?1 AND name = ?2 AND holder = ?3";
