@@ -1,6 +1,7 @@
 //! One scheduler pass: fire every due tick of every stored schedule, given the engine's clock.
 
 use chrono::{DateTime, Utc};
+use futures_util::stream::{self, StreamExt};
 
 use super::engine::{Fire, FireOutcome, ScheduleEngine, ScheduleRecord};
 use super::plan::{plan, Step};
@@ -26,20 +27,49 @@ pub struct PassReport {
     pub invalid: Vec<ScheduleError>,
 }
 
+/// How many schedules one pass fires at once (each schedule's ticks stay in order).
+pub const FIRE_CONCURRENCY: usize = 4;
+
 /// Fires every due tick of every unpaused stored schedule, as of `now` (the engine's clock; a
-/// test may pass any instant). Each tick is one [`ScheduleEngine::fire`] whose
-/// compare-and-swap starts from the last tick this pass read, so any number of processes may
-/// run passes at once and each tick still fires once: a process that loses a race stops
-/// working on that schedule for this pass.
+/// test may pass any instant), up to [`FIRE_CONCURRENCY`] schedules at once. Each tick is one
+/// [`ScheduleEngine::fire`] whose compare-and-swap starts from the last tick this pass read,
+/// so any number of processes may run passes at once and each tick still fires once: a
+/// process that loses a race stops working on that schedule for this pass.
 pub async fn fire_due(engine: &dyn ScheduleEngine, now: DateTime<Utc>) -> Result<PassReport> {
-    let mut report = PassReport::default();
-    for record in engine.list_schedules().await? {
-        if record.paused {
-            continue;
-        }
-        fire_record(engine, &record, now, &mut report).await?;
+    let records = engine.list_schedules().await?;
+    let passes: Vec<_> = records
+        .iter()
+        .filter(|r| !r.paused)
+        .map(|record| fire_one(engine, record, now))
+        .collect();
+    let mut passes = stream::iter(passes).buffer_unordered(FIRE_CONCURRENCY);
+    let mut total = PassReport::default();
+    while let Some(report) = passes.next().await {
+        total.merge(report?);
     }
+    Ok(total)
+}
+
+/// Fires the due ticks of one schedule, reporting on its own.
+async fn fire_one(
+    engine: &dyn ScheduleEngine,
+    record: &ScheduleRecord,
+    now: DateTime<Utc>,
+) -> Result<PassReport> {
+    let mut report = PassReport::default();
+    fire_record(engine, record, now, &mut report).await?;
     Ok(report)
+}
+
+impl PassReport {
+    fn merge(&mut self, other: PassReport) {
+        self.created += other.created;
+        self.existing += other.existing;
+        self.passed += other.passed;
+        self.skipped_running += other.skipped_running;
+        self.lost += other.lost;
+        self.invalid.extend(other.invalid);
+    }
 }
 
 /// Fires the due ticks of one schedule.
