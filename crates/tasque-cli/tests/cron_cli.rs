@@ -35,8 +35,18 @@ fn write(cli: &Cli, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
+/// A worker process, killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts a worker with `config` and waits until its schedules are stored.
-fn worker_with(cli: &Cli, config: &str) -> Child {
+fn worker_with(cli: &Cli, config: &str) -> Running {
     let child = cli
         .command(&[
             "--auto-migrate",
@@ -50,6 +60,7 @@ fn worker_with(cli: &Cli, config: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Running)
         .unwrap();
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -69,7 +80,7 @@ fn worker_with(cli: &Cli, config: &str) -> Child {
 fn cron_commands_list_next_pause_resume_and_trigger() {
     let cli = Cli::new();
     let config = write(&cli, "cron.toml", CONFIG);
-    let mut worker = worker_with(&cli, &config);
+    let worker = worker_with(&cli, &config);
     let listed = cli.json(&["cron", "list"]);
     let nightly = &listed["schedules"][1]; // by id: hourly, nightly
     assert_eq!(nightly["id"], "nightly");
@@ -104,8 +115,7 @@ fn cron_commands_list_next_pause_resume_and_trigger() {
 
     let unknown = cli.run(&["cron", "pause", "nope"]);
     assert_eq!(unknown.status.code(), Some(1));
-    let _ = worker.kill();
-    let _ = worker.wait();
+    drop(worker);
 }
 
 #[test]
