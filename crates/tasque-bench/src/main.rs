@@ -8,6 +8,7 @@
 mod amqp_suite;
 mod burn;
 mod core_suite;
+mod cron_suite;
 mod mysql_suite;
 mod postgres_sql;
 mod postgres_suite;
@@ -22,6 +23,10 @@ fn main() -> Result<()> {
     // A child process of the postgres suite's multi-process burn-down.
     if args.first().map(String::as_str) == Some("postgres-worker") {
         return postgres_suite::worker_process(&args[1..]);
+    }
+    // A child process of the cron suite's live run.
+    if args.first().map(String::as_str) == Some("cron-worker") {
+        return cron_suite::worker_process(&args[1..]);
     }
     let mut suite = None;
     let mut quick = false;
@@ -52,11 +57,12 @@ fn main() -> Result<()> {
         Some("postgres") => postgres_suite::run(quick, only.as_deref()),
         Some("workflow") => workflow_suite::run(quick),
         Some("mysql") => mysql_suite::run(quick, vs_postgres),
+        Some("cron") => cron_suite::run(quick),
         Some(other) => {
-            bail!("unknown suite {other:?}; suites: core, sqlite, postgres, mysql, workflow, amqp")
+            bail!("unknown suite {other:?}; suites: core, sqlite, postgres, mysql, workflow, amqp, cron")
         }
         None => {
-            bail!("usage: bench SUITE [--quick]; suites: core, sqlite, postgres, mysql, workflow, amqp")
+            bail!("usage: bench SUITE [--quick]; suites: core, sqlite, postgres, mysql, workflow, amqp, cron")
         }
     }
 }

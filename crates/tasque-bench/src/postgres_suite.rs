@@ -169,7 +169,7 @@ async fn measure(sizes: &Sizes, prefix: &str, admin: &PgPool) -> Result<()> {
 }
 
 /// The baseline: one-row INSERT commits, one after the other.
-async fn raw_inserts(admin: &PgPool, prefix: &str, n: usize) -> Result<f64> {
+pub(crate) async fn raw_inserts(admin: &PgPool, prefix: &str, n: usize) -> Result<f64> {
     let schema = format!("{prefix}raw");
     admin
         .execute(

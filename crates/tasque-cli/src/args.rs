@@ -145,6 +145,19 @@ tasque emit nightly.ready\n  \
 echo '{\"rows\": 42}' | tasque emit import.done -")]
     Emit(EmitArgs),
 
+    /// Periodic jobs: list them, show a schedule's next fires, pause, resume, trigger now.
+    /// Schedules are registered by workers (`tasque work --config FILE`, or in code).
+    #[command(after_help = "Examples:\n  \
+tasque cron list\n  \
+tasque cron next nightly-report -n 10\n  \
+tasque cron pause nightly-report\n  \
+tasque cron trigger nightly-report")]
+    Cron {
+        /// What to do.
+        #[command(subcommand)]
+        action: crate::cron_args::CronAction,
+    },
+
     /// The guided demonstration: enqueue a mix of jobs and work them, showing every feature.
     #[command(after_help = "Example:\n  tasque demo")]
     Demo(DemoArgs),
@@ -246,6 +259,13 @@ pub struct WorkArgs {
     /// How long a graceful shutdown may take before running jobs are released.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub shutdown_grace: Duration,
+    /// A TOML file of `[[schedule]]` tables: periodic jobs this worker registers (checked
+    /// before anything is written; an error names the line).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// The schedules read from `--config`.
+    #[arg(skip)]
+    pub schedules: Vec<tasque_durable::schedule::Schedule>,
 }
 
 /// Filters shared by `jobs` and `purge`.

@@ -68,6 +68,7 @@ mod amqp_args;
 mod args;
 mod commands;
 mod connect;
+mod cron_args;
 mod exec;
 mod fail;
 mod output;
@@ -83,6 +84,7 @@ use tasque_durable::Store;
 
 use args::{Cli, Command, QueueAction};
 use connect::Schema;
+use cron_args::CronAction;
 use fail::CliError;
 
 fn main() {
@@ -272,6 +274,9 @@ fn reads_only(command: &Command) -> bool {
             | Command::Queues {
                 action: None | Some(QueueAction::List)
             }
+            | Command::Cron {
+                action: CronAction::List | CronAction::Next { .. }
+            }
     )
 }
 
@@ -294,6 +299,15 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let spawn = match &command {
         Command::Enqueue(args) => Some(commands::enqueue::build(args)?),
         _ => None,
+    };
+    let command = match command {
+        Command::Work(mut args) => {
+            if let Some(path) = &args.config {
+                args.schedules = commands::cron::load_config(path)?;
+            }
+            Command::Work(args)
+        }
+        command => command,
     };
     let event = match &command {
         Command::Emit(args) => Some(commands::emit::build(args)?),
@@ -343,6 +357,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             commands::emit::run(store, event, json).await
         }
         Command::Demo(args) => commands::demo::run(store, args, json).await,
+        Command::Cron { action } => commands::cron::run(store, action, json).await,
         Command::Amqp(_) | Command::Completions { .. } => Err(CliError::Failed(
             "internal error: this subcommand runs before the database is opened".into(),
         )),

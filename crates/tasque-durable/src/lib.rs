@@ -89,6 +89,7 @@ mod failure;
 pub mod model;
 pub mod options;
 pub mod retry;
+pub mod schedule;
 mod store;
 pub mod trace;
 pub mod validate;

@@ -317,4 +317,10 @@ pub trait Store: Send + Sync + 'static {
         let _ = jobs;
         Ok(())
     }
+
+    /// The engine's storage of periodic jobs and of the leader lease; `None` (the default) for
+    /// stores without it, whose workers each run maintenance themselves and take no schedules.
+    fn schedules(&self) -> Option<&dyn crate::schedule::ScheduleEngine> {
+        None
+    }
 }

@@ -276,6 +276,10 @@ pub(crate) fn sql_err(err: sqlx::Error) -> Error {
 /// so workers in other processes poll.
 #[async_trait::async_trait]
 impl tasque_durable::engine::EngineBase for MySqlStore {
+    fn schedule_engine(&self) -> Option<&dyn tasque_durable::schedule::ScheduleEngine> {
+        Some(self)
+    }
+
     fn ns(&self) -> &str {
         &self.inner.ns
     }

@@ -250,8 +250,18 @@ const V3: Migration = Migration {
     statements: &ROUTINES_V3,
 };
 
+/// Version 4: periodic jobs (schedules) and the leader lease.
+const V4: Migration = Migration {
+    version: 4,
+    name: "schedules and leader lease",
+    statements: &[
+        Step::Always(crate::queries::cron::CREATE_SCHEDULES),
+        Step::Always(crate::queries::cron::CREATE_LEASES),
+    ],
+};
+
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[V1, V2, V3];
+pub const MIGRATIONS: &[Migration] = &[V1, V2, V3, V4];
 
 /// Drops the namespace's stored procedures.
 pub const DROP_ROUTINES: [&str; 3] = [
@@ -298,4 +308,6 @@ pub const FRESH: &[Step] = &[
     ROUTINES_V3[3],
     ROUTINES_V3[4],
     ROUTINES_V3[5],
+    Step::Always(crate::queries::cron::CREATE_SCHEDULES),
+    Step::Always(crate::queries::cron::CREATE_LEASES),
 ];

@@ -188,6 +188,10 @@ pub(crate) fn sql_err(err: sqlx::Error) -> Error {
 
 #[async_trait::async_trait]
 impl tasque_durable::engine::EngineBase for PostgresStore {
+    fn schedule_engine(&self) -> Option<&dyn tasque_durable::schedule::ScheduleEngine> {
+        Some(self)
+    }
+
     fn ns(&self) -> &str {
         &self.inner.ns
     }

@@ -417,6 +417,8 @@ impl Sql {
     }
 }
 
+pub mod cron;
+
 /// Statements of the migrator, which run before a store's statements exist.
 pub mod migrate {
     /// The schema's migration history exists (binds 1: `schema.migrations` as text).
@@ -437,4 +439,6 @@ pub mod migrate {
     pub const V2: &str = include_str!("sql/v2.sql");
     /// Schema version 3: strict option documents, fast `spawn` and `spawn_batch`.
     pub const V3: &str = include_str!("sql/v3.sql");
+    /// Schema version 4: schedules and the leader lease.
+    pub const V4: &str = include_str!("sql/v4.sql");
 }

@@ -168,6 +168,10 @@ const WAKEUP_BUFFER: usize = 256;
 
 #[async_trait::async_trait]
 impl EngineBase for SqliteStore {
+    fn schedule_engine(&self) -> Option<&dyn tasque_durable::schedule::ScheduleEngine> {
+        Some(self)
+    }
+
     fn ns(&self) -> &str {
         &self.ns
     }

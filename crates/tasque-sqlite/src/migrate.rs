@@ -12,7 +12,7 @@ use crate::queries;
 use crate::sql_err;
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// One migration: its version, name and statements.
 struct Migration {
@@ -145,7 +145,14 @@ const V5: Migration = Migration {
     ],
 };
 
-const MIGRATIONS: &[Migration] = &[V1, V2, V3, V4, V5];
+/// Version 6: periodic jobs (schedules) and the leader lease.
+const V6: Migration = Migration {
+    version: 6,
+    name: "schedules and leases",
+    statements: queries::V6,
+};
+
+const MIGRATIONS: &[Migration] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version of a database (0 when it has never been migrated).
 pub async fn current_version(pool: &SqlitePool) -> Result<i64> {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tasque_durable::schedule::{compile_all, Schedule};
 use tasque_durable::{PollOrder, Store};
 
 use crate::{Error, Handlers, Worker};
@@ -15,6 +16,10 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// Default delay before a job with an unknown task name is offered again.
 pub const DEFAULT_DEFER_UNKNOWN: Duration = Duration::from_secs(60);
+/// Default time to live of the leader lease: a dead leader is replaced within about this long.
+pub const DEFAULT_LEADER_LEASE: Duration = Duration::from_secs(5);
+/// Default pause between the leader's scheduler passes.
+pub const DEFAULT_SCHEDULER_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Everything a running worker needs to know, validated.
 #[derive(Clone, Debug)]
@@ -32,6 +37,9 @@ pub(crate) struct Settings {
     pub(crate) delete_on_success: bool,
     pub(crate) completion_batch: usize,
     pub(crate) clean_after: Option<Duration>,
+    pub(crate) leader_lease: Duration,
+    pub(crate) scheduler_interval: Duration,
+    pub(crate) schedules: Arc<Vec<Schedule>>,
 }
 
 /// Configures a [`Worker`]. Every value is checked by [`build`](WorkerBuilder::build).
@@ -48,6 +56,9 @@ pub(crate) struct Settings {
 /// | unknown task names | deferred 60 s, no attempt counted |
 /// | delete on success | off |
 /// | cleaner | off (see [`clean_after`](WorkerBuilder::clean_after)) |
+/// | leader lease | 5 s; every worker tries to take or renew it every fifth of that |
+/// | scheduler interval | 200 ms (how often the leader looks for due ticks) |
+/// | schedules | none (see [`schedule`](WorkerBuilder::schedule)) |
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct WorkerBuilder {
     pub(crate) store: Arc<dyn Store>,
@@ -65,6 +76,9 @@ pub struct WorkerBuilder {
     delete_on_success: bool,
     completion_batch: usize,
     clean_after: Option<Duration>,
+    leader_lease: Duration,
+    scheduler_interval: Duration,
+    schedules: Vec<Schedule>,
 }
 
 impl WorkerBuilder {
@@ -85,6 +99,9 @@ impl WorkerBuilder {
             delete_on_success: false,
             completion_batch: 1000,
             clean_after: None,
+            leader_lease: DEFAULT_LEADER_LEASE,
+            scheduler_interval: DEFAULT_SCHEDULER_INTERVAL,
+            schedules: Vec::new(),
         }
     }
 
@@ -161,6 +178,35 @@ impl WorkerBuilder {
         self
     }
 
+    /// Registers a periodic job. Schedules are checked by [`build`](WorkerBuilder::build)
+    /// (expression, zone, task, duplicate ids: [`Error::Schedule`], nothing written) and
+    /// stored when the worker starts (an id already stored gets the new definition and keeps
+    /// its firing state); the elected leader fires them, exactly once per tick across all
+    /// workers. The store must support schedules ([`Store::schedules`]).
+    pub fn schedule(mut self, schedule: Schedule) -> Self {
+        self.schedules.push(schedule);
+        self
+    }
+
+    /// Registers several periodic jobs (see [`schedule`](WorkerBuilder::schedule)).
+    pub fn schedules(mut self, schedules: impl IntoIterator<Item = Schedule>) -> Self {
+        self.schedules.extend(schedules);
+        self
+    }
+
+    /// The time to live of the leader lease (at least 50 ms): a dead leader is replaced
+    /// within about this long; workers try to take or renew it every fifth of it.
+    pub fn leader_lease(mut self, ttl: Duration) -> Self {
+        self.leader_lease = ttl;
+        self
+    }
+
+    /// How often the leader looks for due ticks (positive).
+    pub fn scheduler_interval(mut self, interval: Duration) -> Self {
+        self.scheduler_interval = interval;
+        self
+    }
+
     /// The id recorded on claimed jobs; default `worker-<pid>-<random>`.
     pub fn worker_id(mut self, id: impl Into<String>) -> Self {
         self.worker_id = Some(id.into());
@@ -210,6 +256,17 @@ impl WorkerBuilder {
             None => default_worker_id(),
         };
         tasque_durable::validate::validate_name("worker", &worker_id)?;
+        positive("scheduler_interval", self.scheduler_interval)?;
+        if self.leader_lease < Duration::from_millis(50) {
+            return Err(Error::invalid("leader_lease", "must be at least 50 ms"));
+        }
+        compile_all(&self.schedules)?;
+        if !self.schedules.is_empty() && self.store.schedules().is_none() {
+            return Err(Error::invalid(
+                "schedule",
+                "this store does not support schedules",
+            ));
+        }
         Ok(Settings {
             worker_id,
             queues: self.queues.clone(),
@@ -224,6 +281,9 @@ impl WorkerBuilder {
             delete_on_success: self.delete_on_success,
             completion_batch: self.completion_batch,
             clean_after: self.clean_after,
+            leader_lease: self.leader_lease,
+            scheduler_interval: self.scheduler_interval,
+            schedules: Arc::new(self.schedules.clone()),
         })
     }
 }

@@ -21,6 +21,10 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
+    /// A schedule is invalid (expression, zone, task, options) or two share an id; the worker
+    /// was not built and nothing was written.
+    #[error(transparent)]
+    Schedule(#[from] tasque_durable::schedule::ScheduleError),
     /// The in-process queue could not start (no tokio runtime, ...).
     #[error("in-process queue: {0}")]
     Queue(#[from] tasque_core::Error),

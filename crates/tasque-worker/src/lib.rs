@@ -23,10 +23,14 @@
 //! * **Heartbeats.** Leases of running jobs are renewed every third of the
 //!   lease; a job cancelled in the store, or whose lease was lost, has its
 //!   handler aborted and its outcome dropped.
-//! * **Rescue.** Every worker periodically makes jobs whose lease expired (a
-//!   crashed worker's) claimable again; this counts as a failed attempt.
+//! * **Leader.** One worker per namespace is elected leader through the database
+//!   (a lease row timed by the database clock) and runs the maintenance services:
+//!   the rescuer (jobs whose lease expired, a crashed worker's, become claimable
+//!   again; this counts as a failed attempt), the cleaner and the scheduler of
+//!   periodic jobs ([`WorkerBuilder::schedule`]). When the leader dies, another
+//!   worker takes over within the lease's time to live ([`WorkerBuilder::leader_lease`]).
 //! * **Supervision.** Every background loop (claim loop, reporter, heartbeat,
-//!   rescuer, cleaner, wake-up forwarder) runs under a [`tasque_core::Supervisor`]:
+//!   leader election, rescuer, cleaner, scheduler, wake-up forwarder) runs under a [`tasque_core::Supervisor`]:
 //!   a panic, or a return while the worker is not stopping, is logged at `error`
 //!   and the loop restarts on the same shared state after a capped backoff
 //!   (counted in [`WorkerStats::restarts`]). A job the store cannot decode is
@@ -149,7 +153,8 @@ mod worker;
 mod workflow;
 
 pub use config::{
-    WorkerBuilder, DEFAULT_CONCURRENCY, DEFAULT_DEFER_UNKNOWN, DEFAULT_LEASE, DEFAULT_POLL_INTERVAL,
+    WorkerBuilder, DEFAULT_CONCURRENCY, DEFAULT_DEFER_UNKNOWN, DEFAULT_LEADER_LEASE, DEFAULT_LEASE,
+    DEFAULT_POLL_INTERVAL, DEFAULT_SCHEDULER_INTERVAL,
 };
 pub use context::JobContext;
 pub use error::Error;

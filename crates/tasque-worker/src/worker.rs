@@ -100,50 +100,14 @@ impl Worker {
                 std::future::pending::<()>,
             )
         };
-        let mut services = Vec::new();
-        {
-            let (store, inflight, queue) = (
-                shared.store.clone(),
-                shared.inflight.clone(),
-                shared.queue.clone(),
-            );
-            let (interval, lease, stop) = (
-                settings.heartbeat_interval,
-                settings.lease,
-                maintenance_stop.clone(),
-            );
-            services.push(supervisor("heartbeat").spawn(
-                move || {
-                    maintenance::heartbeat(
-                        store.clone(),
-                        inflight.clone(),
-                        queue.clone(),
-                        interval,
-                        lease,
-                        stop.clone(),
-                    )
-                },
-                until_maintenance_stops.clone(),
-            ));
-        }
-        {
-            let (store, interval, stop) = (
-                shared.store.clone(),
-                settings.rescue_interval,
-                maintenance_stop.clone(),
-            );
-            services.push(supervisor("rescuer").spawn(
-                move || maintenance::rescuer(store.clone(), interval, stop.clone()),
-                until_maintenance_stops.clone(),
-            ));
-        }
-        if let Some(age) = settings.clean_after {
-            let (store, stop) = (shared.store.clone(), maintenance_stop.clone());
-            services.push(supervisor("cleaner").spawn(
-                move || maintenance::cleaner(store.clone(), age, stop.clone()),
-                until_maintenance_stops.clone(),
-            ));
-        }
+        let (mut services, leadership) = maintenance::start(maintenance::Context {
+            store: shared.store.clone(),
+            settings: settings.clone(),
+            inflight: shared.inflight.clone(),
+            queue: shared.queue.clone(),
+            restarts: restarts.clone(),
+            stop: maintenance_stop.clone(),
+        });
         if shared.store.subscribe_wakeups().is_some() {
             let (shared, stop) = (shared.clone(), maintenance_stop.clone());
             services.push(supervisor("wake-up forwarder").spawn(
@@ -163,6 +127,7 @@ impl Worker {
             )
         };
         Ok(RunningWorker {
+            leadership,
             shared,
             claimer,
             reporter,
@@ -198,6 +163,7 @@ pub struct RunningWorker {
     reporter: JoinHandle<()>,
     services: Vec<JoinHandle<()>>,
     maintenance_stop: Arc<Stop>,
+    leadership: maintenance::Leadership,
 }
 
 /// What a graceful shutdown did.
@@ -216,6 +182,12 @@ impl RunningWorker {
     /// The handler set; learn and forget handlers through it at any time.
     pub fn handlers(&self) -> &Handlers {
         &self.shared.handlers
+    }
+
+    /// Whether this worker is the elected leader now (it runs the scheduler, the rescuer and
+    /// the cleaner). On a store without a schedule engine every worker leads itself.
+    pub fn is_leader(&self) -> bool {
+        *self.leadership.borrow()
     }
 
     /// Counts of what this worker did so far.

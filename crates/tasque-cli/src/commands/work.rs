@@ -30,6 +30,7 @@ pub fn start(
         .concurrency(args.concurrency)
         .poll_interval(args.poll_interval)
         .lease(args.lease)
+        .schedules(args.schedules.clone())
         .build()?;
     Ok(worker.start()?)
 }

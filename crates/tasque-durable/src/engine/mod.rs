@@ -70,6 +70,12 @@ pub trait EngineBase: Send + Sync + 'static {
         let _ = jobs;
         Ok(())
     }
+
+    /// The engine's storage of periodic jobs and of the leader lease (see
+    /// [`Store::schedules`](crate::Store::schedules)); `None` by default.
+    fn schedule_engine(&self) -> Option<&dyn crate::schedule::ScheduleEngine> {
+        None
+    }
 }
 
 /// Inserting jobs (`ops/spawn.rs`).

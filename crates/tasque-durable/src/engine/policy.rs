@@ -456,6 +456,10 @@ impl<E: Engine> Store for E {
     async fn announce_finished(&self, jobs: &[JobId]) -> Result<()> {
         self.finished_announce(jobs).await
     }
+
+    fn schedules(&self) -> Option<&dyn crate::schedule::ScheduleEngine> {
+        self.schedule_engine()
+    }
 }
 
 #[cfg(test)]

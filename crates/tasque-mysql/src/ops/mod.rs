@@ -7,6 +7,7 @@
 //! ([`retry_conflicts`]).
 
 pub mod claim;
+pub mod cron;
 pub mod gated;
 pub mod inspect;
 pub mod maintain;

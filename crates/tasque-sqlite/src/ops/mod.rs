@@ -2,6 +2,7 @@
 //! they run lives in `queries`.
 
 pub mod claim;
+pub mod cron;
 pub mod gated;
 pub mod inspect;
 pub mod maintain;

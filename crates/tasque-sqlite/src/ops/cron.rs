@@ -1,0 +1,177 @@
+//! `impl ScheduleEngine for SqliteStore`: schedules and the leader lease.
+//!
+//! A fire is one `BEGIN IMMEDIATE` transaction: the compare-and-swap of the last tick, then
+//! the job through the ordinary spawn path (`spawn::encode`, `spawn::insert_chunk`, so the
+//! idempotency key `cron:<id>:<tick>` applies), then the fire's record.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row;
+use tasque_durable::schedule::{Fire, FireOutcome, Schedule, ScheduleEngine, ScheduleRecord};
+use tasque_durable::{Error, JobId, Result};
+
+use super::{ms, spawn};
+use crate::{queries, rows, sql_err, SqliteStore};
+
+#[async_trait]
+impl ScheduleEngine for SqliteStore {
+    async fn upsert_schedules(&self, schedules: &[Schedule]) -> Result<()> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(sql_err)?;
+        for schedule in schedules {
+            let definition =
+                serde_json::to_string(schedule).map_err(|e| Error::Corrupt(e.to_string()))?;
+            sqlx::query(queries::UPSERT_SCHEDULE)
+                .bind(&*self.ns)
+                .bind(&schedule.id)
+                .bind(definition)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err)?;
+        }
+        tx.commit().await.map_err(sql_err)
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>> {
+        let found = sqlx::query(queries::LIST_SCHEDULES)
+            .bind(&*self.ns)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(sql_err)?;
+        found.iter().map(record).collect()
+    }
+
+    async fn fire(&self, fire: Fire) -> Result<FireOutcome> {
+        let job = match fire.spawn {
+            Some(s) => {
+                let queue = s.queue.clone();
+                Some((queue, spawn::encode(tasque_durable::engine::JobInsert::encode(s, &self.limits)?)))
+            }
+            None => None,
+        };
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(sql_err)?;
+        let advanced = sqlx::query(queries::ADVANCE_TICK)
+            .bind(&*self.ns)
+            .bind(&fire.id)
+            .bind(fire.expected.map(|t| t.timestamp_millis()))
+            .bind(fire.tick.timestamp_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_err)?
+            .rows_affected();
+        if advanced != 1 {
+            return Ok(FireOutcome::Lost);
+        }
+        if fire.skip_if_running {
+            let running: bool = sqlx::query_scalar(queries::PREVIOUS_UNFINISHED)
+                .bind(&*self.ns)
+                .bind(&fire.id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(sql_err)?;
+            if running {
+                tx.commit().await.map_err(sql_err)?;
+                return Ok(FireOutcome::SkippedRunning);
+            }
+        }
+        let Some((queue, job)) = job else {
+            tx.commit().await.map_err(sql_err)?;
+            return Ok(FireOutcome::Passed);
+        };
+        sqlx::query(queries::ENSURE_QUEUE)
+            .bind(&*self.ns)
+            .bind(&queue)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_err)?;
+        let spawned = spawn::insert_chunk(&mut tx, &self.ns, std::slice::from_ref(&job))
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Corrupt("a one-job insert returned no result".into()))?;
+        sqlx::query(queries::RECORD_FIRE)
+            .bind(&*self.ns)
+            .bind(&fire.id)
+            .bind(spawned.job_id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_err)?;
+        tx.commit().await.map_err(sql_err)?;
+        self.remember_queues(&[queue.as_str()]);
+        self.announce(&queue);
+        Ok(FireOutcome::Fired(spawned))
+    }
+
+    async fn set_schedule_paused(&self, id: &str, paused: bool) -> Result<bool> {
+        let changed = sqlx::query(queries::SET_SCHEDULE_PAUSED)
+            .bind(&*self.ns)
+            .bind(id)
+            .bind(i64::from(paused))
+            .execute(&self.pool)
+            .await
+            .map_err(sql_err)?
+            .rows_affected();
+        Ok(changed == 1)
+    }
+
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        let changed = sqlx::query(queries::ACQUIRE_LEASE)
+            .bind(&*self.ns)
+            .bind(name)
+            .bind(holder)
+            .bind(ms(ttl))
+            .execute(&self.pool)
+            .await
+            .map_err(sql_err)?
+            .rows_affected();
+        Ok(changed == 1)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        sqlx::query(queries::RELEASE_LEASE)
+            .bind(&*self.ns)
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map_err(sql_err)?;
+        Ok(())
+    }
+
+    async fn lease_holder(&self, name: &str) -> Result<Option<String>> {
+        sqlx::query_scalar(queries::LEASE_HOLDER)
+            .bind(&*self.ns)
+            .bind(name)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(sql_err)
+    }
+}
+
+/// One row of [`queries::LIST_SCHEDULES`].
+fn record(row: &sqlx::sqlite::SqliteRow) -> Result<ScheduleRecord> {
+    let definition: String = row.try_get(1).map_err(sql_err)?;
+    let schedule: Schedule = serde_json::from_str(&definition)
+        .map_err(|e| Error::Corrupt(format!("schedule definition: {e}")))?;
+    let opt_time = |i: usize| -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let ms: Option<i64> = row.try_get(i).map_err(sql_err)?;
+        ms.map(rows::time).transpose()
+    };
+    let last_job: Option<i64> = row.try_get(5).map_err(sql_err)?;
+    let paused: i64 = row.try_get(6).map_err(sql_err)?;
+    Ok(ScheduleRecord {
+        schedule,
+        registered_at: rows::time(row.try_get(2).map_err(sql_err)?)?,
+        last_tick: opt_time(3)?,
+        last_fired_at: opt_time(4)?,
+        last_job: last_job.map(JobId),
+        paused: paused != 0,
+    })
+}
