@@ -168,6 +168,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("mod.rs", include_str!("mod.rs")),
     ("rescue.rs", include_str!("rescue.rs")),
     ("runs.rs", include_str!("runs.rs")),
+    ("schedules.rs", include_str!("schedules.rs")),
     ("spawn.rs", include_str!("spawn.rs")),
     ("undecodable.rs", include_str!("undecodable.rs")),
     ("workflow.rs", include_str!("workflow.rs")),
@@ -296,6 +297,17 @@ macro_rules! conformance_tests {
             blocking_mode_can_be_turned_off,
             claim_fails_an_undecodable_job_for_good_and_returns_the_others,
             rescuer_fails_an_expired_undecodable_job_for_good,
+            concurrent_passes_fire_each_tick_once,
+            a_lost_compare_and_swap_writes_nothing,
+            a_fired_job_records_its_schedule_and_tick,
+            downtime_with_coalesce_fires_one_job,
+            downtime_with_catch_up_fires_the_latest_n_ticks,
+            downtime_with_skip_fires_nothing_late,
+            skip_if_running_waits_for_the_previous_job,
+            paused_schedules_do_not_fire,
+            a_manual_trigger_and_the_fire_share_the_tick,
+            upsert_keeps_the_firing_state_and_namespaces_are_isolated,
+            the_leader_lease_has_one_holder_at_a_time,
         );
     };
     (@every $factory:path; $($case:ident),+ $(,)?) => {

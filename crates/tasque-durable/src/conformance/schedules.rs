@@ -1,5 +1,5 @@
 //! The schedule cases: [`ScheduleEngine`] on any engine, generated per engine by
-//! [`schedule_conformance_tests!`](crate::schedule_conformance_tests).
+//! [`conformance_tests!`](crate::conformance_tests) with the rest of the suite.
 //!
 //! Each case drives the scheduler's clock by passing instants to
 //! [`fire_due`](crate::schedule::fire_due); none waits for real ticks.
@@ -326,25 +326,4 @@ pub async fn the_leader_lease_has_one_holder_at_a_time(b: &dyn Backend) {
             .then_some(())
     })
     .await;
-}
-
-/// Generates one `#[tokio::test]` per schedule case, given the same factory as
-/// [`conformance_tests!`](crate::conformance_tests).
-#[macro_export]
-macro_rules! schedule_conformance_tests {
-    ($factory:path) => {
-        $crate::conformance_tests!($factory;
-            concurrent_passes_fire_each_tick_once,
-            a_lost_compare_and_swap_writes_nothing,
-            a_fired_job_records_its_schedule_and_tick,
-            downtime_with_coalesce_fires_one_job,
-            downtime_with_catch_up_fires_the_latest_n_ticks,
-            downtime_with_skip_fires_nothing_late,
-            skip_if_running_waits_for_the_previous_job,
-            paused_schedules_do_not_fire,
-            a_manual_trigger_and_the_fire_share_the_tick,
-            upsert_keeps_the_firing_state_and_namespaces_are_isolated,
-            the_leader_lease_has_one_holder_at_a_time,
-        );
-    };
 }
