@@ -79,6 +79,7 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+pub mod insight;
 pub mod model;
 pub mod options;
 pub mod retry;
@@ -86,6 +87,7 @@ mod store;
 pub mod validate;
 
 pub use error::{Error, Result};
+pub use insight::Insight;
 pub use model::{
     AttemptError, AwaitEvent, AwaitOutcome, BlockedPolicy, BlockingParams, Checkpoint, Claim,
     JobFilter, JobId, JobInfo, JobResult, JobState, Page, PageRequest, PageStart, QueueInfo, RunId,

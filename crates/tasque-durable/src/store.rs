@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::error::Result;
+use crate::insight::Insight;
 use crate::model::{
     AwaitEvent, AwaitOutcome, BlockingParams, Checkpoint, Claim, JobFilter, JobId, JobInfo,
     JobResult, JobState, Page, PageRequest, QueueInfo, RunId, SetCheckpoint, SleepParams, Spawn,
@@ -297,6 +298,12 @@ pub trait Store: Send + Sync + 'static {
     /// "any queue" too. Announcements are hints: a worker still polls, so a lost one costs at
     /// most a poll interval. Call from inside a tokio runtime.
     fn subscribe_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
+
+    /// The engine's answers to dashboard and metrics questions ([`Insight`]); `None`, the
+    /// default, for engines that do not give them (callers fall back to the inspector).
+    fn insight(&self) -> Option<&dyn Insight> {
         None
     }
 }

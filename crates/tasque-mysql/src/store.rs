@@ -179,4 +179,8 @@ impl Store for MySqlStore {
     fn subscribe_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
         Some(self.inner.wakeups.subscribe())
     }
+
+    fn insight(&self) -> Option<&dyn tasque_durable::Insight> {
+        Some(self)
+    }
 }

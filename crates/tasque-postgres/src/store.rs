@@ -174,4 +174,8 @@ impl Store for PostgresStore {
     fn subscribe_wakeups(&self) -> Option<broadcast::Receiver<String>> {
         self.inner.wakeups.subscribe()
     }
+
+    fn insight(&self) -> Option<&dyn tasque_durable::Insight> {
+        Some(self)
+    }
 }

@@ -168,4 +168,8 @@ impl Store for SqliteStore {
     fn subscribe_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
         Some(self.wakeups.subscribe())
     }
+
+    fn insight(&self) -> Option<&dyn tasque_durable::Insight> {
+        Some(self)
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod claim;
 pub mod gated;
+pub mod insight;
 pub mod inspect;
 pub mod maintain;
 pub mod runs;
