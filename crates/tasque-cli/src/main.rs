@@ -343,6 +343,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             commands::emit::run(store, event, json).await
         }
         Command::Demo(args) => commands::demo::run(store, args, json).await,
+        Command::Dashboard(args) => commands::dashboard::run(store, args).await,
         Command::Amqp(_) | Command::Completions { .. } => Err(CliError::Failed(
             "internal error: this subcommand runs before the database is opened".into(),
         )),

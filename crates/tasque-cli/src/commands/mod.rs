@@ -1,6 +1,7 @@
 //! One module per group of subcommands.
 
 pub mod amqp;
+pub mod dashboard;
 pub mod demo;
 pub mod emit;
 pub mod enqueue;
