@@ -11,6 +11,7 @@ use sqlx::Row;
 use tasque_durable::insight::{FinishedJob, Insight, QueueAge, StartTiming, Suspension};
 use tasque_durable::{Error, JobId, JobState, Result};
 
+use crate::rows::Text;
 use crate::{sql_err, MySqlStore};
 
 mod sql {
@@ -43,6 +44,11 @@ mod sql {
         FROM @jobs@ WHERE id = ?";
 }
 
+/// Reads a text column (binary collation: sent as bytes).
+fn text(row: &sqlx::mysql::MySqlRow, index: usize) -> Result<String> {
+    Ok(row.try_get::<Text, _>(index).map_err(sql_err)?.0)
+}
+
 /// Reads a nullable integer column (`TIMESTAMPDIFF ... DIV 1000` is a signed BIGINT).
 fn int(row: &sqlx::mysql::MySqlRow, index: usize) -> Result<Option<i64>> {
     row.try_get::<Option<i64>, _>(index).map_err(sql_err)
@@ -58,7 +64,7 @@ impl Insight for MySqlStore {
         rows.iter()
             .map(|row| {
                 Ok(QueueAge {
-                    queue: row.try_get(0).map_err(sql_err)?,
+                    queue: text(row, 0)?,
                     oldest_ready_ms: int(row, 1)?.unwrap_or(0).max(0),
                 })
             })
@@ -74,10 +80,10 @@ impl Insight for MySqlStore {
             .map_err(sql_err)?;
         rows.iter()
             .map(|row| {
-                let state: String = row.try_get(2).map_err(sql_err)?;
+                let state = text(row, 2)?;
                 Ok(FinishedJob {
-                    queue: row.try_get(0).map_err(sql_err)?,
-                    task: row.try_get(1).map_err(sql_err)?,
+                    queue: text(row, 0)?,
+                    task: text(row, 1)?,
                     state: state
                         .parse::<JobState>()
                         .map_err(|e| Error::Corrupt(e.to_string()))?,
@@ -119,12 +125,15 @@ impl Insight for MySqlStore {
             .await
             .map_err(sql_err)?;
         let Some(row) = row else { return Ok(None) };
-        let state: String = row.try_get(0).map_err(sql_err)?;
+        let state = text(&row, 0)?;
         if state != "sleeping" && state != "waiting" {
             return Ok(None);
         }
         Ok(Some(Suspension {
-            event: row.try_get(1).map_err(sql_err)?,
+            event: row
+                .try_get::<Option<Text>, _>(1)
+                .map_err(sql_err)?
+                .map(|t| t.0),
             wakes_in_ms: int(&row, 2)?,
         }))
     }

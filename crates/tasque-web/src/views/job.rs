@@ -27,7 +27,7 @@ pub fn page(ctx: &Ctx, job: &JobDetail, message: Option<&str>) -> Markup {
             ul { @for reason in &job.why { li data-reason=(serde_json::to_value(reason).ok().and_then(|v| v.get("reason").and_then(|r| r.as_str().map(str::to_string))).unwrap_or_default()) { (reason.sentence()) } } }
         }
         @if ctx.can_act {
-            p.actions #job-actions {
+            div.actions #job-actions {
                 @if job.can_retry { (action(ctx, &format!("/jobs/{}/retry", job.id), "Retry", "retry")) }
                 @if job.can_cancel { (action(ctx, &format!("/jobs/{}/cancel", job.id), "Cancel", "cancel")) }
                 @if job.can_delete { (action(ctx, &format!("/jobs/{}/delete", job.id), "Delete", "danger")) }
