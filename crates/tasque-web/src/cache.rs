@@ -61,12 +61,15 @@ impl Snapshot {
     }
 }
 
+/// A snapshot and when it was taken.
+type Taken = (Instant, Arc<Snapshot>);
+
 /// The cached snapshot of one store. Cheap to clone.
 #[derive(Clone)]
 pub struct Cache {
     store: Arc<dyn Store>,
     ttl: Duration,
-    current: Arc<Mutex<Option<(Instant, Arc<Snapshot>)>>>,
+    current: Arc<Mutex<Option<Taken>>>,
     refreshing: Arc<AtomicBool>,
 }
 

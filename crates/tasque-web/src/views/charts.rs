@@ -44,16 +44,21 @@ pub fn state_bar(counts: &StateCounts) -> Markup {
     let total = counts.total().max(1) as f64;
     let width = 240.0;
     let mut x = 0.0;
+    let segments: Vec<(JobState, u64, f64, f64)> = JobState::ALL
+        .into_iter()
+        .filter(|state| counts.get(*state) > 0)
+        .map(|state| {
+            let n = counts.get(state);
+            let w = n as f64 / total * width;
+            x += w;
+            (state, n, x - w, w)
+        })
+        .collect();
     html! {
         svg.bar viewBox={ "0 0 " (width) " 12" } role="img" aria-label="jobs by state" {
-            @for state in JobState::ALL {
-                @let n = counts.get(state);
-                @if n > 0 {
-                    @let w = n as f64 / total * width;
-                    rect class=(state.as_str()) x=(x) y="0" width=(w) height="12" {
-                        title { (state.as_str()) ": " (n) }
-                    }
-                    @let _ = { x += w; };
+            @for (state, n, x, w) in segments {
+                rect class=(state.as_str()) x=(x) y="0" width=(w) height="12" {
+                    title { (state.as_str()) ": " (n) }
                 }
             }
         }
