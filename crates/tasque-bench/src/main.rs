@@ -8,6 +8,7 @@
 mod amqp_suite;
 mod burn;
 mod core_suite;
+mod dashboard_suite;
 mod mysql_suite;
 mod postgres_sql;
 mod postgres_suite;
@@ -52,11 +53,12 @@ fn main() -> Result<()> {
         Some("postgres") => postgres_suite::run(quick, only.as_deref()),
         Some("workflow") => workflow_suite::run(quick),
         Some("mysql") => mysql_suite::run(quick, vs_postgres),
+        Some("dashboard") => dashboard_suite::run(quick),
         Some(other) => {
-            bail!("unknown suite {other:?}; suites: core, sqlite, postgres, mysql, workflow, amqp")
+            bail!("unknown suite {other:?}; suites: core, sqlite, postgres, mysql, workflow, amqp, dashboard")
         }
         None => {
-            bail!("usage: bench SUITE [--quick]; suites: core, sqlite, postgres, mysql, workflow, amqp")
+            bail!("usage: bench SUITE [--quick]; suites: core, sqlite, postgres, mysql, workflow, amqp, dashboard")
         }
     }
 }

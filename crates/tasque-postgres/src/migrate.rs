@@ -14,7 +14,7 @@ use crate::queries::migrate as q;
 use crate::sql_err;
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// One migration: its version, name and script (`@schema@`, `@channel@` rendered).
 struct Migration {
@@ -38,6 +38,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "strict option documents, fast spawn and spawn_batch",
         script: q::V3,
+    },
+    Migration {
+        version: 4,
+        name: "jobs by state in id order",
+        script: q::V4,
     },
 ];
 

@@ -437,4 +437,6 @@ pub mod migrate {
     pub const V2: &str = include_str!("sql/v2.sql");
     /// Schema version 3: strict option documents, fast `spawn` and `spawn_batch`.
     pub const V3: &str = include_str!("sql/v3.sql");
+    /// Version 4: jobs by state, in id order (the inspector's filtered pages).
+    pub const V4: &str = include_str!("sql/v4.sql");
 }
