@@ -79,17 +79,35 @@ async fn templates(store: &dyn Store) -> Result<[JobId; 3]> {
         worker_id: worker.into(),
         order: PollOrder::Age,
     };
-    let done = store.spawn(Spawn::new("q0", "report", json!({"i": 0}))).await?.job_id;
-    let run = store.claim(claim("w1")).await?.pop().context("claim")?.run_id;
-    store.complete(CompleteParams::new(run, json!({"rows": 1}))).await?;
+    let done = store
+        .spawn(Spawn::new("q0", "report", json!({"i": 0})))
+        .await?
+        .job_id;
+    let run = store
+        .claim(claim("w1"))
+        .await?
+        .pop()
+        .context("claim")?
+        .run_id;
+    store
+        .complete(CompleteParams::new(run, json!({"rows": 1})))
+        .await?;
     let once = SpawnOptions::new().with_max_attempts(1);
     let failed = store
         .spawn(Spawn::new("q0", "report", json!({"i": 0})).with_options(once))
         .await?
         .job_id;
-    let run = store.claim(claim("w1")).await?.pop().context("claim")?.run_id;
+    let run = store
+        .claim(claim("w1"))
+        .await?
+        .pop()
+        .context("claim")?
+        .run_id;
     store.fail(run, json!({"error": "boom"})).await?;
-    let pending = store.spawn(Spawn::new("q0", "send", json!({"i": 0}))).await?.job_id;
+    let pending = store
+        .spawn(Spawn::new("q0", "send", json!({"i": 0})))
+        .await?
+        .job_id;
     Ok([done, failed, pending])
 }
 
@@ -98,9 +116,10 @@ const MIX: [(usize, u64); 3] = [(0, 7), (1, 1), (2, 2)];
 
 async fn fill_sqlite(store: &SqliteStore, templates: &[JobId; 3], jobs: u64) -> Result<()> {
     let started = Instant::now();
-    let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info('tasque_jobs') WHERE name <> 'id'")
-        .fetch_all(store.pool())
-        .await?;
+    let columns: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM pragma_table_info('tasque_jobs') WHERE name <> 'id'")
+            .fetch_all(store.pool())
+            .await?;
     for (template, tenths) in MIX {
         let n = jobs * tenths / 10;
         let select: Vec<String> = columns
@@ -121,7 +140,11 @@ async fn fill_sqlite(store: &SqliteStore, templates: &[JobId; 3], jobs: u64) -> 
         sqlx::query(&sql).execute(store.pool()).await?;
     }
     sqlx::query("ANALYZE").execute(store.pool()).await?;
-    figure("dashboard_sqlite_fill_s", started.elapsed().as_secs_f64(), "s");
+    figure(
+        "dashboard_sqlite_fill_s",
+        started.elapsed().as_secs_f64(),
+        "s",
+    );
     Ok(())
 }
 
@@ -154,8 +177,14 @@ async fn fill_postgres(store: &PostgresStore, templates: &[JobId; 3], jobs: u64)
         );
         sqlx::query(&sql).execute(store.pool()).await?;
     }
-    sqlx::query(&format!("ANALYZE \"{schema}\".jobs")).execute(store.pool()).await?;
-    figure("dashboard_postgres_fill_s", started.elapsed().as_secs_f64(), "s");
+    sqlx::query(&format!("ANALYZE \"{schema}\".jobs"))
+        .execute(store.pool())
+        .await?;
+    figure(
+        "dashboard_postgres_fill_s",
+        started.elapsed().as_secs_f64(),
+        "s",
+    );
     Ok(())
 }
 
@@ -171,7 +200,11 @@ async fn page_p95(router: &axum::Router, path: &str, requests: usize) -> Result<
         let status = response.status();
         let body = response.into_body().collect().await?.to_bytes();
         times.push(started.elapsed());
-        anyhow::ensure!(status.is_success(), "GET {path}: {status} {}", String::from_utf8_lossy(&body));
+        anyhow::ensure!(
+            status.is_success(),
+            "GET {path}: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
     }
     times.sort();
     let index = (times.len() * 95).div_ceil(100).max(1) - 1;
@@ -182,14 +215,21 @@ async fn page_p95(router: &axum::Router, path: &str, requests: usize) -> Result<
 async fn measure(engine: &str, store: Arc<dyn Store>, requests: usize) -> Result<f64> {
     let started = Instant::now();
     tasque_web::cache::Snapshot::take(&*store).await?;
-    figure(&format!("dashboard_{engine}_snapshot_ms"), started.elapsed().as_secs_f64() * 1000.0, "ms");
+    figure(
+        &format!("dashboard_{engine}_snapshot_ms"),
+        started.elapsed().as_secs_f64() * 1000.0,
+        "ms",
+    );
     // A long time to live: the pages serve the warmed snapshot, as they do between refreshes.
     let router = Dashboard::new(store.clone(), Access::open())
         .cache_ttl(Duration::from_secs(3600))
         .router();
     page_p95(&router, "/", 1).await?;
     let failed = store
-        .scan(JobFilter::all().states([JobState::Failed]).queues(["q2"]), PageRequest::first(1))
+        .scan(
+            JobFilter::all().states([JobState::Failed]).queues(["q2"]),
+            PageRequest::first(1),
+        )
         .await?
         .jobs
         .first()
@@ -198,21 +238,44 @@ async fn measure(engine: &str, store: Arc<dyn Store>, requests: usize) -> Result
     let overview = page_p95(&router, "/", requests).await?;
     let jobs_page = page_p95(&router, "/jobs?state=failed&queue=q2", requests).await?;
     let job_page = page_p95(&router, &format!("/jobs/{failed}"), requests).await?;
-    figure(&format!("dashboard_{engine}_overview_p95_ms"), overview, "ms");
-    figure(&format!("dashboard_{engine}_jobs_page_p95_ms"), jobs_page, "ms");
-    figure(&format!("dashboard_{engine}_job_page_p95_ms"), job_page, "ms");
+    figure(
+        &format!("dashboard_{engine}_overview_p95_ms"),
+        overview,
+        "ms",
+    );
+    figure(
+        &format!("dashboard_{engine}_jobs_page_p95_ms"),
+        jobs_page,
+        "ms",
+    );
+    figure(
+        &format!("dashboard_{engine}_job_page_p95_ms"),
+        job_page,
+        "ms",
+    );
 
     let mut raw = Vec::with_capacity(requests);
     for _ in 0..requests {
         let started = Instant::now();
         store
-            .scan(JobFilter::all().states([JobState::Failed]).queues(["q2"]), PageRequest::first(50))
+            .scan(
+                JobFilter::all().states([JobState::Failed]).queues(["q2"]),
+                PageRequest::first(50),
+            )
             .await?;
         raw.push(started.elapsed());
     }
     raw.sort();
     let raw_p95 = raw[(raw.len() * 95).div_ceil(100).max(1) - 1].as_secs_f64() * 1000.0;
-    figure(&format!("dashboard_{engine}_raw_scan_p95_ms"), raw_p95, "ms");
-    ratio(&format!("dashboard_{engine}_jobs_page_vs_raw_scan"), 1.0 / jobs_page, 1.0 / raw_p95);
+    figure(
+        &format!("dashboard_{engine}_raw_scan_p95_ms"),
+        raw_p95,
+        "ms",
+    );
+    ratio(
+        &format!("dashboard_{engine}_jobs_page_vs_raw_scan"),
+        1.0 / jobs_page,
+        1.0 / raw_p95,
+    );
     Ok(jobs_page)
 }
