@@ -9,6 +9,7 @@ mod amqp_suite;
 mod burn;
 mod core_suite;
 mod cron_suite;
+mod dashboard_suite;
 mod mysql_suite;
 mod postgres_sql;
 mod postgres_suite;
@@ -58,11 +59,12 @@ fn main() -> Result<()> {
         Some("workflow") => workflow_suite::run(quick),
         Some("mysql") => mysql_suite::run(quick, vs_postgres),
         Some("cron") => cron_suite::run(quick),
+        Some("dashboard") => dashboard_suite::run(quick),
         Some(other) => {
-            bail!("unknown suite {other:?}; suites: core, sqlite, postgres, mysql, workflow, amqp, cron")
+            bail!("unknown suite {other:?}; suites: core, sqlite, postgres, mysql, workflow, amqp, cron, dashboard")
         }
         None => {
-            bail!("usage: bench SUITE [--quick]; suites: core, sqlite, postgres, mysql, workflow, amqp, cron")
+            bail!("usage: bench SUITE [--quick]; suites: core, sqlite, postgres, mysql, workflow, amqp, cron, dashboard")
         }
     }
 }

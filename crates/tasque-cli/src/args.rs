@@ -157,6 +157,12 @@ tasque cron trigger nightly-report")]
         #[command(subcommand)]
         action: crate::cron_args::CronAction,
     },
+    /// Serve the web dashboard (and /metrics): queues, jobs, actions.
+    #[command(after_help = "Examples:\n  \
+tasque dashboard\n  \
+tasque dashboard --bind 0.0.0.0:8080 --token \"$TOKEN\"\n  \
+tasque dashboard --bind 0.0.0.0:8080 --read-only")]
+    Dashboard(DashboardArgs),
 
     /// The guided demonstration: enqueue a mix of jobs and work them, showing every feature.
     #[command(after_help = "Example:\n  tasque demo")]
@@ -266,6 +272,24 @@ pub struct WorkArgs {
     /// The schedules read from `--config`.
     #[arg(skip)]
     pub schedules: Vec<tasque_durable::schedule::Schedule>,
+    /// Serve Prometheus metrics of this worker (and gauges of its queues) on
+    /// http://ADDR/metrics, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_bind: Option<std::net::SocketAddr>,
+}
+
+/// `tasque dashboard`.
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Where to listen. A non-loopback address needs --token or --read-only.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: std::net::SocketAddr,
+    /// Require this token: `Authorization: Bearer TOKEN`, or sign in on the login page.
+    #[arg(long, env = "TASQUE_DASHBOARD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Hide every action: pages only.
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 /// Filters shared by `jobs` and `purge`.

@@ -86,6 +86,7 @@ pub mod conformance;
 pub mod engine;
 mod error;
 mod failure;
+pub mod insight;
 pub mod model;
 pub mod options;
 pub mod retry;
@@ -96,6 +97,7 @@ pub mod validate;
 
 pub use error::{Error, Result};
 pub use failure::{FailureKind, FailureReason};
+pub use insight::Insight;
 pub use model::{
     AttemptError, AwaitEvent, AwaitOutcome, BlockedPolicy, BlockingParams, Checkpoint, Claim,
     JobFilter, JobId, JobInfo, JobResult, JobState, Page, PageRequest, PageStart, QueueInfo, RunId,

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::error::Result;
+use crate::insight::Insight;
 use crate::model::{
     AwaitEvent, AwaitOutcome, BlockingParams, Checkpoint, Claim, JobFilter, JobId, JobInfo,
     JobResult, JobState, Page, PageRequest, QueueInfo, RunId, SetCheckpoint, SleepParams, Spawn,
@@ -321,6 +322,12 @@ pub trait Store: Send + Sync + 'static {
     /// The engine's storage of periodic jobs and of the leader lease; `None` (the default) for
     /// stores without it, whose workers each run maintenance themselves and take no schedules.
     fn schedules(&self) -> Option<&dyn crate::schedule::ScheduleEngine> {
+        None
+    }
+
+    /// The engine's answers to dashboard and metrics questions ([`Insight`]); `None`, the
+    /// default, for engines that do not give them (callers fall back to the inspector).
+    fn insight(&self) -> Option<&dyn Insight> {
         None
     }
 }

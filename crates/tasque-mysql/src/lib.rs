@@ -280,6 +280,10 @@ impl tasque_durable::engine::EngineBase for MySqlStore {
         Some(self)
     }
 
+    fn insight_engine(&self) -> Option<&dyn tasque_durable::Insight> {
+        Some(self)
+    }
+
     fn ns(&self) -> &str {
         &self.inner.ns
     }

@@ -14,7 +14,7 @@ use crate::queries::migrate as q;
 use crate::sql_err;
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// One migration: its version, name and script (`@schema@`, `@channel@` rendered).
 struct Migration {
@@ -43,6 +43,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "schedules and leader lease",
         script: q::V4,
+    },
+    Migration {
+        version: 5,
+        name: "jobs by state in id order",
+        script: q::V5,
     },
 ];
 

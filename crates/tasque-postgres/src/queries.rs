@@ -441,4 +441,6 @@ pub mod migrate {
     pub const V3: &str = include_str!("sql/v3.sql");
     /// Schema version 4: schedules and the leader lease.
     pub const V4: &str = include_str!("sql/v4.sql");
+    /// Schema version 5: jobs by state, in id order (the inspector's filtered pages).
+    pub const V5: &str = include_str!("sql/v5.sql");
 }

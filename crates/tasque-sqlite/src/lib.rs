@@ -172,6 +172,10 @@ impl EngineBase for SqliteStore {
         Some(self)
     }
 
+    fn insight_engine(&self) -> Option<&dyn tasque_durable::Insight> {
+        Some(self)
+    }
+
     fn ns(&self) -> &str {
         &self.ns
     }

@@ -12,7 +12,7 @@ use crate::queries;
 use crate::sql_err;
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// One migration: its version, name and statements.
 struct Migration {
@@ -152,7 +152,16 @@ const V6: Migration = Migration {
     statements: queries::V6,
 };
 
-const MIGRATIONS: &[Migration] = &[V1, V2, V3, V4, V5, V6];
+/// Version 7: an index of jobs by queue and state in id order, so that the inspector's filtered
+/// pages (the dashboard's job list: failed jobs of one queue, say) read only matching jobs
+/// instead of walking every job before them.
+const V7: Migration = Migration {
+    version: 7,
+    name: "jobs by queue and state",
+    statements: &["CREATE INDEX tasque_jobs_queue_state ON tasque_jobs (ns, queue, state, id)"],
+};
+
+const MIGRATIONS: &[Migration] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The schema version of a database (0 when it has never been migrated).
 pub async fn current_version(pool: &SqlitePool) -> Result<i64> {

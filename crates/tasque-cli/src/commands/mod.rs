@@ -2,6 +2,7 @@
 
 pub mod amqp;
 pub mod cron;
+pub mod dashboard;
 pub mod demo;
 pub mod emit;
 pub mod enqueue;

@@ -42,6 +42,7 @@ pub async fn run(store: Arc<dyn Store>, args: WorkArgs, json_output: bool) -> Re
     let queues = worked_queues(&args.queues);
     let mut signals = Signals::install()
         .map_err(|error| CliError::Failed(format!("could not install signal handlers: {error}")))?;
+    let store = super::dashboard::metered_for_work(store, &args, &queues).await?;
     let worker = start(store.clone(), &args, handlers)?;
     let mut stuck = Vec::new();
     if args.until_empty {

@@ -76,6 +76,12 @@ pub trait EngineBase: Send + Sync + 'static {
     fn schedule_engine(&self) -> Option<&dyn crate::schedule::ScheduleEngine> {
         None
     }
+
+    /// The engine's answers to dashboard and metrics questions (see
+    /// [`Store::insight`](crate::Store::insight)); `None` by default.
+    fn insight_engine(&self) -> Option<&dyn crate::Insight> {
+        None
+    }
 }
 
 /// Inserting jobs (`ops/spawn.rs`).

@@ -460,6 +460,10 @@ impl<E: Engine> Store for E {
     fn schedules(&self) -> Option<&dyn crate::schedule::ScheduleEngine> {
         self.schedule_engine()
     }
+
+    fn insight(&self) -> Option<&dyn crate::Insight> {
+        self.insight_engine()
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 pub mod claim;
 pub mod cron;
 pub mod gated;
+pub mod insight;
 pub mod inspect;
 pub mod maintain;
 pub mod runs;

@@ -1,0 +1,206 @@
+//! "Why is this job not running?": the reasons a waiting job is not being worked, named.
+//!
+//! # Contract
+//!
+//! For a job that is not running, [`diagnose`] names every reason that holds now, most
+//! decisive first: finished; scheduled for later (or waiting out a retry backoff); sleeping;
+//! waiting for an event; queue paused; queue at its concurrency limit; behind the head of a
+//! blocking queue; or, for a job that has been ready for over a minute in a queue where
+//! nothing runs, that no worker seems to serve the queue. A running job gets the lease its
+//! worker holds. A ready job with none of these is simply next in line.
+
+use serde::Serialize;
+use tasque_durable::insight::Suspension;
+use tasque_durable::{JobInfo, JobState, QueueInfo};
+
+/// How long a job must have been ready, in a queue where nothing runs, before the dashboard
+/// says that no worker seems to serve its queue.
+pub const NO_WORKER_AFTER_MS: i64 = 60_000;
+
+/// One reason a job is not running (or, for a running job, who runs it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Reason {
+    /// The job finished; it will not run again unless retried.
+    Finished {
+        /// Its state.
+        state: JobState,
+    },
+    /// It is running: a worker holds its lease.
+    LeaseHeld {
+        /// The worker.
+        worker: String,
+        /// Milliseconds until the lease ends unless extended.
+        expires_in_ms: i64,
+    },
+    /// Its run time is in the future (a delayed job).
+    ScheduledLater {
+        /// Milliseconds until it becomes ready.
+        in_ms: i64,
+    },
+    /// It waits out the backoff after a failed attempt.
+    RetryBackoff {
+        /// The attempt it will start.
+        attempt: u32,
+        /// Milliseconds until it becomes ready.
+        in_ms: i64,
+    },
+    /// It sleeps (a durable sleep).
+    Sleeping {
+        /// Milliseconds until it wakes.
+        wakes_in_ms: Option<i64>,
+    },
+    /// It waits for an event.
+    WaitingForEvent {
+        /// The event.
+        event: String,
+        /// Milliseconds until the wait times out, if it has a timeout.
+        timeout_in_ms: Option<i64>,
+    },
+    /// Its queue is paused.
+    QueuePaused,
+    /// Its queue runs as many jobs as its limit allows.
+    QueueAtLimit {
+        /// The limit.
+        limit: u32,
+        /// Jobs of the queue running now.
+        running: u64,
+    },
+    /// Its queue is blocking and another job is its head.
+    BehindBlockingHead {
+        /// The job holding the queue.
+        head: i64,
+    },
+    /// It has been ready for a while and nothing runs in its queue: no worker seems to serve it.
+    NoWorker {
+        /// How long it has been ready.
+        ready_for_ms: i64,
+    },
+    /// Nothing holds it back: the next claim from its queue takes it.
+    NextInLine,
+}
+
+impl Reason {
+    /// The reason as a sentence for the page.
+    pub fn sentence(&self) -> String {
+        match self {
+            Reason::Finished { state } => format!("It has finished ({state}); retry it to run it again."),
+            Reason::LeaseHeld { worker, expires_in_ms } => format!(
+                "It is running: worker {worker} holds its lease (ends in {}).",
+                human_ms(*expires_in_ms)
+            ),
+            Reason::ScheduledLater { in_ms } => {
+                format!("It is scheduled for later: ready in {}.", human_ms(*in_ms))
+            }
+            Reason::RetryBackoff { attempt, in_ms } => format!(
+                "It waits out its retry backoff: attempt {attempt} becomes ready in {}.",
+                human_ms(*in_ms)
+            ),
+            Reason::Sleeping { wakes_in_ms } => match wakes_in_ms {
+                Some(ms) => format!("It is sleeping: it wakes in {}.", human_ms(*ms)),
+                None => "It is sleeping.".to_string(),
+            },
+            Reason::WaitingForEvent { event, timeout_in_ms } => match timeout_in_ms {
+                Some(ms) => format!(
+                    "It waits for event \"{event}\" (times out in {}).",
+                    human_ms(*ms)
+                ),
+                None => format!("It waits for event \"{event}\"."),
+            },
+            Reason::QueuePaused => "Its queue is paused: resume it on the queues page.".to_string(),
+            Reason::QueueAtLimit { limit, running } => format!(
+                "Its queue is at its limit: {running} running of {limit} allowed across all workers."
+            ),
+            Reason::BehindBlockingHead { head } => format!(
+                "Its queue is blocking and job {head} is at its head: nothing behind it runs until it succeeds or is given up."
+            ),
+            Reason::NoWorker { ready_for_ms } => format!(
+                "It has been ready for {} and nothing runs in its queue: no worker seems to serve this queue.",
+                human_ms(*ready_for_ms)
+            ),
+            Reason::NextInLine => "Nothing holds it back: the next claim from its queue takes it.".to_string(),
+        }
+    }
+}
+
+/// Every reason that holds for `job` now. `now_ms` is the engine clock (ms since the epoch);
+/// `queue` the job's queue (from the cached snapshot); `suspension` what a suspended job waits
+/// for.
+pub fn diagnose(
+    job: &JobInfo,
+    queue: Option<&QueueInfo>,
+    suspension: Option<&Suspension>,
+    now_ms: i64,
+) -> Vec<Reason> {
+    let until = |at: chrono::DateTime<chrono::Utc>| at.timestamp_millis() - now_ms;
+    let mut reasons = Vec::new();
+    match job.state {
+        state if state.is_finished() => return vec![Reason::Finished { state }],
+        JobState::Running => {
+            return vec![Reason::LeaseHeld {
+                worker: job.worker_id.clone().unwrap_or_else(|| "?".to_string()),
+                expires_in_ms: job.lease_expires_at.map(until).unwrap_or(0),
+            }]
+        }
+        JobState::Scheduled if job.errors.iter().any(|e| e.attempt + 1 == job.attempt) => reasons
+            .push(Reason::RetryBackoff {
+                attempt: job.attempt,
+                in_ms: until(job.run_at),
+            }),
+        JobState::Scheduled => reasons.push(Reason::ScheduledLater {
+            in_ms: until(job.run_at),
+        }),
+        JobState::Sleeping => reasons.push(Reason::Sleeping {
+            wakes_in_ms: suspension.and_then(|s| s.wakes_in_ms),
+        }),
+        JobState::Waiting => reasons.push(Reason::WaitingForEvent {
+            event: suspension
+                .and_then(|s| s.event.clone())
+                .unwrap_or_else(|| "?".to_string()),
+            timeout_in_ms: suspension.and_then(|s| s.wakes_in_ms),
+        }),
+        _ => {}
+    }
+    if let Some(queue) = queue {
+        if queue.paused {
+            reasons.push(Reason::QueuePaused);
+        }
+        if let Some(limit) = queue.concurrency_limit {
+            if queue.counts.running >= u64::from(limit) {
+                reasons.push(Reason::QueueAtLimit {
+                    limit,
+                    running: queue.counts.running,
+                });
+            }
+        }
+        if let Some(head) = queue.blocked_by.filter(|head| *head != job.id) {
+            reasons.push(Reason::BehindBlockingHead { head: head.0 });
+        }
+        let ready_for = now_ms - job.run_at.timestamp_millis();
+        if reasons.is_empty()
+            && job.state == JobState::Available
+            && queue.counts.running == 0
+            && ready_for > NO_WORKER_AFTER_MS
+        {
+            reasons.push(Reason::NoWorker {
+                ready_for_ms: ready_for,
+            });
+        }
+    }
+    if reasons.is_empty() {
+        reasons.push(Reason::NextInLine);
+    }
+    reasons
+}
+
+/// A duration for people: `850 ms`, `12 s`, `4 min`, `3 h`, `2 d`; past times as `0 s`.
+pub fn human_ms(ms: i64) -> String {
+    let ms = ms.max(0);
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        1_000..=119_999 => format!("{} s", ms / 1_000),
+        120_000..=7_199_999 => format!("{} min", ms / 60_000),
+        7_200_000..=172_799_999 => format!("{} h", ms / 3_600_000),
+        _ => format!("{} d", ms / 86_400_000),
+    }
+}
