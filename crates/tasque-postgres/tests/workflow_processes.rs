@@ -1,17 +1,14 @@
 //! Workflows with real worker processes on PostgreSQL: a worker killed (SIGKILL) between
 //! steps, a queue limit across processes, a blocking queue across processes. The cases are
-//! shared with the SQLite engine (`tasque-worker/tests/support/processes.rs`); the child
-//! workers are this test binary started again (see there). Each case uses its own schema.
+//! the test kit's (`tasque_testkit::processes`), shared by every engine; the child workers are
+//! this test binary started again (see there). Each case uses its own schema.
 
 mod support;
 
-#[path = "../../tasque-worker/tests/support/processes.rs"]
-mod processes;
-
 use std::sync::Arc;
 
-use processes::Harness;
 use tasque_postgres::{PostgresConfig, PostgresStore};
+use tasque_testkit::processes::{self, Harness};
 
 /// The name of [`child_worker_process`], which children are started with.
 const ENTRY: &str = "child_worker_process";

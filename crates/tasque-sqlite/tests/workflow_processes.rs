@@ -1,16 +1,13 @@
 //! Workflows with real worker processes on one SQLite file: a worker killed (SIGKILL) between
 //! steps, a queue limit across processes, a blocking queue across processes. The cases are
-//! shared with the PostgreSQL engine (`support/processes.rs`); the child workers are this test
-//! binary started again (see there).
-
-#[path = "support/processes.rs"]
-mod processes;
+//! the test kit's (`tasque_testkit::processes`), shared by every engine; the child workers are
+//! this test binary started again (see there).
 
 use std::sync::Arc;
 
-use processes::Harness;
 use tasque_durable::Store;
 use tasque_sqlite::SqliteStore;
+use tasque_testkit::processes::{self, Harness};
 
 /// The name of [`child_worker_process`], which children are started with.
 const ENTRY: &str = "child_worker_process";
