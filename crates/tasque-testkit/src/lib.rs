@@ -16,10 +16,14 @@
 //!   processes. The child workers are the calling test binary itself, started again (see the
 //!   module), so engines need no extra binary target and no dependency on the worker.
 //!
+//! - [`fleet`]: several worker processes share thousands of jobs, each runs exactly once; one
+//!   of them killed (SIGKILL) mid-run has its jobs run again only once their leases expired.
+//!
 //! Engines depend on this crate as a dev-dependency only.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod fleet;
 pub mod processes;
 pub mod workflow;

@@ -110,8 +110,12 @@ fn handlers(log_path: PathBuf, stall: bool) -> Handlers {
 }
 
 /// A child worker's body: works the queues in `TASQUE_CHILD_QUEUES` until killed (or until its
-/// parent is gone).
+/// parent is gone); a fleet child ([`fleet`](crate::fleet)) runs
+/// [`run_fleet_child`](crate::fleet::run_fleet_child) instead.
 pub async fn run_child(store: Arc<dyn Store>) {
+    if std::env::var_os("TASQUE_CHILD_FLEET").is_some() {
+        return crate::fleet::run_fleet_child(store).await;
+    }
     let queues: Vec<String> = env("TASQUE_CHILD_QUEUES")
         .split(',')
         .map(str::to_owned)
