@@ -69,7 +69,10 @@ async fn a_release_0_1_0_database_upgrades_without_losing_a_job() {
         .spawn(Spawn::new("default", "send", json!({"n": 5})))
         .await
         .unwrap();
-    assert!(new.created && new.job_id.0 > 4, "a new job after the release's: {new:?}");
+    assert!(
+        new.created && new.job_id.0 > 4,
+        "a new job after the release's: {new:?}"
+    );
     // Migrating again changes nothing.
     let report = store.migrate().await.unwrap();
     assert_eq!((report.from, report.to), (SCHEMA_VERSION, SCHEMA_VERSION));
