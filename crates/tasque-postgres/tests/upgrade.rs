@@ -1,9 +1,9 @@
 //! Upgrading a database made by the current release (0.1.0, schema version 3):
 //! `tests/fixtures/release-0.1.0.sql` is the `pg_dump --inserts` of the namespace `fxrelease`
 //! that release's `tasque` CLI migrated and enqueued four jobs into (available in `mail`,
-//! available with priority 3 and idempotency key `k2`, scheduled an hour out, cancelled). Loaded
-//! under a fresh schema name, the file-based migrations take it to this build's version and lose
-//! nothing.
+//! available with priority 3 and idempotency key `k2`, scheduled an hour out (moved to 2099 in the
+//! file, so that it does not come due), cancelled). Loaded under a fresh schema name, the
+//! file-based migrations take it to this build's version and lose nothing.
 
 mod support;
 

@@ -1,8 +1,9 @@
 //! Upgrading a database made by the current release (0.1.0, schema version 5, built by its
 //! Rust-coded migrations): `tests/fixtures/release-0.1.0.sql` is the `sqlite3 .dump` of a file
 //! that release's `tasque` CLI migrated and enqueued four jobs into (available in `mail`,
-//! available with priority 3 and idempotency key `k2`, scheduled an hour out, cancelled). The
-//! file-based migrations take it to this build's version and lose nothing.
+//! available with priority 3 and idempotency key `k2`, scheduled an hour out (moved to 2099 in the
+//! file, so that it does not come due), cancelled). The file-based migrations take it to this
+//! build's version and lose nothing.
 
 use serde_json::json;
 use tasque_durable::{CompleteParams, JobFilter, JobId, JobState, Spawn, SpawnOptions, Store};
