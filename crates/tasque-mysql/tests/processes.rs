@@ -1,8 +1,12 @@
-//! Worker processes on MySQL/MariaDB: three processes share 10,000 jobs and each job runs
-//! exactly once; then again with one process killed (SIGKILL) mid-run: every job completes, and
-//! the killed process's jobs run again only after their lease expired. The cases are the test
-//! kit's (`tasque_testkit::fleet`); the processes are this test binary started again. Each case
-//! uses its own tables.
+//! Worker processes on MySQL/MariaDB: three processes share 10,000 jobs and each job runs exactly
+//! once; then again with one process killed (SIGKILL) mid-run: every job completes, and the killed
+//! process's jobs run again only after their lease expired. The cases are the test kit's
+//! (`tasque_testkit::fleet`); the processes are this test binary started again. Each case uses its
+//! own tables.
+//!
+//! Also the test kit's workflow cases with processes (`tasque_testkit::processes`): a worker killed
+//! (SIGKILL) between steps resumes from its checkpoints, a queue limit and a blocking queue hold
+//! across three worker processes.
 
 mod support;
 
@@ -65,5 +69,29 @@ async fn killed_worker_process_jobs_rerun_only_after_lease_expiry() {
     let fresh = support::Fresh::new("p");
     if let Some(h) = harness(&fresh).await {
         fleet::killed_worker_process_jobs_rerun_only_after_lease_expiry(&h, FLEET, None).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_worker_killed_between_steps_resumes_after_lease_expiry() {
+    let fresh = support::Fresh::new("wk");
+    if let Some(h) = harness(&fresh).await {
+        processes::killed_worker_resumes_from_checkpoints(&h).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_limit_2_holds_across_3_worker_processes() {
+    let fresh = support::Fresh::new("wl");
+    if let Some(h) = harness(&fresh).await {
+        processes::queue_limit_holds_across_worker_processes(&h).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_queue_runs_in_order_across_3_worker_processes() {
+    let fresh = support::Fresh::new("wb");
+    if let Some(h) = harness(&fresh).await {
+        processes::blocking_queue_runs_in_order_across_worker_processes(&h).await;
     }
 }

@@ -1,15 +1,12 @@
 //! Upgrading a database made by the current release (0.1.0, schema version 3):
-//! `tests/fixtures/release-0.1.0.sql` is the `pg_dump --inserts` of the namespace `fxrelease`
-//! that release's `tasque` CLI migrated and enqueued four jobs into (available in `mail`,
-//! available with priority 3 and idempotency key `k2`, scheduled an hour out (moved to 2099 in the
-//! file, so that it does not come due), cancelled). Loaded under a fresh schema name, the
-//! file-based migrations take it to this build's version and lose nothing.
+//! `tests/fixtures/release-0.1.0.sql` is the `pg_dump --inserts` of the namespace `fxrelease` that
+//! release's `tasque` CLI migrated and enqueued four jobs into (see `tasque_testkit::upgrade`).
+//! Loaded under a fresh schema name, the file-based migrations take it to this build's version and
+//! lose nothing.
 
 mod support;
 
-use serde_json::json;
 use sqlx::Connection;
-use tasque_durable::{CompleteParams, JobFilter, JobId, JobState, Spawn, SpawnOptions, Store};
 use tasque_postgres::SCHEMA_VERSION;
 
 const RELEASE_0_1_0: &str = include_str!("fixtures/release-0.1.0.sql");
@@ -29,45 +26,6 @@ async fn a_release_0_1_0_database_upgrades_without_losing_a_job() {
         .expect("load the release's database");
     conn.close().await.unwrap();
     let store = fresh.unmigrated("main").await;
-    let report = store.migrate().await.expect("migrate");
-    assert_eq!((report.from, report.to), (3, SCHEMA_VERSION));
-    assert_eq!(store.count(JobFilter::all()).await.unwrap(), 4);
-    let mut states = Vec::new();
-    for id in 1..=4 {
-        states.push(store.get_job(JobId(id)).await.unwrap().state);
-    }
-    use JobState::*;
-    assert_eq!(states, [Available, Available, Scheduled, Cancelled]);
-    let first = store.get_job(JobId(1)).await.unwrap();
-    assert_eq!(
-        (first.queue.as_str(), first.params),
-        ("mail", json!({"to": "a@b.c"}))
-    );
-    // The upgraded database works: its jobs are claimed and completed, its idempotency keys hold.
-    let claims = store
-        .claim(tasque_durable::conformance::claim_of("default", 10))
-        .await
-        .unwrap();
-    assert_eq!(
-        claims.iter().map(|c| c.job_id).collect::<Vec<_>>(),
-        [JobId(2)]
-    );
-    store
-        .complete(CompleteParams::new(claims[0].run_id, json!("done")))
-        .await
-        .unwrap();
-    let again = Spawn::new("default", "send", json!({"n": 2}))
-        .with_options(SpawnOptions::new().with_idempotency_key("k2"));
-    let spawned = store.spawn(again).await.unwrap();
-    assert_eq!((spawned.job_id, spawned.created), (JobId(2), false));
-    let new = store
-        .spawn(Spawn::new("default", "send", json!({"n": 5})))
-        .await
-        .unwrap();
-    assert!(
-        new.created && new.job_id.0 > 4,
-        "a new job after the release's: {new:?}"
-    );
-    let report = store.migrate().await.unwrap();
-    assert_eq!((report.from, report.to), (SCHEMA_VERSION, SCHEMA_VERSION));
+    tasque_testkit::upgrade::release_0_1_0_jobs_survive_the_upgrade(&store, 3, SCHEMA_VERSION)
+        .await;
 }

@@ -1,8 +1,11 @@
-//! Worker processes on one SQLite file: three processes share 5,000 jobs and each job runs
-//! exactly once; then again with one process killed (SIGKILL, "kill -9") mid-run: every job
-//! completes, and the killed process's jobs run again only after their lease expired. The cases
-//! are the test kit's (`tasque_testkit::fleet`); the processes are this test binary started
-//! again.
+//! Worker processes on one SQLite file: three processes share 5,000 jobs and each job runs exactly
+//! once; then again with one process killed (SIGKILL, "kill -9") mid-run: every job completes, and
+//! the killed process's jobs run again only after their lease expired. The cases are the test kit's
+//! (`tasque_testkit::fleet`); the processes are this test binary started again.
+//!
+//! Also the test kit's workflow cases with processes (`tasque_testkit::processes`): a worker killed
+//! (SIGKILL) between steps resumes from its checkpoints, a queue limit and a blocking queue hold
+//! across three worker processes.
 
 use std::sync::Arc;
 
@@ -55,4 +58,19 @@ async fn three_worker_processes_run_5000_jobs_exactly_once() {
 async fn killed_worker_process_jobs_rerun_only_after_lease_expiry() {
     fleet::killed_worker_process_jobs_rerun_only_after_lease_expiry(&harness().await, FLEET, None)
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_worker_killed_between_steps_resumes_after_lease_expiry() {
+    processes::killed_worker_resumes_from_checkpoints(&harness().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_limit_2_holds_across_3_worker_processes() {
+    processes::queue_limit_holds_across_worker_processes(&harness().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_queue_runs_in_order_across_3_worker_processes() {
+    processes::blocking_queue_runs_in_order_across_worker_processes(&harness().await).await;
 }

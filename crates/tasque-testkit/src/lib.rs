@@ -19,6 +19,9 @@
 //! - [`fleet`]: several worker processes share thousands of jobs, each runs exactly once; one
 //!   of them killed (SIGKILL) mid-run has its jobs run again only once their leases expired.
 //!
+//! - [`upgrade`]: a database made by the current release (a dump each engine keeps) upgrades
+//!   to this build's schema without losing a job.
+//!
 //! Engines depend on this crate as a dev-dependency only.
 
 #![forbid(unsafe_code)]
@@ -26,4 +29,5 @@
 
 pub mod fleet;
 pub mod processes;
+pub mod upgrade;
 pub mod workflow;

@@ -1,5 +1,5 @@
 //! Engine-agnostic workflow tests with real worker processes (SIGKILL, many claimers), run by
-//! every engine from its `tests/workflow_processes.rs`.
+//! every engine from its `tests/processes.rs`.
 //!
 //! # The worker processes
 //!
