@@ -1,10 +1,12 @@
-//! The [`Store`] trait: the whole engine-facing surface of the durable queue, one method per
-//! lifecycle operation.
+//! The [`Store`] trait: the whole surface of the durable queue that workers, the CLI and users
+//! call, one method per lifecycle operation.
 //!
-//! Engines only store and guard; policy (retry delays, validation) lives in this crate's pure
-//! functions, which engines call. Every write a worker makes carries its [`RunId`] and is
-//! guarded in the query itself ("only if this run still owns the job"), so a stale owner is
-//! rejected without any lock held across the handler.
+//! Every engine is a `Store` through the one generic implementation in
+//! [`engine`](crate::engine): it validates inputs and applies policy (retry delays, the claim's
+//! order, the rescuer's and cancel's loops), then calls the engine's guarded primitives. Every
+//! write a worker makes carries its [`RunId`] and is guarded in the query itself ("only if this
+//! run still owns the job"), so a stale owner is rejected without any lock held across the
+//! handler.
 
 use std::time::Duration;
 
@@ -140,7 +142,9 @@ pub struct MigrationReport {
     pub to: i64,
 }
 
-/// A durable job store: one implementation per database engine.
+/// A durable job store. Database engines get it by implementing
+/// [`engine::Engine`](crate::engine::Engine); other implementations (test doubles, wrappers)
+/// implement it directly.
 ///
 /// Every operation is scoped to the store's namespace: two stores on one database with
 /// different namespaces never see each other's jobs or queues. Times come from the engine's
@@ -186,7 +190,10 @@ pub trait Store: Send + Sync + 'static {
     /// Completes a run with its result (or deletes the job, with `delete_on_success`).
     async fn complete(&self, params: CompleteParams) -> Result<()>;
 
-    /// Completes many runs in one transaction, reporting per item (in input order).
+    /// Completes many runs in one transaction, reporting per item (in input order). The batch
+    /// behaves as its items completed one after another: a run listed twice is applied by its
+    /// first occurrence and reported [`RunWrite::Stale`] after that (see
+    /// [`batch`](crate::batch)).
     async fn complete_many(&self, items: Vec<CompleteParams>) -> Result<Vec<RunWrite>>;
 
     /// Records a failed attempt. The job's retry strategy and max attempts decide: the next
@@ -213,7 +220,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cancels a job. Pending: it never runs. Running: it is cancelled at once, its worker is
     /// told at its next lease extension and any outcome it reports is rejected. Finished:
-    /// nothing changes, [`CancelOutcome::AlreadyFinished`] says so.
+    /// nothing changes, [`CancelOutcome::AlreadyFinished`] says so (only ever with a finished
+    /// state). A job that keeps finishing and being revived under it gets
+    /// [`Error::Contended`](crate::Error::Contended), never a wrong answer.
     async fn cancel(&self, job: JobId) -> Result<CancelOutcome>;
 
     /// Runs a failed or cancelled job again, as attempt 1 of a new run, with `options`

@@ -1,4 +1,6 @@
-//! Versioned schema migrations, one namespace (schema) at a time.
+//! Versioned schema migrations, one namespace (schema) at a time: one `.sql` file per version
+//! under `migrations/`, planned by tasque-durable's shared
+//! [`migrations`](tasque_durable::engine::migrations) logic.
 //!
 //! Each migration runs in one transaction that first takes a transaction-level advisory lock
 //! keyed by the schema name, so concurrent migrators (several worker processes starting at once)
@@ -7,6 +9,7 @@
 //! [`Error::SchemaTooNew`].
 
 use sqlx::{Executor, PgPool};
+use tasque_durable::engine::migrations::{plan, Migration};
 use tasque_durable::{MigrationReport, Result};
 
 use crate::config::quote;
@@ -16,39 +19,15 @@ use crate::sql_err;
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: i64 = 5;
 
-/// One migration: its version, name and script (`@schema@`, `@channel@` rendered).
-struct Migration {
-    version: i64,
-    name: &'static str,
-    script: &'static str,
-}
-
+/// Every migration, one file per version under `migrations/` (see
+/// [`tasque_durable::engine::migrations`]; `@schema@` and `@channel@` are rendered per
+/// namespace); a new version is a new file added at the end.
 const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "jobs, queues, spawn functions, checkpoints, events",
-        script: q::V1,
-    },
-    Migration {
-        version: 2,
-        name: "workflows and blocking queues",
-        script: q::V2,
-    },
-    Migration {
-        version: 3,
-        name: "strict option documents, fast spawn and spawn_batch",
-        script: q::V3,
-    },
-    Migration {
-        version: 4,
-        name: "schedules and leader lease",
-        script: q::V4,
-    },
-    Migration {
-        version: 5,
-        name: "jobs by state in id order",
-        script: q::V5,
-    },
+    Migration::new(1, include_str!("../migrations/v1.sql")),
+    Migration::new(2, include_str!("../migrations/v2.sql")),
+    Migration::new(3, include_str!("../migrations/v3.sql")),
+    Migration::new(4, include_str!("../migrations/v4.sql")),
+    Migration::new(5, include_str!("../migrations/v5.sql")),
 ];
 
 fn render(script: &str, schema: &str) -> String {
@@ -89,10 +68,9 @@ pub async fn run(pool: &PgPool, schema: &str) -> Result<MigrationReport> {
 pub async fn run_to(pool: &PgPool, schema: &str, target: i64) -> Result<MigrationReport> {
     let target = target.min(SCHEMA_VERSION);
     let from = current_version(pool, schema).await?;
-    check_not_newer(from)?;
-    let pending = MIGRATIONS
+    let pending = plan(MIGRATIONS, from)?
         .iter()
-        .filter(|m| m.version > from && m.version <= target);
+        .filter(|m| m.version <= target);
     for migration in pending {
         let mut tx = pool.begin().await.map_err(sql_err)?;
         sqlx::query(q::LOCK)
@@ -112,11 +90,11 @@ pub async fn run_to(pool: &PgPool, schema: &str, target: i64) -> Result<Migratio
         if done >= migration.version {
             continue;
         }
-        let script = render(migration.script, schema);
+        let script = render(migration.sql, schema);
         tx.execute(script.as_str()).await.map_err(sql_err)?;
         sqlx::query(&render(q::RECORD, schema))
             .bind(migration.version)
-            .bind(migration.name)
+            .bind(migration.name())
             .execute(&mut *tx)
             .await
             .map_err(sql_err)?;
@@ -124,7 +102,7 @@ pub async fn run_to(pool: &PgPool, schema: &str, target: i64) -> Result<Migratio
         tracing::info!(
             schema,
             version = migration.version,
-            name = migration.name,
+            name = migration.name(),
             "tasque schema migrated"
         );
     }
@@ -139,4 +117,18 @@ pub async fn drop_schema(pool: &PgPool, schema: &str) -> Result<()> {
     let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(schema));
     pool.execute(drop.as_str()).await.map_err(sql_err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use tasque_durable::engine::migrations::latest;
+
+    use super::*;
+
+    #[test]
+    fn the_schema_version_is_the_newest_migration_file() {
+        assert_eq!(SCHEMA_VERSION, latest(MIGRATIONS));
+        assert!(plan(MIGRATIONS, 0).is_ok());
+        assert!(MIGRATIONS.iter().all(|m| !m.name().is_empty()));
+    }
 }

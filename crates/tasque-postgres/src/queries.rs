@@ -433,14 +433,4 @@ pub mod migrate {
     pub const VERSION: &str = "SELECT max(version) FROM @schema@.migrations";
     /// Records an applied migration (`@schema@` rendered). Binds 1 version, 2 name.
     pub const RECORD: &str = "INSERT INTO @schema@.migrations (version, name) VALUES ($1, $2)";
-    /// Schema version 1.
-    pub const V1: &str = include_str!("sql/v1.sql");
-    /// Schema version 2: workflows and blocking queues.
-    pub const V2: &str = include_str!("sql/v2.sql");
-    /// Schema version 3: strict option documents, fast `spawn` and `spawn_batch`.
-    pub const V3: &str = include_str!("sql/v3.sql");
-    /// Schema version 4: schedules and the leader lease.
-    pub const V4: &str = include_str!("sql/v4.sql");
-    /// Schema version 5: jobs by state, in id order (the inspector's filtered pages).
-    pub const V5: &str = include_str!("sql/v5.sql");
 }

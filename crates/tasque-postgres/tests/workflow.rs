@@ -1,11 +1,7 @@
-//! Durable workflows through the worker on PostgreSQL (a fresh schema per case): the shared
-//! cases of `tasque-worker/tests/support/workflow_cases.rs`.
+//! Durable workflows through the worker on PostgreSQL (a fresh schema per case): the test
+//! kit's shared cases (`tasque_testkit::workflow`).
 
 mod support;
-
-#[macro_use]
-#[path = "../../tasque-worker/tests/support/workflow_cases.rs"]
-mod workflow_cases;
 
 use std::sync::Arc;
 
@@ -20,4 +16,4 @@ async fn fresh() -> Option<(support::Fresh, Arc<dyn Store>)> {
     Some((fresh, store))
 }
 
-workflow_cases!(fresh());
+tasque_testkit::workflow_cases!(fresh());

@@ -26,6 +26,7 @@
 //! Adding an engine is implementing these traits (mostly SQL) and running the conformance
 //! suite against it.
 
+pub mod migrations;
 pub mod params;
 mod policy;
 pub mod reasons;

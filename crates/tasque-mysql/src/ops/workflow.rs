@@ -102,9 +102,9 @@ impl EngineWorkflow for MySqlStore {
             sqlx::query(&sql.set_checkpoint)
                 .bind(run.job.0)
                 .bind(&params.name)
-                .bind(&value)
+                .bind(value)
                 .bind(run.seq)
-                .bind(&value)
+                .bind(value)
                 .bind(run.seq)
                 .execute(&mut *tx)
                 .await

@@ -45,25 +45,3 @@ pub const LEASE_HOLDER: &str = concat!(
 /// Gives a lease up. Binds 1 ns, 2 name, 3 holder.
 pub const RELEASE_LEASE: &str =
     "DELETE FROM tasque_leases WHERE ns = ?1 AND name = ?2 AND holder = ?3";
-
-/// Migration 6: the schedules and the leases.
-pub const V6: &[&str] = &[
-    "CREATE TABLE tasque_schedules (
-        ns TEXT NOT NULL,
-        id TEXT NOT NULL,
-        definition TEXT NOT NULL,
-        registered_at INTEGER NOT NULL,
-        last_tick INTEGER,
-        last_fired_at INTEGER,
-        last_job INTEGER,
-        paused INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (ns, id)
-    ) WITHOUT ROWID",
-    "CREATE TABLE tasque_leases (
-        ns TEXT NOT NULL,
-        name TEXT NOT NULL,
-        holder TEXT NOT NULL,
-        expires_at INTEGER NOT NULL,
-        PRIMARY KEY (ns, name)
-    ) WITHOUT ROWID",
-];

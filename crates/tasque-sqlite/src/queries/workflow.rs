@@ -124,19 +124,3 @@ pub const CANCEL_HOLDING: &str = concat!(
     ", failure = json_object('error', 'cancelled') ",
     "WHERE ns = ?1 AND id = ?2 AND state = 'failed' AND holds_queue = 1"
 );
-
-/// Schema version 3: the columns and indexes of blocking queues, sleeps and events, and the
-/// trigger that deletes a job's checkpoints with it.
-pub const V3: &[&str] = &[
-    "ALTER TABLE tasque_queues ADD COLUMN on_exhausted TEXT NOT NULL DEFAULT 'continue'",
-    "ALTER TABLE tasque_jobs ADD COLUMN holds_queue INTEGER NOT NULL DEFAULT 0",
-    "CREATE INDEX tasque_jobs_wake ON tasque_jobs (ns, wake_at)
-        WHERE state IN ('sleeping', 'waiting')",
-    "CREATE INDEX tasque_jobs_waiting ON tasque_jobs (ns, wake_event) WHERE state = 'waiting'",
-    "CREATE INDEX tasque_jobs_unfinished ON tasque_jobs (ns, queue, id)
-        WHERE state IN ('pending', 'running', 'sleeping', 'waiting')",
-    "CREATE INDEX tasque_jobs_holding ON tasque_jobs (ns, queue) WHERE holds_queue = 1",
-    "CREATE TRIGGER tasque_jobs_drop_checkpoints AFTER DELETE ON tasque_jobs BEGIN
-        DELETE FROM tasque_checkpoints WHERE ns = old.ns AND job_id = old.id;
-    END",
-];

@@ -1,9 +1,5 @@
-//! Durable workflows through the worker on SQLite (a fresh file per case): the shared cases of
-//! `support/workflow_cases.rs`.
-
-#[macro_use]
-#[path = "support/workflow_cases.rs"]
-mod workflow_cases;
+//! Durable workflows through the worker on SQLite (a fresh file per case): the test kit's
+//! shared cases (`tasque_testkit::workflow`).
 
 use std::sync::Arc;
 
@@ -18,4 +14,4 @@ async fn fresh() -> Option<(tempfile::TempDir, Arc<dyn Store>)> {
     Some((dir, Arc::new(store)))
 }
 
-workflow_cases!(fresh());
+tasque_testkit::workflow_cases!(fresh());

@@ -1,3 +1,4 @@
+-- name: jobs, queues, spawn functions, checkpoints, events
 -- Tasque schema, version 1, for one namespace. `@schema@` is the namespace's quoted schema name,
 -- `@channel@` its LISTEN/NOTIFY channel. Run by migrate.rs inside one transaction that holds the
 -- namespace's advisory lock.

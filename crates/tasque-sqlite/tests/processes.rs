@@ -1,19 +1,26 @@
-//! Workflows with real worker processes on one SQLite file: a worker killed (SIGKILL) between
-//! steps, a queue limit across processes, a blocking queue across processes. The cases are
-//! shared with the PostgreSQL engine (`support/processes.rs`); the child workers are this test
-//! binary started again (see there).
-
-#[path = "support/processes.rs"]
-mod processes;
+//! Worker processes on one SQLite file: three processes share 5,000 jobs and each job runs exactly
+//! once; then again with one process killed (SIGKILL, "kill -9") mid-run: every job completes, and
+//! the killed process's jobs run again only after their lease expired. The cases are the test kit's
+//! (`tasque_testkit::fleet`); the processes are this test binary started again.
+//!
+//! Also the test kit's workflow cases with processes (`tasque_testkit::processes`): a worker killed
+//! (SIGKILL) between steps resumes from its checkpoints, a queue limit and a blocking queue hold
+//! across three worker processes.
 
 use std::sync::Arc;
 
-use processes::Harness;
 use tasque_durable::Store;
 use tasque_sqlite::SqliteStore;
+use tasque_testkit::fleet::{self, Fleet};
+use tasque_testkit::processes::{self, Harness};
 
 /// The name of [`child_worker_process`], which children are started with.
 const ENTRY: &str = "child_worker_process";
+
+const FLEET: Fleet = Fleet {
+    jobs: 5_000,
+    processes: 3,
+};
 
 /// Not a test: the body of a child worker process, doing nothing unless `TASQUE_CHILD` is set.
 #[test]
@@ -40,6 +47,17 @@ async fn harness() -> Harness {
         entry: ENTRY,
         dir,
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_worker_processes_run_5000_jobs_exactly_once() {
+    fleet::worker_processes_run_every_job_exactly_once(&harness().await, FLEET).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_worker_process_jobs_rerun_only_after_lease_expiry() {
+    fleet::killed_worker_process_jobs_rerun_only_after_lease_expiry(&harness().await, FLEET, None)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

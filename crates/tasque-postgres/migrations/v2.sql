@@ -1,3 +1,4 @@
+-- name: workflows and blocking queues
 -- Tasque schema, version 2: durable workflows and blocking queues, for one namespace.
 -- `on_exhausted` is a blocking queue's policy for a head job that fails for good
 -- ('continue' or 'stay_blocked'); `holds_queue` marks such a failed job that keeps holding its

@@ -1,3 +1,4 @@
+-- name: jobs by state in id order
 -- Version 5: jobs by state in id order, so that the inspector's filtered pages (the dashboard's
 -- job list: the failed jobs, or the failed jobs of one queue) read the jobs of that state in id
 -- order instead of walking every job before them. Keyed by state alone because the inspector

@@ -1,3 +1,4 @@
+-- name: strict option documents, fast spawn and spawn_batch
 -- Tasque schema, version 3: strict option documents and fast enqueue from SQL, for one
 -- namespace. Replaces the spawn functions of version 1 (same signatures, same results).
 --

@@ -1,19 +1,15 @@
-//! Engine-agnostic workflow tests with real worker processes (SIGKILL, many claimers).
-//!
-//! Shared by `tasque-worker/tests/workflow_processes.rs` (SQLite) and
-//! `tasque-postgres/tests/workflow_processes.rs` (PostgreSQL), which include this file.
+//! Engine-agnostic workflow tests with real worker processes (SIGKILL, many claimers), run by
+//! every engine from its `tests/processes.rs`.
 //!
 //! # The worker processes
 //!
 //! A child worker is the test binary itself, started again with
 //! `ENTRY --exact --nocapture` and `TASQUE_CHILD=1` in its environment: the test named `ENTRY`
-//! (each including file defines one) sees the variable, opens the same store as the parent
-//! (the including file reads its own variables for that) and calls [`run_child`], which works
+//! (each calling test file defines one) sees the variable, opens the same store as the parent
+//! (the calling file reads its own variables for that) and calls [`run_child`], which works
 //! the queues named in the environment until the parent kills it. This needs no extra binary
 //! target and no dependency from an engine crate on the worker. Each child appends one JSON line
 //! per event to its own log file.
-
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -114,8 +110,12 @@ fn handlers(log_path: PathBuf, stall: bool) -> Handlers {
 }
 
 /// A child worker's body: works the queues in `TASQUE_CHILD_QUEUES` until killed (or until its
-/// parent is gone).
+/// parent is gone); a fleet child ([`fleet`](crate::fleet)) runs
+/// [`run_fleet_child`](crate::fleet::run_fleet_child) instead.
 pub async fn run_child(store: Arc<dyn Store>) {
+    if std::env::var_os("TASQUE_CHILD_FLEET").is_some() {
+        return crate::fleet::run_fleet_child(store).await;
+    }
     let queues: Vec<String> = env("TASQUE_CHILD_QUEUES")
         .split(',')
         .map(str::to_owned)
@@ -150,7 +150,7 @@ pub struct Harness {
     pub store: Arc<dyn Store>,
     /// Variables that tell a child how to open the same store.
     pub store_env: Vec<(String, String)>,
-    /// The name of the entry test in the including test binary.
+    /// The name of the entry test in the calling test binary.
     pub entry: &'static str,
     /// Where the children's logs go.
     pub dir: tempfile::TempDir,

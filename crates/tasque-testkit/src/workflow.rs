@@ -1,11 +1,8 @@
 //! Durable workflows through a worker, engine-agnostic: memoised steps, sleeps that free their
 //! slot, event waits (emitted before, after, never, to many waiters), stale runs.
 //!
-//! Shared by `tasque-worker/tests/workflow.rs` (SQLite) and `tasque-postgres/tests/workflow.rs`,
-//! which include this file (`#[macro_use] mod workflow_cases;`) and run every case through the
-//! `workflow_cases!` macro with a factory of fresh stores.
-
-#![allow(dead_code)]
+//! Every engine runs each case from its `tests/workflow.rs` with
+//! [`workflow_cases!`](crate::workflow_cases), given a factory of fresh stores.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -75,6 +72,8 @@ fn bump(counter: &AtomicUsize) -> usize {
     counter.fetch_add(1, Ordering::SeqCst) + 1
 }
 
+/// A three-step handler failing after step two: the retry replays steps one and two from their
+/// checkpoints and runs only step three.
 pub async fn checkpoints_three_steps_failing_after_step_two_rerun_only_step_three(
     store: Arc<dyn Store>,
 ) {
@@ -126,6 +125,8 @@ pub async fn checkpoints_three_steps_failing_after_step_two_rerun_only_step_thre
     worker.shutdown(Duration::from_secs(5)).await;
 }
 
+/// A sleeping job frees the worker's only slot for another job and resumes after its time,
+/// without running its finished steps again.
 pub async fn sleep_frees_the_only_slot_and_resumes_after_its_time_without_rerunning_steps(
     store: Arc<dyn Store>,
 ) {
@@ -215,6 +216,7 @@ fn waiter(handlers: &Handlers, before: Arc<AtomicUsize>) {
     });
 }
 
+/// An event emitted before the wait is received at once: the job never suspends.
 pub async fn event_emitted_before_the_wait_is_received_without_suspending(store: Arc<dyn Store>) {
     store
         .emit_event("paid", json!({"amount": 7}))
@@ -236,6 +238,7 @@ pub async fn event_emitted_before_the_wait_is_received_without_suspending(store:
     worker.shutdown(Duration::from_secs(5)).await;
 }
 
+/// An event emitted after the wait resumes the suspended job with its payload.
 pub async fn event_emitted_after_the_wait_resumes_the_job_with_its_payload(store: Arc<dyn Store>) {
     let before = counter();
     let handlers = Handlers::new();
@@ -266,6 +269,7 @@ pub async fn event_emitted_after_the_wait_resumes_the_job_with_its_payload(store
     worker.shutdown(Duration::from_secs(5)).await;
 }
 
+/// A wait for an event never emitted times out, and the handler sees that it timed out.
 pub async fn event_never_emitted_times_out_and_the_handler_sees_timed_out(store: Arc<dyn Store>) {
     let before = counter();
     let handlers = Handlers::new();
@@ -279,6 +283,7 @@ pub async fn event_never_emitted_times_out_and_the_handler_sees_timed_out(store:
     worker.shutdown(Duration::from_secs(5)).await;
 }
 
+/// One emit wakes every waiter; waiting jobs hold no worker slot meanwhile.
 pub async fn one_emit_wakes_many_waiters_that_held_no_slot(store: Arc<dyn Store>) {
     const WAITERS: usize = 20;
     let before = counter();
@@ -314,6 +319,8 @@ pub async fn one_emit_wakes_many_waiters_that_held_no_slot(store: Arc<dyn Store>
     worker.shutdown(Duration::from_secs(5)).await;
 }
 
+/// A run that lost its job (rescued and claimed again) learns its lease is lost and writes
+/// no outcome.
 pub async fn a_run_that_lost_its_job_gets_lease_lost_and_writes_no_outcome(store: Arc<dyn Store>) {
     let (release, released) = (Arc::new(tokio::sync::Notify::new()), counter());
     let errors: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -357,6 +364,7 @@ pub async fn a_run_that_lost_its_job_gets_lease_lost_and_writes_no_outcome(store
     worker.shutdown(Duration::from_secs(5)).await;
 }
 
+/// A step that fails stores no checkpoint and runs again on the retry.
 pub async fn a_failing_step_stores_nothing_and_runs_again_on_the_retry(store: Arc<dyn Store>) {
     let tries = counter();
     let handlers = Handlers::new();
@@ -392,6 +400,7 @@ pub async fn a_failing_step_stores_nothing_and_runs_again_on_the_retry(store: Ar
     worker.shutdown(Duration::from_secs(5)).await;
 }
 
+/// A sleep replayed by a run that woke early keeps its original wake time.
 pub async fn a_sleep_replayed_early_keeps_its_original_wake_time(store: Arc<dyn Store>) {
     let job = spawn(&store, "nap", json!({}), SpawnOptions::new()).await;
     // A run that recorded its sleep (waking 800 ms from now) and crashed before suspending:
@@ -480,9 +489,13 @@ pub async fn sleep_until_a_past_time_returns_and_a_future_time_suspends(store: A
 /// Generates one `#[tokio::test]` per case. `$fresh` is an async expression giving
 /// `Option<(guard, Arc<dyn Store>)>`: a fresh migrated store, kept alive by the guard, or `None`
 /// to skip (a server engine that is unreachable outside CI).
+/// Generates one `#[tokio::test]` per workflow case, given an expression that evaluates to a
+/// future of `Option<(guard, Arc<dyn Store>)>`: a fresh migrated store and whatever keeps its
+/// database alive, or `None` to skip (a server unreachable outside CI).
+#[macro_export]
 macro_rules! workflow_cases {
     ($fresh:expr) => {
-        workflow_cases!(@cases $fresh;
+        $crate::workflow_cases!(@cases $fresh;
             checkpoints_three_steps_failing_after_step_two_rerun_only_step_three,
             sleep_frees_the_only_slot_and_resumes_after_its_time_without_rerunning_steps,
             event_emitted_before_the_wait_is_received_without_suspending,
@@ -500,7 +513,7 @@ macro_rules! workflow_cases {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 if let Some((_guard, store)) = $fresh.await {
-                    workflow_cases::$case(store).await;
+                    $crate::workflow::$case(store).await;
                 }
             }
         )*

@@ -1,3 +1,4 @@
+-- name: schedules and leader lease
 -- Tasque schema, version 4: periodic jobs (schedules) and the leader lease, for one namespace.
 -- `definition` is the schedule as registered (JSON text); `last_tick` is the last tick handled
 -- (fired or passed over), the compare-and-swap of every fire; `last_job` the job of the last
