@@ -68,13 +68,22 @@
 //! queue's [`BlockedPolicy`] decides: `continue` (the default) leaves it failed and moves on,
 //! `stay_blocked` keeps the queue held by it until an operator retries, cancels or deletes it.
 //!
+//! # Periodic jobs
+//!
+//! [`schedule`] declares periodic jobs ([`schedule::Schedule`]: a fixed interval or a cron
+//! expression in an IANA zone) and computes their ticks as pure functions of an instant.
+//! Engines store them behind [`schedule::ScheduleEngine`] (reached through
+//! [`Store::schedules`]), where a fire is one transaction that compare-and-swaps the
+//! schedule's last tick and inserts the job: exactly one job per tick across processes. The
+//! same trait holds the leader lease the worker's maintenance services run under.
+//!
 //! # Engines
 //!
 //! An engine crate implements the narrow [`engine::Engine`] interface (guarded primitives, one
 //! params struct per operation, no policy); every engine is then a [`Store`] through the one
-//! generic implementation in [`engine`], which validates, encodes and applies every policy. It
-//! proves itself by running the shared suite in `conformance` (cargo feature `conformance`)
-//! from its own tests.
+//! generic implementation in [`engine`], which validates, encodes and applies every policy; for
+//! periodic jobs it also implements [`schedule::ScheduleEngine`]. It proves itself by running
+//! the shared suite in `conformance` (cargo feature `conformance`) from its own tests.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -76,6 +76,18 @@ pub trait ScheduleEngine: Send + Sync {
     /// Handles one tick in one transaction (see [`Fire`] and [`FireOutcome`]).
     async fn fire(&self, fire: Fire) -> Result<FireOutcome>;
 
+    /// Handles ticks of different schedules, outcomes in input order; each as
+    /// [`fire`](ScheduleEngine::fire) would. The default fires them one by one; an engine may
+    /// apply them in one transaction (one commit for many fires) as long as each fire's
+    /// compare-and-swap and job still stand or fall together.
+    async fn fire_many(&self, fires: Vec<Fire>) -> Result<Vec<FireOutcome>> {
+        let mut outcomes = Vec::with_capacity(fires.len());
+        for fire in fires {
+            outcomes.push(self.fire(fire).await?);
+        }
+        Ok(outcomes)
+    }
+
     /// Pauses or resumes a schedule. Returns false if no schedule has this id.
     async fn set_schedule_paused(&self, id: &str, paused: bool) -> Result<bool>;
 

@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 
-use super::engine::{Fire, FireOutcome, ScheduleEngine, ScheduleRecord};
+use super::engine::{Fire, FireOutcome, ScheduleEngine};
 use super::plan::{plan, Step};
 use super::spec::Overlap;
-use super::ScheduleError;
+use super::{CompiledSchedule, ScheduleError};
 use crate::error::Result;
 
 /// What one [`fire_due`] pass did.
@@ -27,91 +27,107 @@ pub struct PassReport {
     pub invalid: Vec<ScheduleError>,
 }
 
-/// How many schedules one pass fires at once (each schedule's ticks stay in order).
+/// How many batches of fires one pass sends at once.
 pub const FIRE_CONCURRENCY: usize = 4;
 
-/// Fires every due tick of every unpaused stored schedule, as of `now` (the engine's clock; a
-/// test may pass any instant), up to [`FIRE_CONCURRENCY`] schedules at once. Each tick is one
-/// [`ScheduleEngine::fire`] whose compare-and-swap starts from the last tick this pass read,
-/// so any number of processes may run passes at once and each tick still fires once: a
-/// process that loses a race stops working on that schedule for this pass.
-pub async fn fire_due(engine: &dyn ScheduleEngine, now: DateTime<Utc>) -> Result<PassReport> {
-    let records = engine.list_schedules().await?;
-    let passes: Vec<_> = records
-        .iter()
-        .filter(|r| !r.paused)
-        .map(|record| fire_one(engine, record, now))
-        .collect();
-    let mut passes = stream::iter(passes).buffer_unordered(FIRE_CONCURRENCY);
-    let mut total = PassReport::default();
-    while let Some(report) = passes.next().await {
-        total.merge(report?);
-    }
-    Ok(total)
+/// How many fires (of different schedules) one [`ScheduleEngine::fire_many`] call carries.
+pub const FIRE_BATCH: usize = 50;
+
+/// One schedule's steps in a pass, and the last tick it advanced to.
+struct Chain {
+    schedule: CompiledSchedule,
+    steps: Vec<Step>,
+    expected: Option<DateTime<Utc>>,
+    lost: bool,
 }
 
-/// Fires the due ticks of one schedule, reporting on its own.
-async fn fire_one(
-    engine: &dyn ScheduleEngine,
-    record: &ScheduleRecord,
-    now: DateTime<Utc>,
-) -> Result<PassReport> {
+impl Chain {
+    fn fire(&self, step: Step) -> Fire {
+        let spawn = match step {
+            Step::Fire(tick) => Some(self.schedule.spawn_for(tick)),
+            Step::Pass(_) => None,
+        };
+        Fire {
+            id: self.schedule.id().to_owned(),
+            expected: self.expected,
+            tick: step.tick(),
+            spawn,
+            skip_if_running: self.schedule.spec().overlap == Overlap::SkipIfRunning,
+        }
+    }
+}
+
+/// Fires every due tick of every unpaused stored schedule, as of `now` (the engine's clock; a
+/// test may pass any instant). Each tick is one compare-and-swap from the last tick this pass
+/// read (see [`ScheduleEngine::fire`]), so any number of processes may run passes at once and
+/// each tick still fires once: a schedule whose swap is lost is left for this pass.
+///
+/// Rounds: the first due step of every schedule, then the second..., each round in batches of
+/// [`FIRE_BATCH`] fires ([`ScheduleEngine::fire_many`]), [`FIRE_CONCURRENCY`] batches at once.
+pub async fn fire_due(engine: &dyn ScheduleEngine, now: DateTime<Utc>) -> Result<PassReport> {
     let mut report = PassReport::default();
-    fire_record(engine, record, now, &mut report).await?;
+    let mut chains = Vec::new();
+    for record in engine.list_schedules().await? {
+        if record.paused {
+            continue;
+        }
+        match record.schedule.compile() {
+            Ok(schedule) => {
+                let steps = plan(&schedule, record.last_tick, record.registered_at, now);
+                if !steps.is_empty() {
+                    chains.push(Chain {
+                        schedule,
+                        steps,
+                        expected: record.last_tick,
+                        lost: false,
+                    });
+                }
+            }
+            Err(error) => report.invalid.push(error),
+        }
+    }
+    let rounds = chains.iter().map(|c| c.steps.len()).max().unwrap_or(0);
+    for round in 0..rounds {
+        let due: Vec<usize> = (0..chains.len())
+            .filter(|&i| !chains[i].lost && round < chains[i].steps.len())
+            .collect();
+        let batches: Vec<Vec<usize>> = due.chunks(FIRE_BATCH).map(<[usize]>::to_vec).collect();
+        let calls = batches.into_iter().map(|members| {
+            let fires: Vec<Fire> = members
+                .iter()
+                .map(|&i| chains[i].fire(chains[i].steps[round]))
+                .collect();
+            async move { engine.fire_many(fires).await.map(|o| (members, o)) }
+        });
+        let mut calls = stream::iter(calls).buffer_unordered(FIRE_CONCURRENCY);
+        let mut results = Vec::new();
+        while let Some(result) = calls.next().await {
+            results.push(result?);
+        }
+        drop(calls);
+        for (members, outcomes) in results {
+            for (i, outcome) in members.into_iter().zip(outcomes) {
+                let chain = &mut chains[i];
+                report.count(&outcome);
+                if outcome == FireOutcome::Lost {
+                    chain.lost = true;
+                } else {
+                    chain.expected = Some(chain.steps[round].tick());
+                }
+            }
+        }
+    }
     Ok(report)
 }
 
 impl PassReport {
-    fn merge(&mut self, other: PassReport) {
-        self.created += other.created;
-        self.existing += other.existing;
-        self.passed += other.passed;
-        self.skipped_running += other.skipped_running;
-        self.lost += other.lost;
-        self.invalid.extend(other.invalid);
-    }
-}
-
-/// Fires the due ticks of one schedule.
-async fn fire_record(
-    engine: &dyn ScheduleEngine,
-    record: &ScheduleRecord,
-    now: DateTime<Utc>,
-    report: &mut PassReport,
-) -> Result<()> {
-    let compiled = match record.schedule.compile() {
-        Ok(compiled) => compiled,
-        Err(error) => {
-            report.invalid.push(error);
-            return Ok(());
-        }
-    };
-    let mut expected = record.last_tick;
-    for step in plan(&compiled, record.last_tick, record.registered_at, now) {
-        let spawn = match step {
-            Step::Fire(tick) => Some(compiled.spawn_for(tick)),
-            Step::Pass(_) => None,
-        };
-        let outcome = engine
-            .fire(Fire {
-                id: compiled.id().to_owned(),
-                expected,
-                tick: step.tick(),
-                spawn,
-                skip_if_running: compiled.spec().overlap == Overlap::SkipIfRunning,
-            })
-            .await?;
+    fn count(&mut self, outcome: &FireOutcome) {
         match outcome {
-            FireOutcome::Fired(spawned) if spawned.created => report.created += 1,
-            FireOutcome::Fired(_) => report.existing += 1,
-            FireOutcome::Passed => report.passed += 1,
-            FireOutcome::SkippedRunning => report.skipped_running += 1,
-            FireOutcome::Lost => {
-                report.lost += 1;
-                return Ok(());
-            }
+            FireOutcome::Fired(spawned) if spawned.created => self.created += 1,
+            FireOutcome::Fired(_) => self.existing += 1,
+            FireOutcome::Passed => self.passed += 1,
+            FireOutcome::SkippedRunning => self.skipped_running += 1,
+            FireOutcome::Lost => self.lost += 1,
         }
-        expected = Some(step.tick());
     }
-    Ok(())
 }

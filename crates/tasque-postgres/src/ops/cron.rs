@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{Postgres, Row, Transaction};
 use tasque_durable::schedule::{Fire, FireOutcome, Schedule, ScheduleEngine, ScheduleRecord};
 use tasque_durable::{Error, JobId, Result};
 
@@ -22,6 +22,43 @@ impl PostgresStore {
     /// A statement of `queries::cron` for this store's schema.
     fn cron_sql(&self, statement: &str) -> String {
         statement.replace("@schema@", &quote(&self.inner.schema))
+    }
+
+    /// One fire inside `tx`: the compare-and-swap, then (unless lost or skipped) the job and
+    /// its record.
+    async fn fire_in(&self, tx: &mut Transaction<'_, Postgres>, fire: Fire) -> Result<FireOutcome> {
+        let advanced = sqlx::query(&self.cron_sql(q::ADVANCE_TICK))
+            .bind(&fire.id)
+            .bind(fire.expected)
+            .bind(fire.tick)
+            .execute(&mut **tx)
+            .await
+            .map_err(sql_err)?
+            .rows_affected();
+        if advanced != 1 {
+            return Ok(FireOutcome::Lost);
+        }
+        if fire.skip_if_running {
+            let running: bool = sqlx::query_scalar(&self.cron_sql(q::PREVIOUS_UNFINISHED))
+                .bind(&fire.id)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(sql_err)?;
+            if running {
+                return Ok(FireOutcome::SkippedRunning);
+            }
+        }
+        let Some(spawn) = fire.spawn else {
+            return Ok(FireOutcome::Passed);
+        };
+        let spawned = self.spawn_in_tx(tx, spawn).await?;
+        sqlx::query(&self.cron_sql(q::RECORD_FIRE))
+            .bind(&fire.id)
+            .bind(spawned.job_id.0)
+            .execute(&mut **tx)
+            .await
+            .map_err(sql_err)?;
+        Ok(FireOutcome::Fired(spawned))
     }
 }
 
@@ -53,41 +90,21 @@ impl ScheduleEngine for PostgresStore {
 
     async fn fire(&self, fire: Fire) -> Result<FireOutcome> {
         let mut tx = self.inner.pool.begin().await.map_err(sql_err)?;
-        let advanced = sqlx::query(&self.cron_sql(q::ADVANCE_TICK))
-            .bind(&fire.id)
-            .bind(fire.expected)
-            .bind(fire.tick)
-            .execute(&mut *tx)
-            .await
-            .map_err(sql_err)?
-            .rows_affected();
-        if advanced != 1 {
-            return Ok(FireOutcome::Lost);
-        }
-        if fire.skip_if_running {
-            let running: bool = sqlx::query_scalar(&self.cron_sql(q::PREVIOUS_UNFINISHED))
-                .bind(&fire.id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(sql_err)?;
-            if running {
-                tx.commit().await.map_err(sql_err)?;
-                return Ok(FireOutcome::SkippedRunning);
-            }
-        }
-        let Some(spawn) = fire.spawn else {
-            tx.commit().await.map_err(sql_err)?;
-            return Ok(FireOutcome::Passed);
-        };
-        let spawned = self.spawn_in_tx(&mut tx, spawn).await?;
-        sqlx::query(&self.cron_sql(q::RECORD_FIRE))
-            .bind(&fire.id)
-            .bind(spawned.job_id.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(sql_err)?;
+        let outcome = self.fire_in(&mut tx, fire).await?;
         tx.commit().await.map_err(sql_err)?;
-        Ok(FireOutcome::Fired(spawned))
+        Ok(outcome)
+    }
+
+    /// One transaction (one commit) for the whole batch: each fire's compare-and-swap, job
+    /// and record still stand or fall together, and a lost swap writes nothing for its fire.
+    async fn fire_many(&self, fires: Vec<Fire>) -> Result<Vec<FireOutcome>> {
+        let mut tx = self.inner.pool.begin().await.map_err(sql_err)?;
+        let mut outcomes = Vec::with_capacity(fires.len());
+        for fire in fires {
+            outcomes.push(self.fire_in(&mut tx, fire).await?);
+        }
+        tx.commit().await.map_err(sql_err)?;
+        Ok(outcomes)
     }
 
     async fn set_schedule_paused(&self, id: &str, paused: bool) -> Result<bool> {

@@ -55,103 +55,60 @@ pub(crate) fn start(ctx: Context) -> (Vec<JoinHandle<()>>, Leadership) {
     let leading = Arc::new(leading);
     let s = ctx.settings.clone();
     let mut services = Vec::new();
-    let stop = ctx.stop.clone();
-    let until_stopped = move || {
-        let stop = stop.clone();
-        async move { stop.raised().await }
-    };
-    let supervised = |name: &str, make: Box<dyn FnMut() -> BoxFuture + Send>| {
-        Supervisor::new(name)
-            .count_restarts(ctx.restarts.clone())
-            .spawn(make, until_stopped.clone())
-    };
-    let (store, inflight, queue, stop) = (
-        ctx.store.clone(),
-        ctx.inflight.clone(),
-        ctx.queue.clone(),
-        ctx.stop.clone(),
-    );
-    let (interval, lease) = (s.heartbeat_interval, s.lease);
-    services.push(supervised(
-        "heartbeat",
-        Box::new(move || {
-            Box::pin(heartbeat::heartbeat(
-                store.clone(),
-                inflight.clone(),
-                queue.clone(),
-                interval,
-                lease,
-                stop.clone(),
-            ))
-        }),
-    ));
-    let (store, stop, holder, ttl) = (
-        ctx.store.clone(),
-        ctx.stop.clone(),
-        s.worker_id.clone(),
-        s.leader_lease,
-    );
-    services.push(supervised(
-        "leader election",
-        Box::new(move || {
-            Box::pin(leader::run(
-                store.clone(),
-                holder.clone(),
-                ttl,
-                leading.clone(),
-                stop.clone(),
-            ))
-        }),
-    ));
-    let (store, stop, lead, interval) = (
-        ctx.store.clone(),
-        ctx.stop.clone(),
-        leadership.clone(),
-        s.rescue_interval,
-    );
-    services.push(supervised(
-        "rescuer",
-        Box::new(move || {
-            Box::pin(rescuer::run(
-                store.clone(),
-                lead.clone(),
-                interval,
-                stop.clone(),
-            ))
-        }),
-    ));
-    if let Some(age) = s.clean_after {
-        let (store, stop, lead) = (ctx.store.clone(), ctx.stop.clone(), leadership.clone());
-        services.push(supervised(
-            "cleaner",
-            Box::new(move || {
-                Box::pin(cleaner::run(store.clone(), lead.clone(), age, stop.clone()))
-            }),
-        ));
+    let (inflight, queue) = (ctx.inflight.clone(), ctx.queue.clone());
+    services.push(ctx.supervise("heartbeat", move |store, stop| {
+        heartbeat::heartbeat(
+            store,
+            inflight.clone(),
+            queue.clone(),
+            s.heartbeat_interval,
+            s.lease,
+            stop,
+        )
+    }));
+    let (holder, ttl) = (ctx.settings.worker_id.clone(), ctx.settings.leader_lease);
+    services.push(ctx.supervise("leader election", move |store, stop| {
+        leader::run(store, holder.clone(), ttl, leading.clone(), stop)
+    }));
+    let (lead, interval) = (leadership.clone(), ctx.settings.rescue_interval);
+    services.push(ctx.supervise("rescuer", move |store, stop| {
+        rescuer::run(store, lead.clone(), interval, stop)
+    }));
+    if let Some(age) = ctx.settings.clean_after {
+        let lead = leadership.clone();
+        services.push(ctx.supervise("cleaner", move |store, stop| {
+            cleaner::run(store, lead.clone(), age, stop)
+        }));
     }
-    let (store, stop, lead, schedules, interval) = (
-        ctx.store.clone(),
-        ctx.stop.clone(),
-        leadership.clone(),
-        s.schedules.clone(),
-        s.scheduler_interval,
-    );
-    services.push(supervised(
-        "scheduler",
-        Box::new(move || {
-            Box::pin(scheduler::run(
-                store.clone(),
-                schedules.clone(),
-                lead.clone(),
-                interval,
-                stop.clone(),
-            ))
-        }),
-    ));
+    let (lead, schedules) = (leadership.clone(), ctx.settings.schedules.clone());
+    let interval = ctx.settings.scheduler_interval;
+    services.push(ctx.supervise("scheduler", move |store, stop| {
+        scheduler::run(store, schedules.clone(), lead.clone(), interval, stop)
+    }));
     (services, leadership)
 }
 
-type BoxFuture = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+impl Context {
+    /// Spawns one service under a supervisor: `make` builds each instance (a restart after a
+    /// panic builds a new one) from the store and the stop signal.
+    fn supervise<M, Fut>(&self, name: &str, mut make: M) -> JoinHandle<()>
+    where
+        M: FnMut(Arc<dyn Store>, Arc<Stop>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (store, stop) = (self.store.clone(), self.stop.clone());
+        let until = self.stop.clone();
+        Supervisor::new(name)
+            .count_restarts(self.restarts.clone())
+            .spawn(
+                move || make(store.clone(), stop.clone()),
+                move || {
+                    let stop = until.clone();
+                    async move { stop.raised().await }
+                },
+            )
+    }
+}
 
 /// Runs `pass` every `interval` while this worker leads, until `stop` is raised.
 pub(crate) async fn while_leading<F, Fut>(
