@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use tasque_durable::{JobId, JobState, Store};
+use tasque_durable::{Checkpoint, JobId, JobInfo, JobState, Store};
 
 use crate::cache::Snapshot;
 use crate::error::WebError;
@@ -105,58 +105,7 @@ pub async fn load(
         suspension.as_ref(),
         now_ms,
     );
-    let mut timeline = vec![Moment {
-        at: rfc(job.created_at),
-        what: "created".to_string(),
-    }];
-    if let Some(at) = job.first_started_at {
-        timeline.push(Moment {
-            at: rfc(at),
-            what: "first started".to_string(),
-        });
-    }
-    for error in &job.errors {
-        if let Some(at) = chrono::DateTime::from_timestamp_millis(error.at_ms) {
-            timeline.push(Moment {
-                at: rfc(at),
-                what: format!("attempt {} failed", error.attempt),
-            });
-        }
-    }
-    for step in &checkpoints {
-        timeline.push(Moment {
-            at: rfc(step.updated_at),
-            what: format!("step \"{}\" stored", step.name),
-        });
-    }
-    if let Some(at) = job.attempted_at {
-        timeline.push(Moment {
-            at: rfc(at),
-            what: format!("attempt {} started", job.attempt),
-        });
-    }
-    match job.state {
-        JobState::Sleeping => timeline.push(Moment {
-            at: rfc(job.run_at),
-            what: "sleeping until".to_string(),
-        }),
-        JobState::Waiting => timeline.push(Moment {
-            at: rfc(job.run_at),
-            what: "waiting for an event".to_string(),
-        }),
-        JobState::Scheduled => timeline.push(Moment {
-            at: rfc(job.run_at),
-            what: "scheduled to run".to_string(),
-        }),
-        _ => {}
-    }
-    if let Some(at) = job.finished_at {
-        timeline.push(Moment {
-            at: rfc(at),
-            what: job.state.as_str().to_string(),
-        });
-    }
-    timeline.sort_by(|a, b| a.at.cmp(&b.at));
+    let timeline = timeline(&job, &checkpoints);
     Ok(JobDetail {
         id: job.id.0,
         can_retry: job.state.is_retryable(),
@@ -195,4 +144,62 @@ pub async fn load(
         timeline,
         why,
     })
+}
+
+/// The job's timeline, oldest first: creation, starts, failed attempts, stored steps,
+/// suspension or schedule, and the finish.
+fn timeline(job: &JobInfo, checkpoints: &[Checkpoint]) -> Vec<Moment> {
+    let mut timeline = vec![Moment {
+        at: rfc(job.created_at),
+        what: "created".to_string(),
+    }];
+    if let Some(at) = job.first_started_at {
+        timeline.push(Moment {
+            at: rfc(at),
+            what: "first started".to_string(),
+        });
+    }
+    for error in &job.errors {
+        if let Some(at) = chrono::DateTime::from_timestamp_millis(error.at_ms) {
+            timeline.push(Moment {
+                at: rfc(at),
+                what: format!("attempt {} failed", error.attempt),
+            });
+        }
+    }
+    for step in checkpoints {
+        timeline.push(Moment {
+            at: rfc(step.updated_at),
+            what: format!("step \"{}\" stored", step.name),
+        });
+    }
+    if let Some(at) = job.attempted_at {
+        timeline.push(Moment {
+            at: rfc(at),
+            what: format!("attempt {} started", job.attempt),
+        });
+    }
+    match job.state {
+        JobState::Sleeping => timeline.push(Moment {
+            at: rfc(job.run_at),
+            what: "sleeping until".to_string(),
+        }),
+        JobState::Waiting => timeline.push(Moment {
+            at: rfc(job.run_at),
+            what: "waiting for an event".to_string(),
+        }),
+        JobState::Scheduled => timeline.push(Moment {
+            at: rfc(job.run_at),
+            what: "scheduled to run".to_string(),
+        }),
+        _ => {}
+    }
+    if let Some(at) = job.finished_at {
+        timeline.push(Moment {
+            at: rfc(at),
+            what: job.state.as_str().to_string(),
+        });
+    }
+    timeline.sort_by(|a, b| a.at.cmp(&b.at));
+    timeline
 }
