@@ -145,6 +145,7 @@ mod report;
 mod span;
 mod stop;
 mod typed;
+mod verdict;
 mod worker;
 mod workflow;
 
