@@ -149,6 +149,7 @@ mod report;
 mod span;
 mod stop;
 mod typed;
+mod verdict;
 mod worker;
 mod workflow;
 

@@ -44,12 +44,19 @@ async fn the_run_span_links_to_the_enqueuing_span_through_traceparent() {
         .await
         .unwrap();
     let headers = client.get(job.job_id).await.unwrap().info.headers;
-    let traceparent = headers["traceparent"].as_str().expect("a traceparent header");
+    let traceparent = headers["traceparent"]
+        .as_str()
+        .expect("a traceparent header");
     assert!(traceparent.starts_with("00-"), "{traceparent}");
 
     let handlers = Handlers::new();
     handlers.register(|_: Traced, ctx: JobContext| async move {
-        Ok::<_, String>(ctx.headers()["traceparent"].as_str().unwrap_or("").to_string())
+        Ok::<_, String>(
+            ctx.headers()["traceparent"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        )
     });
     let worker = Worker::builder(store)
         .handlers(handlers)
@@ -63,8 +70,14 @@ async fn the_run_span_links_to_the_enqueuing_span_through_traceparent() {
     provider.force_flush().unwrap();
 
     let spans = exporter.get_finished_spans().unwrap();
-    let checkout = spans.iter().find(|s| s.name == "checkout").expect("checkout span");
-    let run = spans.iter().find(|s| s.name == "tasque.job").expect("tasque.job span");
+    let checkout = spans
+        .iter()
+        .find(|s| s.name == "checkout")
+        .expect("checkout span");
+    let run = spans
+        .iter()
+        .find(|s| s.name == "tasque.job")
+        .expect("tasque.job span");
     let linked: Vec<_> = run.links.iter().map(|l| l.span_context.clone()).collect();
     assert_eq!(linked.len(), 1, "{linked:?}");
     assert_eq!(linked[0].trace_id(), checkout.span_context.trace_id());

@@ -301,7 +301,8 @@ impl<S: Store + ?Sized> Client<S> {
 
     /// Waits at most `limit` for a job of kind `J` to finish, and returns its typed output;
     /// a failure or cancellation is a typed error, and so is the limit passing (the job keeps
-    /// going).
+    /// going). A job deleted meanwhile (a worker with `delete_on_success`, a purge) is
+    /// [`Error::NotFound`](crate::Error::NotFound) through [`ClientError::Store`].
     pub async fn wait<J: Job>(
         &self,
         job: impl JobRef<J>,
