@@ -49,7 +49,10 @@ impl ScheduleEngine for SqliteStore {
         let job = match fire.spawn {
             Some(s) => {
                 let queue = s.queue.clone();
-                Some((queue, spawn::encode(tasque_durable::engine::JobInsert::encode(s, &self.limits)?)))
+                Some((
+                    queue,
+                    spawn::encode(tasque_durable::engine::JobInsert::encode(s, &self.limits)?),
+                ))
             }
             None => None,
         };
