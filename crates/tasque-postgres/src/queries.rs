@@ -355,7 +355,9 @@ fn push_filter(qb: &mut QueryBuilder<'_, Postgres>, filter: &JobFilter) {
             match state {
                 JobState::Available => qb.push("(state = 'pending' AND run_at <= now())"),
                 JobState::Scheduled => qb.push("(state = 'pending' AND run_at > now())"),
-                other => qb.push("state = ").push_bind(other.as_str()),
+                // A literal, not a bind: the planner then knows which state's index entries
+                // to read (with a bind, a cached generic plan may walk every job by id).
+                other => qb.push(format!("state = '{}'", other.as_str())),
             };
         }
         qb.push(")");
@@ -399,10 +401,14 @@ impl Sql {
         if let Some(after) = after {
             qb.push(" AND id > ").push_bind(after);
         }
-        qb.push(" ORDER BY id LIMIT ")
-            .push_bind(i64::from(limit) + 1);
-        qb.push(" OFFSET ")
-            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        // Limit and offset as literals (integers, so nothing to escape): a bound LIMIT makes a
+        // cached generic plan guess the page size, and at millions of jobs it may choose to
+        // walk the primary key instead of the (state, id) index.
+        qb.push(format!(
+            " ORDER BY id LIMIT {} OFFSET {}",
+            i64::from(limit) + 1,
+            i64::try_from(offset).unwrap_or(i64::MAX)
+        ));
         qb
     }
 
