@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tasque_testkit::in_ci;
 
 use chrono::{DateTime, Utc};
 use tasque_durable::schedule::{HEADER_TICK, LEADER_LEASE};
@@ -154,10 +155,6 @@ async fn sqlite_three_processes_fire_each_tick_once_across_a_leader_kill() {
     store.migrate().await.expect("migrate");
     let url = format!("sqlite://{}", path.display());
     three_processes_fire_each_tick_once(Arc::new(store), &url, "default").await;
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
 fn namespace(tag: &str) -> String {

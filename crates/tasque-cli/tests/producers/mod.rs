@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use tasque_testkit::in_ci;
 
 use serde_json::Value;
 use tasque_worker::{Handlers, JobContext};
@@ -24,10 +25,6 @@ pub fn root() -> PathBuf {
 /// An example producer program.
 pub fn example(script: &str) -> PathBuf {
     root().join("examples/producers").join(script)
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
 /// The virtual environment's python, made (or found up to date) by `scripts/python-env` once

@@ -8,6 +8,7 @@
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tasque_testkit::in_ci;
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
@@ -19,10 +20,6 @@ use tasque_postgres::{PostgresConfig, PostgresStore};
 pub fn url() -> String {
     std::env::var("TASQUE_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
 /// A pool on the server, or `None` (after a loud message) when it is unreachable outside CI.

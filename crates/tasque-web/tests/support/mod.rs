@@ -12,12 +12,9 @@ pub mod suite;
 
 use std::sync::Arc;
 use std::time::Duration;
+use tasque_testkit::in_ci;
 
 use tasque_durable::Store;
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
 
 fn unreachable(engine: &str, url: &str, error: impl std::fmt::Display) -> Option<Engine> {
     if in_ci() {

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tasque_testkit::in_ci;
 
 use tasque_durable::Store;
 use tasque_mysql::{MySqlConfig, MySqlStore};
@@ -26,10 +27,6 @@ pub fn postgres_url() -> String {
 pub fn mysql_url() -> String {
     std::env::var("TASQUE_TEST_MYSQL_URL")
         .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_string())
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
 /// `None` (after a loud message) for an unreachable server outside CI; a panic under CI.
