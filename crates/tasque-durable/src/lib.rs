@@ -102,6 +102,7 @@ pub mod retry;
 pub mod schedule;
 mod store;
 pub mod trace;
+pub mod unique;
 pub mod validate;
 
 pub use error::{Error, Result};

@@ -260,8 +260,53 @@ const V4: Migration = Migration {
     ],
 };
 
+/// What version 5 adds to `jobs`: the unique key, its period bucket and unique states (a
+/// bitmask: pending 1, running 2, sleeping 4, waiting 8, completed 16, failed 32, cancelled
+/// 64), and `unique_slot`, the key while the job's state is in its mask (NULL otherwise),
+/// generated and stored so that one unique key on `(unique_slot, unique_bucket)` holds only
+/// the jobs that keep their slot (MySQL has no partial indexes).
+macro_rules! jobs_v5_columns {
+    () => {
+        "unique_key VARCHAR(255) NULL,
+            unique_bucket BIGINT NOT NULL DEFAULT 0,
+            unique_states SMALLINT NOT NULL DEFAULT 0,
+            unique_slot VARCHAR(255) AS (CASE WHEN unique_key IS NOT NULL AND (unique_states & \
+            (CASE state WHEN 'pending' THEN 1 WHEN 'running' THEN 2 WHEN 'sleeping' THEN 4 \
+            WHEN 'waiting' THEN 8 WHEN 'completed' THEN 16 WHEN 'failed' THEN 32 \
+            WHEN 'cancelled' THEN 64 ELSE 0 END)) <> 0 THEN unique_key END) STORED"
+    };
+}
+
+/// The key of `jobs` version 5 adds.
+macro_rules! jobs_v5_key {
+    () => {
+        "UNIQUE KEY jobs_unique (unique_slot, unique_bucket)"
+    };
+}
+
+/// Version 5: unique jobs.
+const V5: Migration = Migration {
+    version: 5,
+    name: "unique jobs",
+    statements: &[Step::Unless {
+        exists: Exists::Column("jobs", "unique_slot"),
+        // One statement: the columns exist iff the key does.
+        statement: concat!(
+            "ALTER TABLE @jobs@ ADD COLUMN unique_key VARCHAR(255) NULL, \
+             ADD COLUMN unique_bucket BIGINT NOT NULL DEFAULT 0, \
+             ADD COLUMN unique_states SMALLINT NOT NULL DEFAULT 0, \
+             ADD COLUMN unique_slot VARCHAR(255) AS (CASE WHEN unique_key IS NOT NULL AND \
+             (unique_states & (CASE state WHEN 'pending' THEN 1 WHEN 'running' THEN 2 \
+             WHEN 'sleeping' THEN 4 WHEN 'waiting' THEN 8 WHEN 'completed' THEN 16 \
+             WHEN 'failed' THEN 32 WHEN 'cancelled' THEN 64 ELSE 0 END)) <> 0 \
+             THEN unique_key END) STORED, ADD ",
+            jobs_v5_key!()
+        ),
+    }],
+};
+
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[V1, V2, V3, V4];
+pub const MIGRATIONS: &[Migration] = &[V1, V2, V3, V4, V5];
 
 /// Drops the namespace's stored procedures.
 pub const DROP_ROUTINES: [&str; 3] = [
@@ -289,9 +334,13 @@ pub const FRESH: &[Step] = &[
         ",\n            ",
         jobs_v2_column!(),
         ",\n            ",
+        jobs_v5_columns!(),
+        ",\n            ",
         jobs_v1_keys!(),
         ",\n            ",
         jobs_v2_keys!(),
+        ",\n            ",
+        jobs_v5_key!(),
         table_options!()
     )),
     Step::Always(concat!(

@@ -28,6 +28,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::new(3, include_str!("../migrations/v3.sql")),
     Migration::new(4, include_str!("../migrations/v4.sql")),
     Migration::new(5, include_str!("../migrations/v5.sql")),
+    Migration::new(6, include_str!("../migrations/v6.sql")),
 ];
 
 fn render(script: &str, schema: &str) -> String {
