@@ -79,11 +79,27 @@ async fn unique_group(prefix: &str, store: Arc<dyn Store>, per_round: usize) -> 
     }
     let plain_rate = per_s(per_round * ROUNDS, plain);
     let unique_rate = per_s(per_round * ROUNDS, unique);
-    figure(&format!("{prefix}plain_enqueue_per_s"), plain_rate, "jobs/s");
-    figure(&format!("{prefix}unique_enqueue_per_s"), unique_rate, "jobs/s");
-    ratio(&format!("{prefix}unique_enqueue_vs_plain"), unique_rate, plain_rate);
+    figure(
+        &format!("{prefix}plain_enqueue_per_s"),
+        plain_rate,
+        "jobs/s",
+    );
+    figure(
+        &format!("{prefix}unique_enqueue_per_s"),
+        unique_rate,
+        "jobs/s",
+    );
+    ratio(
+        &format!("{prefix}unique_enqueue_vs_plain"),
+        unique_rate,
+        plain_rate,
+    );
     let duplicates = duplicate_round(&store, per_round).await?;
-    figure(&format!("{prefix}unique_duplicate_per_s"), duplicates, "enqueues/s");
+    figure(
+        &format!("{prefix}unique_duplicate_per_s"),
+        duplicates,
+        "enqueues/s",
+    );
     Ok(())
 }
 
