@@ -283,6 +283,7 @@ macro_rules! conformance_tests {
             checkpoint_is_stored_and_extends_the_lease,
             stale_run_cannot_write_a_checkpoint,
             sleep_frees_the_run_and_wakes_at_its_time,
+            the_wake_up_wakes_due_sleepers_and_tells_the_next,
             event_emitted_before_the_wait_returns_at_once,
             event_emitted_after_the_wait_wakes_the_job,
             event_wait_times_out,
@@ -308,6 +309,7 @@ macro_rules! conformance_tests {
             a_manual_trigger_and_the_fire_share_the_tick,
             upsert_keeps_the_firing_state_and_namespaces_are_isolated,
             the_leader_lease_has_one_holder_at_a_time,
+            one_seat_leads_and_hands_over_when_it_resigns_or_goes,
         );
     };
     (@every $factory:path; $($case:ident),+ $(,)?) => {
