@@ -120,7 +120,7 @@ pub(crate) async fn insert_chunk(
     jobs: &[Encoded],
 ) -> Result<Vec<SpawnResult>> {
     let rows: Vec<Value> = jobs.iter().map(as_row).collect();
-    let returned = sqlx::query(queries::INSERT_JOBS)
+    let returned = sqlx::query(crate::clock::clocked(queries::INSERT_JOBS))
         .bind(ns)
         .bind(Value::Array(rows).to_string())
         .fetch_all(&mut *conn)
@@ -149,7 +149,7 @@ pub(crate) async fn insert_chunk(
             continue;
         }
         // Only a job with an idempotency key can have been skipped.
-        let row = sqlx::query(queries::FIND_BY_IDEMPOTENCY_KEY)
+        let row = sqlx::query(crate::clock::clocked(queries::FIND_BY_IDEMPOTENCY_KEY))
             .bind(ns)
             .bind(&job.queue)
             .bind(&job.key)
@@ -187,7 +187,7 @@ impl SqliteStore {
             .await
             .map_err(sql_err)?;
         for queue in &missing {
-            sqlx::query(queries::ENSURE_QUEUE)
+            sqlx::query(crate::clock::clocked(queries::ENSURE_QUEUE))
                 .bind(&*self.ns)
                 .bind(*queue)
                 .execute(&mut *tx)
