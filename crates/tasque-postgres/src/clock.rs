@@ -34,7 +34,8 @@ pub const UNREDIRECTABLE_CLOCKS: &[&str] = &[
 
 impl PostgresStore {
     /// Sets the namespace's virtual time (test mode; `None` goes back to the database clock),
-    /// and wakes the namespace's workers so they re-poll at once.
+    /// makes the sleepers and timed-out waiters due by then claimable, and wakes the
+    /// namespace's workers so they re-poll at once.
     pub async fn set_virtual_now(&self, at: Option<DateTime<Utc>>) -> Result<()> {
         let schema = config::quote(self.schema());
         let channel = self.schema();
@@ -54,6 +55,6 @@ impl PostgresStore {
             .execute(self.pool())
             .await
             .map_err(sql_err)?;
-        Ok(())
+        self.wake_due().await
     }
 }

@@ -94,6 +94,19 @@ pub async fn set_virtual_now(pool: &SqlitePool, at: Option<DateTime<Utc>>) -> Re
     Ok(())
 }
 
+impl crate::SqliteStore {
+    /// Sets the database's virtual time (test mode; `None` goes back to the database clock),
+    /// makes the store's sleepers and timed-out waiters that are due by then claimable, and
+    /// wakes this process's workers on the store so they re-poll at once.
+    pub async fn set_virtual_now(&self, at: Option<DateTime<Utc>>) -> Result<()> {
+        set_virtual_now(self.pool(), at).await?;
+        *self.last_wake.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.wake_due().await?;
+        self.announce("");
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,14 +35,14 @@ const MIGRATIONS: &[Migration] = &[
 
 /// The schema version of a database (0 when it has never been migrated).
 pub async fn current_version(pool: &SqlitePool) -> Result<i64> {
-    let exists: i64 = sqlx::query_scalar(crate::clock::clocked(queries::HAS_MIGRATIONS_TABLE))
+    let exists: i64 = sqlx::query_scalar(queries::HAS_MIGRATIONS_TABLE)
         .fetch_one(pool)
         .await
         .map_err(sql_err)?;
     if exists == 0 {
         return Ok(0);
     }
-    let version: Option<i64> = sqlx::query(crate::clock::clocked(queries::SCHEMA_VERSION))
+    let version: Option<i64> = sqlx::query(queries::SCHEMA_VERSION)
         .fetch_one(pool)
         .await
         .map_err(sql_err)?
@@ -61,12 +61,12 @@ pub async fn run(pool: &SqlitePool) -> Result<MigrationReport> {
     let from = current_version(pool).await?;
     for migration in plan(MIGRATIONS, from)? {
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(sql_err)?;
-        sqlx::query(crate::clock::clocked(queries::CREATE_MIGRATIONS_TABLE))
+        sqlx::query(queries::CREATE_MIGRATIONS_TABLE)
             .execute(&mut *tx)
             .await
             .map_err(sql_err)?;
         // Another process may have applied it while we waited for the write lock.
-        let done: Option<i64> = sqlx::query_scalar(crate::clock::clocked(queries::SCHEMA_VERSION))
+        let done: Option<i64> = sqlx::query_scalar(queries::SCHEMA_VERSION)
             .fetch_one(&mut *tx)
             .await
             .map_err(sql_err)?;
@@ -79,7 +79,7 @@ pub async fn run(pool: &SqlitePool) -> Result<MigrationReport> {
         sqlx::Executor::execute(&mut *tx, migration.sql)
             .await
             .map_err(sql_err)?;
-        sqlx::query(crate::clock::clocked(queries::RECORD_MIGRATION))
+        sqlx::query(queries::RECORD_MIGRATION)
             .bind(migration.version)
             .bind(migration.name())
             .execute(&mut *tx)
