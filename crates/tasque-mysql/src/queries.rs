@@ -1,4 +1,4 @@
-//! Every SQL statement of the MySQL/MariaDB engine, in one place (the schema is in `schema.rs`).
+//! Every SQL statement of the MySQL/MariaDB engine, in one place (the schema is in `migrations/*.sql`).
 //!
 //! Statements are written against `@jobs@`, `@queues@`, ... (the namespace's quoted table
 //! names); [`Sql::new`] renders the fixed ones once per store, and the methods render those
@@ -58,6 +58,13 @@ macro_rules! cancel_at {
          '9999-12-31 23:59:59.999999')) MICROSECOND"
     };
 }
+
+/// Drops the namespace's stored procedures (each sent as text).
+pub const DROP_ROUTINES: [&str; 3] = [
+    "DROP PROCEDURE IF EXISTS `@stem@_spawn`",
+    "DROP PROCEDURE IF EXISTS `@stem@_spawn_check`",
+    "DROP PROCEDURE IF EXISTS `@stem@_retry_check`",
+];
 
 /// Run every time a pooled connection opens: locking reads lock only the rows they return.
 pub const SESSION_SETUP: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
@@ -169,6 +176,9 @@ statements! {
     /// Whether a table has a constraint. Binds 1 table name (unquoted), 2 constraint name.
     has_constraint = "SELECT COUNT(*) FROM information_schema.TABLE_CONSTRAINTS \
         WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ? AND CONSTRAINT_NAME = ?";
+    /// Whether a table has an index. Binds 1 table name (unquoted), 2 index name.
+    has_index = "SELECT COUNT(*) FROM information_schema.STATISTICS \
+        WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ?";
     /// Creates the migration history.
     create_migrations = concat!("CREATE TABLE IF NOT EXISTS @migrations@ (",
         "version BIGINT NOT NULL PRIMARY KEY, name VARCHAR(200) NOT NULL, ",
