@@ -549,3 +549,84 @@ async fn perform_from_resumes_a_workflow_after_given_steps_and_events_wake_it() 
         .unwrap();
     assert_eq!(done, "account 20 confirmed: {\"by\":\"mail\"}");
 }
+
+/// Polls `check` every 20 ms for up to 30 s.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn lease_expiry_and_periodic_ticks_follow_the_virtual_clock() {
+    use tasque::durable::schedule::Schedule;
+    use tasque::durable::{ClaimParams, PollOrder};
+
+    let env = TestEnv::manual().await.unwrap();
+    let store = env.store().clone();
+    // A run claimed under a one-minute lease, by a worker that then vanished.
+    env.client()
+        .enqueue(SendEmail {
+            to: "lost".into(),
+            order: 9,
+        })
+        .await
+        .unwrap();
+    let claimed = store
+        .claim(ClaimParams {
+            queues: vec!["mail".into()],
+            limit: 1,
+            lease: Duration::from_secs(60),
+            worker_id: "vanished".into(),
+            order: PollOrder::default(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    // A leader worker (rescuer and scheduler) that works no queue of these jobs.
+    let worker = tasque::Worker::builder(store.clone())
+        .queues(["elsewhere"])
+        .rescue_interval(Duration::from_millis(50))
+        .scheduler_interval(Duration::from_millis(50))
+        .schedule(
+            Schedule::every("hourly-report", Duration::from_secs(3600))
+                .task("report", json!({"kind": "hourly"}))
+                .queue("reports"),
+        )
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    eventually("leadership", || async { worker.is_leader() }).await;
+    refute_enqueued!(env, Expect::task("report"));
+    // Two virtual minutes: the lease expired, the rescuer gives the job back (attempt counted).
+    env.clock().advance(Duration::from_secs(120)).await.unwrap();
+    let job = claimed[0].job_id;
+    eventually("the rescue", || async {
+        store.get_job(job).await.unwrap().errors.len() == 1
+    })
+    .await;
+    assert_enqueued!(env, Expect::job::<SendEmail>().args(json!({"order": 9})));
+    // An hour later, the periodic job has ticked.
+    env.clock()
+        .advance(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_enqueued!(
+        env,
+        Expect::task("report")
+            .queue("reports")
+            .args(json!({"kind": "hourly"}))
+            .within(Duration::from_secs(30))
+    );
+    worker.shutdown(Duration::from_secs(5)).await;
+}

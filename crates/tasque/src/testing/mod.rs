@@ -195,7 +195,15 @@ impl TestEnv {
 
     async fn memory(mode: Mode) -> Result<TestEnv, TestingError> {
         let config = tasque_sqlite::SqliteConfig::memory().with_virtual_clock();
-        let store = tasque_sqlite::SqliteStore::connect(config).await?;
+        Self::from_sqlite(tasque_sqlite::SqliteStore::connect(config).await?, mode).await
+    }
+
+    /// A test env over a SQLite store opened with `with_virtual_clock()` (a file shared with
+    /// worker processes, or a memory database the code under test also holds), migrated.
+    pub async fn from_sqlite(
+        store: tasque_sqlite::SqliteStore,
+        mode: Mode,
+    ) -> Result<TestEnv, TestingError> {
         store.migrate().await?;
         let clock = TestClock::sqlite(&store).await?;
         Ok(Self::new(Client::new(Arc::new(store)), clock, mode))
