@@ -191,11 +191,24 @@ async fn first_new_error(
     Ok(None)
 }
 
-pub(super) async fn all_jobs(
+async fn all_jobs(
     store: &Arc<dyn Store>,
     filter: JobFilter,
 ) -> Result<Vec<tasque_durable::JobInfo>, TestingError> {
-    let mut page = tasque_durable::PageRequest::first(500);
+    jobs_after(store, filter, 0).await
+}
+
+/// Every job matching `filter` with an id above `after`, by id.
+pub(super) async fn jobs_after(
+    store: &Arc<dyn Store>,
+    filter: JobFilter,
+    after: i64,
+) -> Result<Vec<tasque_durable::JobInfo>, TestingError> {
+    let mut page = if after > 0 {
+        tasque_durable::PageRequest::after(JobId(after), 500)
+    } else {
+        tasque_durable::PageRequest::first(500)
+    };
     let mut jobs = Vec::new();
     loop {
         let found = store.scan(filter.clone(), page).await?;

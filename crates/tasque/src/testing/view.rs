@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tasque_durable::client::{Client, Job};
-use tasque_durable::{JobFilter, JobId, JobInfo, JobState, PageRequest};
+use tasque_durable::{JobFilter, JobInfo, JobState};
 
 use super::expect::{list_jobs, Expect};
 use super::{AssertionError, TestClock, TestingError};
@@ -38,27 +38,12 @@ impl Enqueues for View {
 impl View {
     /// Every job it sees in `states` (all states when empty), by id.
     pub(super) async fn jobs(&self, states: &[JobState]) -> Result<Vec<JobInfo>, TestingError> {
-        let store = self.client.store();
         let filter = JobFilter::all().states(states.iter().copied());
-        let mut page = if self.after > 0 {
-            PageRequest::after(JobId(self.after), 500)
-        } else {
-            PageRequest::first(500)
-        };
-        let mut jobs = Vec::new();
-        loop {
-            let found = store.scan(filter.clone(), page).await?;
-            for job in found.jobs {
-                if self.upto.is_some_and(|upto| job.id.0 > upto) {
-                    return Ok(jobs);
-                }
-                jobs.push(job);
-            }
-            match found.next {
-                Some(next) => page = PageRequest::after(next, 500),
-                None => return Ok(jobs),
-            }
+        let mut jobs = super::drain::jobs_after(self.client.store(), filter, self.after).await?;
+        if let Some(upto) = self.upto {
+            jobs.retain(|job| job.id.0 <= upto);
         }
+        Ok(jobs)
     }
 
     /// The enqueued jobs (available or scheduled) it sees.
