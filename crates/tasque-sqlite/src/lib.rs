@@ -88,8 +88,6 @@ pub struct SqliteStore {
     /// Local wake-ups: spawns, emits and queue-setting changes made through this store (or
     /// its clones) wake this process's idle workers at once; other processes poll.
     wakeups: tokio::sync::broadcast::Sender<String>,
-    /// When claims last looked for due sleepers and waiters.
-    last_wake: Arc<Mutex<Option<std::time::Instant>>>,
     /// The next claim token (see `queries::claim_with_token`); seeded from the clock, so tokens
     /// of a restarted worker never meet those its previous life left on running jobs.
     claim_tokens: Arc<std::sync::atomic::AtomicI64>,
@@ -118,7 +116,6 @@ impl SqliteStore {
             limits: config.limits,
             known_queues: Arc::default(),
             wakeups: tokio::sync::broadcast::channel(WAKEUP_BUFFER).0,
-            last_wake: Arc::default(),
             claim_tokens: Arc::new(std::sync::atomic::AtomicI64::new(token_seed())),
         })
     }
@@ -133,7 +130,6 @@ impl SqliteStore {
             limits: self.limits,
             known_queues: Arc::default(),
             wakeups: tokio::sync::broadcast::channel(WAKEUP_BUFFER).0,
-            last_wake: Arc::default(),
             claim_tokens: self.claim_tokens.clone(),
         })
     }

@@ -69,10 +69,9 @@ impl SqliteStore {
 
 #[async_trait]
 impl EngineClaim for SqliteStore {
-    /// Due sleepers and waiters first become claimable, then one statement claims from the
-    /// ungated queues, then the gated ones take what room is left.
+    /// One statement claims from the ungated queues, then the gated ones take what room is
+    /// left. Due sleepers and waiters are made claimable by the leader's wake-up service.
     async fn job_claim(&self, params: &ClaimParams) -> Result<engine::Claimed> {
-        self.wake_due().await?;
         let (mut claims, mut undecodable) = self.claim_ungated(params).await?;
         let taken = (claims.len() + undecodable.len()) as u32;
         let room = params.limit.saturating_sub(taken);

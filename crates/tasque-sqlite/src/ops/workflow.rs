@@ -4,49 +4,49 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::Row;
+use tasque_durable::engine::due_in_ms;
 use tasque_durable::engine::{CheckpointSet, EngineWorkflow, EventEmit};
-use tasque_durable::{AwaitEvent, AwaitOutcome, Checkpoint, JobId, Result, SleepParams};
+use tasque_durable::{
+    AwaitEvent, AwaitOutcome, Checkpoint, JobId, Result, SleepParams, WakeReport,
+};
 
 use super::{ms, rejection_error, run_at_binds};
 use crate::{queries, rows, sql_err, SqliteStore};
 
-/// How often claims look for due sleepers and timed-out waiters, at most.
-const WAKE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
-
-impl SqliteStore {
-    /// Makes due sleepers and timed-out waiters claimable (a cheap read first, so claims take
-    /// no write lock when nothing is due).
-    ///
-    /// Claims call this; it checks at most every [`WAKE_CHECK_INTERVAL`] per store, so a due
-    /// sleeper or waiter becomes claimable that much late at worst, and busy claimers do not
-    /// pay the read on every claim.
-    pub(crate) async fn wake_due(&self) -> Result<()> {
-        {
-            let mut last = self.last_wake.lock().unwrap_or_else(|e| e.into_inner());
-            let now = std::time::Instant::now();
-            if last.is_some_and(|at| now.duration_since(at) < WAKE_CHECK_INTERVAL) {
-                return Ok(());
-            }
-            *last = Some(now);
-        }
+#[async_trait]
+impl EngineWorkflow for SqliteStore {
+    /// A cheap read first, so the leader takes no write lock when nothing is due.
+    async fn job_wake_due(&self) -> Result<WakeReport> {
         let due: bool = sqlx::query_scalar(crate::clock::clocked(queries::ANY_DUE))
             .bind(&*self.ns)
             .fetch_one(&self.readers)
             .await
             .map_err(sql_err)?;
+        let mut woken = 0;
         if due {
-            sqlx::query(crate::clock::clocked(queries::WAKE_DUE))
+            let queues: Vec<String> = sqlx::query_scalar(crate::clock::clocked(queries::WAKE_DUE))
                 .bind(&*self.ns)
-                .execute(&self.pool)
+                .fetch_all(&self.pool)
                 .await
                 .map_err(sql_err)?;
+            woken = queues.len() as u64;
+            let distinct: std::collections::BTreeSet<&str> =
+                queues.iter().map(String::as_str).collect();
+            for queue in distinct {
+                self.announce(queue);
+            }
         }
-        Ok(())
+        let next: Option<i64> = sqlx::query_scalar(crate::clock::clocked(queries::NEXT_WAKE))
+            .bind(&*self.ns)
+            .fetch_one(&self.readers)
+            .await
+            .map_err(sql_err)?;
+        Ok(WakeReport {
+            woken,
+            next_in: next.map(due_in_ms),
+        })
     }
-}
 
-#[async_trait]
-impl EngineWorkflow for SqliteStore {
     async fn checkpoint_list(&self, job: JobId) -> Result<Vec<Checkpoint>> {
         let found = sqlx::query(crate::clock::clocked(queries::GET_CHECKPOINTS))
             .bind(&*self.ns)
