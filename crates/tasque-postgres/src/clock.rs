@@ -55,7 +55,7 @@ impl PostgresStore {
             .execute(self.pool())
             .await
             .map_err(sql_err)?;
-        tasque_durable::Store::wake_due(self).await?;
+        tasque_durable::engine::EngineWorkflow::job_wake_due(self).await?;
         Ok(())
     }
 }

@@ -100,7 +100,7 @@ impl crate::SqliteStore {
     /// wakes this process's workers on the store so they re-poll at once.
     pub async fn set_virtual_now(&self, at: Option<DateTime<Utc>>) -> Result<()> {
         set_virtual_now(self.pool(), at).await?;
-        tasque_durable::Store::wake_due(self).await?;
+        tasque_durable::engine::EngineWorkflow::job_wake_due(self).await?;
         self.announce("");
         Ok(())
     }
