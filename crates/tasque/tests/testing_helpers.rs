@@ -484,6 +484,9 @@ async fn perform_runs_one_handler_and_returns_the_outcome_and_the_job() {
         Performed::Completed("sent to a@b.c".to_string())
     );
     assert_eq!(done.job.state, JobState::Completed);
+    assert!(done.job.finished_at.is_some());
+    assert_eq!(done.job.result, Some(json!("sent to a@b.c")));
+    assert!(env.job(done.job.id).await.is_err());
     let failed = env
         .perform(SendEmail { order: 0, ..email }, handler)
         .await
@@ -528,6 +531,15 @@ async fn perform_from_resumes_a_workflow_after_given_steps_and_events_wake_it() 
         .unwrap();
     assert_eq!(resumed.outcome, Performed::Suspended);
     assert_eq!(resumed.job.state, JobState::Waiting);
+    // Nothing of the run remains: no job, no checkpoint.
+    assert!(env.job(resumed.job.id).await.is_err());
+    assert!(env.checkpoints(resumed.job.id).await.unwrap().is_empty());
+    assert_eq!(
+        tasque::durable::Store::count(&**env.store(), tasque::durable::JobFilter::all())
+            .await
+            .unwrap(),
+        0
+    );
 
     // The full workflow with an event: emitted while it waits, it wakes it.
     env.handlers().register(onboard);

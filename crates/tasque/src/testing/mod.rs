@@ -24,7 +24,8 @@
 //!   sees only the jobs enqueued by one future. A failure lists the jobs that were there.
 //! * **Test worker.** [`TestEnv::perform`] runs one typed handler (the type
 //!   `Handlers::register` takes) on given args against the engine, and returns the outcome
-//!   and the job as it ended; the job is deleted afterwards.
+//!   and the job as it ended; the job is deleted afterwards (not a rolled-back transaction:
+//!   see [`TestEnv::perform`] for why and what stays).
 //! * **Workflows.** [`TestEnv::emit_event`], [`TestEnv::checkpoints`] and
 //!   [`TestEnv::perform_from`] (a workflow run resuming after given steps).
 //!
@@ -309,8 +310,18 @@ impl TestEnv {
         Ok((output, Scope { view }))
     }
 
-    /// Runs `handler` once on `args` against the engine (a queue of its own, the job deleted
-    /// afterwards) and returns what happened with the job as it ended.
+    /// Runs `handler` once on `args` against the engine and returns what happened with the
+    /// job as it ended (its state, attempts, errors, result, read before it is removed).
+    ///
+    /// **Not a rolled-back transaction.** The engine interface runs every operation on the
+    /// store's pool (each its own statement or transaction) and a handler's [`JobContext`]
+    /// holds an `Arc<dyn Store>`; binding the context to one caller's transaction would need
+    /// every engine operation generic over an executor, which the engine interface does not
+    /// offer. The equivalent used: the job is inserted in a queue of its own (so no other job
+    /// runs), run by a real worker with the production contract, read, then deleted, which
+    /// removes its checkpoints and errors with it: the namespace holds no job of the run
+    /// afterwards. What the handler itself writes elsewhere (jobs it enqueues, events it
+    /// emits) stays, visible to [`assert_enqueued!`](crate::assert_enqueued).
     pub async fn perform<J, F, Fut, E>(
         &self,
         args: J,
