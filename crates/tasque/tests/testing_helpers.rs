@@ -464,6 +464,132 @@ async fn inline_mode_runs_the_job_with_its_retries_before_enqueue_returns() {
     assert!(info.errors[0].reason.to_string().contains("flaky 5"));
 }
 
+/// A job that enqueues, below depth 2, one more of itself (same queue) and an email (queue
+/// `mail`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Fanout {
+    depth: u32,
+}
+
+impl Job for Fanout {
+    const KIND: &'static str = "fanout";
+    type Output = u32;
+}
+
+/// Registers `Fanout` (enqueueing through a plain client of the env's store) and `SendEmail`.
+fn register_fanout(env: &TestEnv) {
+    let client = Client::new(env.store().clone());
+    env.handlers()
+        .register(move |job: Fanout, _ctx: JobContext| {
+            let client = client.clone();
+            async move {
+                if job.depth < 2 {
+                    client
+                        .enqueue(Fanout {
+                            depth: job.depth + 1,
+                        })
+                        .await?;
+                    client
+                        .enqueue(SendEmail {
+                            to: format!("depth {}", job.depth),
+                            order: 1,
+                        })
+                        .await?;
+                }
+                Ok::<_, BoxError>(job.depth)
+            }
+        });
+    env.handlers()
+        .register(|email: SendEmail, _ctx: JobContext| async move { Ok::<_, String>(email.to) });
+}
+
+#[tokio::test]
+async fn a_drain_runs_only_the_jobs_there_when_it_starts_unless_recursive() {
+    let env = TestEnv::manual().await.unwrap();
+    register_fanout(&env);
+    env.client().enqueue(Fanout { depth: 0 }).await.unwrap();
+    let report = env.drain("default").await.unwrap();
+    assert_eq!((report.completed, report.failed), (1, 0));
+    // What the drained job enqueued, in its own queue and another, did not run.
+    assert_enqueued!(env, Expect::job::<Fanout>().args(json!({"depth": 1})));
+    assert_enqueued!(env, Expect::job::<SendEmail>().queue("mail"));
+    assert_eq!(env.all_enqueued::<Fanout>().await.unwrap().len(), 1);
+
+    // Recursive: those run, and what they enqueue, until nothing is left.
+    let report = env
+        .drain_with("default", DrainOptions::new().recursive(true))
+        .await
+        .unwrap();
+    // Fanout 1, Fanout 2, the emails of depths 0 and 1.
+    assert_eq!((report.completed, report.failed), (4, 0));
+    refute_enqueued!(env, Expect::any());
+}
+
+#[tokio::test]
+async fn a_recursive_drain_works_queues_created_during_the_drain() {
+    let env = TestEnv::manual().await.unwrap();
+    register_fanout(&env);
+    env.client().enqueue(Fanout { depth: 0 }).await.unwrap();
+    let before: Vec<String> = tasque::durable::Store::list_queues(&**env.store())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| q.name)
+        .collect();
+    assert!(!before.contains(&"mail".to_string()), "{before:?}");
+    let report = env
+        .drain_with("default", DrainOptions::new().recursive(true))
+        .await
+        .unwrap();
+    // Fanouts 0, 1, 2 and the two emails, in queue `mail`, created by the drain.
+    assert_eq!((report.completed, report.failed), (5, 0));
+    refute_enqueued!(env, Expect::any());
+}
+
+#[tokio::test]
+async fn an_inline_enqueue_through_the_client_runs_only_that_job() {
+    let env = TestEnv::inline().await.unwrap();
+    register_fanout(&env);
+    // A ready job stored without running (through the store's own client).
+    let waiting = Client::new(env.store().clone())
+        .enqueue(SendEmail {
+            to: "stored".into(),
+            order: 1,
+        })
+        .await
+        .unwrap();
+    let sent = env
+        .client()
+        .enqueue(SendEmail {
+            to: "inline".into(),
+            order: 2,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        env.job(sent.job_id).await.unwrap().state,
+        JobState::Completed
+    );
+    assert_eq!(
+        env.job(waiting.job_id).await.unwrap().state,
+        JobState::Available
+    );
+    // A job's own enqueues are not run by its inline run.
+    let fanout = env.client().enqueue(Fanout { depth: 0 }).await.unwrap();
+    let info = env.job(fanout.job_id).await.unwrap();
+    assert_eq!(
+        (info.state, info.result),
+        (JobState::Completed, Some(json!(0)))
+    );
+    assert_enqueued!(env, Expect::job::<Fanout>().args(json!({"depth": 1})));
+    // `env.enqueue` is the same.
+    let again = env.enqueue(Fanout { depth: 5 }).await.unwrap();
+    assert_eq!(
+        env.job(again.job_id).await.unwrap().state,
+        JobState::Completed
+    );
+}
+
 #[tokio::test]
 async fn perform_runs_one_handler_and_returns_the_outcome_and_the_job() {
     let env = TestEnv::manual().await.unwrap();
