@@ -768,3 +768,72 @@ async fn lease_expiry_and_periodic_ticks_follow_the_virtual_clock() {
     );
     worker.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn postgres_perform_leaves_no_job_and_drains_and_inline_enqueues_run_only_their_jobs() {
+    let Some(store) = postgres().await else {
+        return;
+    };
+    let clock = TestClock::postgres(&store).await.unwrap();
+    let shared: Arc<dyn tasque::durable::Store> = Arc::new(store.clone());
+    let client = Client::new(shared);
+    let env = TestEnv::new(client.clone(), clock.clone(), Mode::Manual);
+    let count = || async {
+        tasque::durable::Store::count(&**env.store(), tasque::durable::JobFilter::all())
+            .await
+            .unwrap()
+    };
+
+    // The test worker: the job's end state returned, nothing of it left.
+    let done = env
+        .perform(
+            Fanout { depth: 9 },
+            |job: Fanout, _ctx: JobContext| async move { Ok::<_, String>(job.depth + 1) },
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.outcome, Performed::Completed(10));
+    assert_eq!(done.job.state, JobState::Completed);
+    assert!(env.job(done.job.id).await.is_err());
+    assert_eq!(count().await, 0);
+
+    // A drain: only the jobs there at its start, unless recursive.
+    register_fanout(&env);
+    env.client().enqueue(Fanout { depth: 0 }).await.unwrap();
+    assert_eq!(env.drain("default").await.unwrap().completed, 1);
+    assert_enqueued!(env, Expect::job::<Fanout>().args(json!({"depth": 1})));
+    let report = env
+        .drain_with("default", DrainOptions::new().recursive(true))
+        .await
+        .unwrap();
+    assert_eq!((report.completed, report.failed), (4, 0));
+    refute_enqueued!(env, Expect::any());
+
+    // Inline through the client: only that job.
+    let inline = TestEnv::new(client, clock, Mode::Inline);
+    register_fanout(&inline);
+    let waiting = Client::new(inline.store().clone())
+        .enqueue(SendEmail {
+            to: "stored".into(),
+            order: 1,
+        })
+        .await
+        .unwrap();
+    let sent = inline
+        .client()
+        .enqueue(SendEmail {
+            to: "inline".into(),
+            order: 2,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        inline.job(sent.job_id).await.unwrap().state,
+        JobState::Completed
+    );
+    assert_eq!(
+        inline.job(waiting.job_id).await.unwrap().state,
+        JobState::Available
+    );
+    store.drop_schema().await.unwrap();
+}
