@@ -16,6 +16,9 @@
 //!   `postgres`) and `mysql` (feature `mysql`);
 //! * the **RabbitMQ source** `amqp` (feature `amqp`): deliveries run
 //!   through the same engine, acked on success and nacked on failure;
+//! * the **test helpers** `testing` (feature `testing`, for dev-dependencies): manual and
+//!   inline test modes, enqueue assertions, a test worker and one virtual clock that drives
+//!   every time the engines read;
 //! * the **operator surface** lives in the `tasque` binary (crate
 //!   `tasque-cli`).
 //!

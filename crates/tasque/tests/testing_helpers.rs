@@ -464,6 +464,132 @@ async fn inline_mode_runs_the_job_with_its_retries_before_enqueue_returns() {
     assert!(info.errors[0].reason.to_string().contains("flaky 5"));
 }
 
+/// A job that enqueues, below depth 2, one more of itself (same queue) and an email (queue
+/// `mail`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Fanout {
+    depth: u32,
+}
+
+impl Job for Fanout {
+    const KIND: &'static str = "fanout";
+    type Output = u32;
+}
+
+/// Registers `Fanout` (enqueueing through a plain client of the env's store) and `SendEmail`.
+fn register_fanout(env: &TestEnv) {
+    let client = Client::new(env.store().clone());
+    env.handlers()
+        .register(move |job: Fanout, _ctx: JobContext| {
+            let client = client.clone();
+            async move {
+                if job.depth < 2 {
+                    client
+                        .enqueue(Fanout {
+                            depth: job.depth + 1,
+                        })
+                        .await?;
+                    client
+                        .enqueue(SendEmail {
+                            to: format!("depth {}", job.depth),
+                            order: 1,
+                        })
+                        .await?;
+                }
+                Ok::<_, BoxError>(job.depth)
+            }
+        });
+    env.handlers()
+        .register(|email: SendEmail, _ctx: JobContext| async move { Ok::<_, String>(email.to) });
+}
+
+#[tokio::test]
+async fn a_drain_runs_only_the_jobs_there_when_it_starts_unless_recursive() {
+    let env = TestEnv::manual().await.unwrap();
+    register_fanout(&env);
+    env.client().enqueue(Fanout { depth: 0 }).await.unwrap();
+    let report = env.drain("default").await.unwrap();
+    assert_eq!((report.completed, report.failed), (1, 0));
+    // What the drained job enqueued, in its own queue and another, did not run.
+    assert_enqueued!(env, Expect::job::<Fanout>().args(json!({"depth": 1})));
+    assert_enqueued!(env, Expect::job::<SendEmail>().queue("mail"));
+    assert_eq!(env.all_enqueued::<Fanout>().await.unwrap().len(), 1);
+
+    // Recursive: those run, and what they enqueue, until nothing is left.
+    let report = env
+        .drain_with("default", DrainOptions::new().recursive(true))
+        .await
+        .unwrap();
+    // Fanout 1, Fanout 2, the emails of depths 0 and 1.
+    assert_eq!((report.completed, report.failed), (4, 0));
+    refute_enqueued!(env, Expect::any());
+}
+
+#[tokio::test]
+async fn a_recursive_drain_works_queues_created_during_the_drain() {
+    let env = TestEnv::manual().await.unwrap();
+    register_fanout(&env);
+    env.client().enqueue(Fanout { depth: 0 }).await.unwrap();
+    let before: Vec<String> = tasque::durable::Store::list_queues(&**env.store())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| q.name)
+        .collect();
+    assert!(!before.contains(&"mail".to_string()), "{before:?}");
+    let report = env
+        .drain_with("default", DrainOptions::new().recursive(true))
+        .await
+        .unwrap();
+    // Fanouts 0, 1, 2 and the two emails, in queue `mail`, created by the drain.
+    assert_eq!((report.completed, report.failed), (5, 0));
+    refute_enqueued!(env, Expect::any());
+}
+
+#[tokio::test]
+async fn an_inline_enqueue_through_the_client_runs_only_that_job() {
+    let env = TestEnv::inline().await.unwrap();
+    register_fanout(&env);
+    // A ready job stored without running (through the store's own client).
+    let waiting = Client::new(env.store().clone())
+        .enqueue(SendEmail {
+            to: "stored".into(),
+            order: 1,
+        })
+        .await
+        .unwrap();
+    let sent = env
+        .client()
+        .enqueue(SendEmail {
+            to: "inline".into(),
+            order: 2,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        env.job(sent.job_id).await.unwrap().state,
+        JobState::Completed
+    );
+    assert_eq!(
+        env.job(waiting.job_id).await.unwrap().state,
+        JobState::Available
+    );
+    // A job's own enqueues are not run by its inline run.
+    let fanout = env.client().enqueue(Fanout { depth: 0 }).await.unwrap();
+    let info = env.job(fanout.job_id).await.unwrap();
+    assert_eq!(
+        (info.state, info.result),
+        (JobState::Completed, Some(json!(0)))
+    );
+    assert_enqueued!(env, Expect::job::<Fanout>().args(json!({"depth": 1})));
+    // `env.enqueue` is the same.
+    let again = env.enqueue(Fanout { depth: 5 }).await.unwrap();
+    assert_eq!(
+        env.job(again.job_id).await.unwrap().state,
+        JobState::Completed
+    );
+}
+
 #[tokio::test]
 async fn perform_runs_one_handler_and_returns_the_outcome_and_the_job() {
     let env = TestEnv::manual().await.unwrap();
@@ -484,6 +610,9 @@ async fn perform_runs_one_handler_and_returns_the_outcome_and_the_job() {
         Performed::Completed("sent to a@b.c".to_string())
     );
     assert_eq!(done.job.state, JobState::Completed);
+    assert!(done.job.finished_at.is_some());
+    assert_eq!(done.job.result, Some(json!("sent to a@b.c")));
+    assert!(env.job(done.job.id).await.is_err());
     let failed = env
         .perform(SendEmail { order: 0, ..email }, handler)
         .await
@@ -528,6 +657,15 @@ async fn perform_from_resumes_a_workflow_after_given_steps_and_events_wake_it() 
         .unwrap();
     assert_eq!(resumed.outcome, Performed::Suspended);
     assert_eq!(resumed.job.state, JobState::Waiting);
+    // Nothing of the run remains: no job, no checkpoint.
+    assert!(env.job(resumed.job.id).await.is_err());
+    assert!(env.checkpoints(resumed.job.id).await.unwrap().is_empty());
+    assert_eq!(
+        tasque::durable::Store::count(&**env.store(), tasque::durable::JobFilter::all())
+            .await
+            .unwrap(),
+        0
+    );
 
     // The full workflow with an event: emitted while it waits, it wakes it.
     env.handlers().register(onboard);
@@ -629,4 +767,73 @@ async fn lease_expiry_and_periodic_ticks_follow_the_virtual_clock() {
             .within(Duration::from_secs(30))
     );
     worker.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn postgres_perform_leaves_no_job_and_drains_and_inline_enqueues_run_only_their_jobs() {
+    let Some(store) = postgres().await else {
+        return;
+    };
+    let clock = TestClock::postgres(&store).await.unwrap();
+    let shared: Arc<dyn tasque::durable::Store> = Arc::new(store.clone());
+    let client = Client::new(shared);
+    let env = TestEnv::new(client.clone(), clock.clone(), Mode::Manual);
+    let count = || async {
+        tasque::durable::Store::count(&**env.store(), tasque::durable::JobFilter::all())
+            .await
+            .unwrap()
+    };
+
+    // The test worker: the job's end state returned, nothing of it left.
+    let done = env
+        .perform(
+            Fanout { depth: 9 },
+            |job: Fanout, _ctx: JobContext| async move { Ok::<_, String>(job.depth + 1) },
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.outcome, Performed::Completed(10));
+    assert_eq!(done.job.state, JobState::Completed);
+    assert!(env.job(done.job.id).await.is_err());
+    assert_eq!(count().await, 0);
+
+    // A drain: only the jobs there at its start, unless recursive.
+    register_fanout(&env);
+    env.client().enqueue(Fanout { depth: 0 }).await.unwrap();
+    assert_eq!(env.drain("default").await.unwrap().completed, 1);
+    assert_enqueued!(env, Expect::job::<Fanout>().args(json!({"depth": 1})));
+    let report = env
+        .drain_with("default", DrainOptions::new().recursive(true))
+        .await
+        .unwrap();
+    assert_eq!((report.completed, report.failed), (4, 0));
+    refute_enqueued!(env, Expect::any());
+
+    // Inline through the client: only that job.
+    let inline = TestEnv::new(client, clock, Mode::Inline);
+    register_fanout(&inline);
+    let waiting = Client::new(inline.store().clone())
+        .enqueue(SendEmail {
+            to: "stored".into(),
+            order: 1,
+        })
+        .await
+        .unwrap();
+    let sent = inline
+        .client()
+        .enqueue(SendEmail {
+            to: "inline".into(),
+            order: 2,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        inline.job(sent.job_id).await.unwrap().state,
+        JobState::Completed
+    );
+    assert_eq!(
+        inline.job(waiting.job_id).await.unwrap().state,
+        JobState::Available
+    );
+    store.drop_schema().await.unwrap();
 }

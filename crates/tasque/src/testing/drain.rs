@@ -1,12 +1,13 @@
 //! Draining a queue in manual mode: run its jobs now, through a real worker.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tasque_durable::{FailureReason, JobFilter, JobId, JobState, Store};
-use tasque_worker::{Handlers, Worker};
+use tasque_worker::{Handlers, RunningWorker, Worker};
 
+use super::gate::Gate;
 use super::{TestClock, TestingError};
 
 /// How a [`drain`](super::TestEnv::drain_with) runs.
@@ -46,9 +47,10 @@ impl DrainOptions {
         self
     }
 
-    /// Also runs jobs that jobs enqueue into other queues (every queue that exists when the
-    /// drain starts); without it, only the named queue is worked, including jobs that jobs
-    /// enqueue into it.
+    /// Also runs the jobs that drained jobs enqueue, in the named queue or any other,
+    /// including queues created during the drain (and every other queue's ready jobs). Without
+    /// it, the drain runs only the jobs of the named queue that exist when it starts: jobs
+    /// they enqueue stay enqueued, untouched, for assertions or a later drain.
     pub fn recursive(mut self, yes: bool) -> Self {
         self.recursive = yes;
         self
@@ -82,37 +84,48 @@ pub struct DrainReport {
     pub clock_advances: u64,
 }
 
+/// Runs the jobs of `queues` as `options` say; with `only`, only those jobs (otherwise, when
+/// not recursive, the jobs of `queues` when the drain starts).
 pub(super) async fn drain(
     store: &Arc<dyn Store>,
     clock: &TestClock,
     handlers: &Handlers,
-    queue: &str,
+    queues: &[String],
     options: &DrainOptions,
+    only: Option<HashSet<JobId>>,
 ) -> Result<DrainReport, TestingError> {
-    let mut queues = vec![queue.to_string()];
-    if options.recursive {
-        for known in store.list_queues().await? {
-            if !queues.contains(&known.name) {
-                queues.push(known.name);
-            }
+    let mut queues = queues.to_vec();
+    let only = match only {
+        Some(only) => Some(only),
+        None if options.recursive => None,
+        None => {
+            let filter = JobFilter::all().queues(queues.iter().cloned());
+            Some(
+                all_jobs(store, filter)
+                    .await?
+                    .iter()
+                    .map(|job| job.id)
+                    .collect(),
+            )
         }
+    };
+    if options.recursive {
+        add_new_queues(store, &mut queues).await?;
     }
+    let name = queues.join(", ");
     let errors_before = error_counts(store, &queues).await?;
-    let worker = Worker::builder(store.clone())
-        .handlers(handlers.clone())
-        .queues(queues.clone())
-        .concurrency(4)
-        .poll_interval(Duration::from_millis(20))
-        .rescue_interval(Duration::from_millis(50))
-        .build()?
-        .start()?;
+    let mut worker = start(store, handlers, &queues, only.as_ref())?;
     let mut report = DrainReport::default();
     let mut result = Ok(());
     for _ in 0..options.max_rounds {
         worker.wake();
-        if !worker.wait_until_empty(false, options.limit).await {
+        let settled = match &only {
+            None => worker.wait_until_empty(false, options.limit).await,
+            Some(only) => settled(store, &queues, only, options.limit).await?,
+        };
+        if !settled {
             result = Err(TestingError::DrainTimedOut {
-                queue: queue.to_string(),
+                queue: name.clone(),
                 limit: options.limit,
             });
             break;
@@ -123,10 +136,17 @@ pub(super) async fn drain(
                 break;
             }
         }
+        if options.recursive && add_new_queues(store, &mut queues).await? {
+            // Jobs enqueued into queues created during the drain: a worker for them too.
+            add_stats(&mut report, &worker.stats());
+            worker.shutdown(Duration::from_secs(5)).await;
+            worker = start(store, handlers, &queues, None)?;
+            continue;
+        }
         if !options.with_scheduled {
             break;
         }
-        match next_due(store, &queues).await? {
+        match next_due(store, &queues, only.as_ref()).await? {
             Some(at) => {
                 if at > clock.now() {
                     clock.set(at).await?;
@@ -136,19 +156,84 @@ pub(super) async fn drain(
             None => break,
         }
     }
-    let stats = worker.stats();
+    add_stats(&mut report, &worker.stats());
     worker.shutdown(Duration::from_secs(5)).await;
-    report.completed = stats.completed;
-    report.failed = stats.failed;
-    report.suspended = stats.suspended;
-    report.deferred = stats.deferred;
     result.map(|()| report)
+}
+
+fn start(
+    store: &Arc<dyn Store>,
+    handlers: &Handlers,
+    queues: &[String],
+    only: Option<&HashSet<JobId>>,
+) -> Result<RunningWorker, TestingError> {
+    let gated: Arc<dyn Store> = match only {
+        Some(only) => Arc::new(Gate::only(store.clone(), only.clone())),
+        None => store.clone(),
+    };
+    Ok(Worker::builder(gated)
+        .handlers(handlers.clone())
+        .queues(queues.to_vec())
+        .concurrency(4)
+        .poll_interval(Duration::from_millis(20))
+        .rescue_interval(Duration::from_millis(50))
+        .build()?
+        .start()?)
+}
+
+fn add_stats(report: &mut DrainReport, stats: &tasque_worker::WorkerStats) {
+    report.completed += stats.completed;
+    report.failed += stats.failed;
+    report.suspended += stats.suspended;
+    report.deferred += stats.deferred;
+}
+
+/// Adds the queues not yet in `queues`; whether there were any.
+async fn add_new_queues(
+    store: &Arc<dyn Store>,
+    queues: &mut Vec<String>,
+) -> Result<bool, TestingError> {
+    let mut added = false;
+    for known in store.list_queues().await? {
+        if !queues.contains(&known.name) {
+            queues.push(known.name);
+            added = true;
+        }
+    }
+    Ok(added)
+}
+
+/// Waits until none of the `only` jobs is ready or running; false after `limit`.
+async fn settled(
+    store: &Arc<dyn Store>,
+    queues: &[String],
+    only: &HashSet<JobId>,
+    limit: Duration,
+) -> Result<bool, TestingError> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let filter = JobFilter::all()
+            .states([JobState::Available, JobState::Running])
+            .queues(queues.iter().cloned());
+        let busy = all_jobs(store, filter)
+            .await?
+            .iter()
+            .any(|job| only.contains(&job.id));
+        if !busy {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The earliest run time of a scheduled or sleeping job of the queues.
 async fn next_due(
     store: &Arc<dyn Store>,
     queues: &[String],
+    only: Option<&HashSet<JobId>>,
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>, TestingError> {
     let filter = JobFilter::all()
         .states([JobState::Scheduled, JobState::Sleeping])
@@ -156,6 +241,7 @@ async fn next_due(
     Ok(all_jobs(store, filter)
         .await?
         .iter()
+        .filter(|job| only.is_none_or(|only| only.contains(&job.id)))
         .map(|job| job.run_at)
         .min())
 }

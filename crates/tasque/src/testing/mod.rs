@@ -12,8 +12,9 @@
 //!
 //! * **Modes.** In [`Mode::Manual`], enqueued jobs are stored and the test runs them with
 //!   [`drain`](TestEnv::drain) / [`drain_with`](TestEnv::drain_with) (include scheduled
-//!   jobs, run jobs of other queues, stop at the first error). In [`Mode::Inline`],
-//!   [`TestEnv::enqueue`] runs the job (and its retries, advancing the clock) before it
+//!   jobs, run the jobs drained jobs enqueue (recursive), stop at the first error). In
+//!   [`Mode::Inline`], an enqueue through [`TestEnv::enqueue`] or [`TestEnv::client`] runs
+//!   the enqueued job, and only it (its retries too, advancing the clock), before it
 //!   returns. Both run jobs through a real worker with the handlers registered on
 //!   [`TestEnv::handlers`], so the contract is the production one: the in-process queue's
 //!   timeouts and panic isolation, the job's retry options.
@@ -24,7 +25,8 @@
 //!   sees only the jobs enqueued by one future. A failure lists the jobs that were there.
 //! * **Test worker.** [`TestEnv::perform`] runs one typed handler (the type
 //!   `Handlers::register` takes) on given args against the engine, and returns the outcome
-//!   and the job as it ended; the job is deleted afterwards.
+//!   and the job as it ended; the job is deleted afterwards (not a rolled-back transaction:
+//!   see [`TestEnv::perform`] for why and what stays).
 //! * **Workflows.** [`TestEnv::emit_event`], [`TestEnv::checkpoints`] and
 //!   [`TestEnv::perform_from`] (a workflow run resuming after given steps).
 //!
@@ -57,6 +59,7 @@
 mod clock;
 mod drain;
 mod expect;
+mod gate;
 mod perform;
 mod view;
 
@@ -164,7 +167,8 @@ impl AssertionError {
 pub enum Mode {
     /// Jobs are stored; the test runs them with [`TestEnv::drain`].
     Manual,
-    /// [`TestEnv::enqueue`] runs the job, retries included, before it returns.
+    /// An enqueue through [`TestEnv::enqueue`] or [`TestEnv::client`] runs the enqueued job
+    /// (only it), retries included, before it returns.
     Inline,
 }
 
@@ -172,6 +176,8 @@ pub enum Mode {
 #[derive(Clone, Debug)]
 pub struct TestEnv {
     view: View,
+    /// The client over the store itself (whose enqueues only store jobs).
+    raw: Client,
     handlers: Handlers,
     mode: Mode,
 }
@@ -209,8 +215,25 @@ impl TestEnv {
         Ok(Self::new(Client::new(Arc::new(store)), clock, mode))
     }
 
-    /// A test env over any store opened in test mode, with its clock.
+    /// A test env over any store opened in test mode, with its clock. In inline mode, the
+    /// env's [`client`](TestEnv::client) is one over the same store whose enqueues run the
+    /// jobs they enqueue; `client` itself is not changed (its enqueues only store jobs).
     pub fn new(client: Client, clock: TestClock, mode: Mode) -> TestEnv {
+        let raw = client.clone();
+        let handlers = Handlers::new();
+        let client = match mode {
+            Mode::Manual => client,
+            Mode::Inline => {
+                let gate: Arc<dyn Store> = Arc::new(gate::Gate::inline(
+                    raw.store().clone(),
+                    gate::Inline {
+                        clock: clock.clone(),
+                        handlers: handlers.clone(),
+                    },
+                ));
+                Client::new(gate)
+            }
+        };
         TestEnv {
             view: View {
                 client,
@@ -218,19 +241,22 @@ impl TestEnv {
                 after: 0,
                 upto: None,
             },
-            handlers: Handlers::new(),
+            raw,
+            handlers,
             mode,
         }
     }
 
-    /// The client (enqueue through it: in manual mode nothing runs until a drain).
+    /// The client. In manual mode, its enqueues store jobs for a drain; in inline mode, each
+    /// enqueue (one job or many) runs the jobs it enqueued, and only them, before it returns,
+    /// as [`TestEnv::enqueue`] does.
     pub fn client(&self) -> &Client {
         &self.view.client
     }
 
-    /// The store beneath.
+    /// The store beneath (enqueues through it only store jobs, in either mode).
     pub fn store(&self) -> &Arc<dyn Store> {
-        self.view.client.store()
+        self.raw.store()
     }
 
     /// The virtual clock.
@@ -248,8 +274,9 @@ impl TestEnv {
         self.mode
     }
 
-    /// Enqueues `job`; in inline mode, runs it (and every job of its queue, retries and
-    /// scheduled runs included, advancing the clock) before returning.
+    /// Enqueues `job`; in inline mode, runs it (only it, its retries and scheduled runs
+    /// included, advancing the clock; not other ready jobs, nor jobs it enqueues) before
+    /// returning. The same as enqueueing through [`client`](TestEnv::client).
     pub async fn enqueue<J: Job>(&self, job: J) -> Result<Enqueued<J>, TestingError> {
         self.enqueue_with(job, JobOptions::new()).await
     }
@@ -260,20 +287,11 @@ impl TestEnv {
         job: J,
         options: JobOptions,
     ) -> Result<Enqueued<J>, TestingError> {
-        let queue = options
-            .queue_name()
-            .or(job.options().queue_name())
-            .unwrap_or(tasque_durable::client::DEFAULT_QUEUE)
-            .to_string();
-        let enqueued = self.client().enqueue_with(job, options).await?;
-        if self.mode == Mode::Inline {
-            self.drain_with(&queue, DrainOptions::new().with_scheduled(true))
-                .await?;
-        }
-        Ok(enqueued)
+        Ok(self.client().enqueue_with(job, options).await?)
     }
 
-    /// Runs the ready jobs of `queue` (and jobs they enqueue into it) until none is left.
+    /// Runs the ready jobs of `queue` that exist now; jobs they enqueue are not run (see
+    /// [`DrainOptions::recursive`]).
     pub async fn drain(&self, queue: &str) -> Result<DrainReport, TestingError> {
         self.drain_with(queue, DrainOptions::new()).await
     }
@@ -284,7 +302,15 @@ impl TestEnv {
         queue: &str,
         options: DrainOptions,
     ) -> Result<DrainReport, TestingError> {
-        drain::drain(self.store(), self.clock(), &self.handlers, queue, &options).await
+        drain::drain(
+            self.store(),
+            self.clock(),
+            &self.handlers,
+            &[queue.to_string()],
+            &options,
+            None,
+        )
+        .await
     }
 
     /// The args of every enqueued job of kind `J`, by id.
@@ -309,8 +335,18 @@ impl TestEnv {
         Ok((output, Scope { view }))
     }
 
-    /// Runs `handler` once on `args` against the engine (a queue of its own, the job deleted
-    /// afterwards) and returns what happened with the job as it ended.
+    /// Runs `handler` once on `args` against the engine and returns what happened with the
+    /// job as it ended (its state, attempts, errors, result, read before it is removed).
+    ///
+    /// **Not a rolled-back transaction.** The engine interface runs every operation on the
+    /// store's pool (each its own statement or transaction) and a handler's [`JobContext`]
+    /// holds an `Arc<dyn Store>`; binding the context to one caller's transaction would need
+    /// every engine operation generic over an executor, which the engine interface does not
+    /// offer. The equivalent used: the job is inserted in a queue of its own (so no other job
+    /// runs), run by a real worker with the production contract, read, then deleted, which
+    /// removes its checkpoints and errors with it: the namespace holds no job of the run
+    /// afterwards. What the handler itself writes elsewhere (jobs it enqueues, events it
+    /// emits) stays, visible to [`assert_enqueued!`](crate::assert_enqueued).
     pub async fn perform<J, F, Fut, E>(
         &self,
         args: J,
