@@ -306,6 +306,7 @@ macro_rules! conformance_tests {
             downtime_with_skip_fires_nothing_late,
             skip_if_running_waits_for_the_previous_job,
             paused_schedules_do_not_fire,
+            a_deleted_schedule_stops_firing,
             a_manual_trigger_and_the_fire_share_the_tick,
             upsert_keeps_the_firing_state_and_namespaces_are_isolated,
             the_leader_lease_has_one_holder_at_a_time,

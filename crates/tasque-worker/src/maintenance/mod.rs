@@ -84,9 +84,16 @@ pub(crate) fn start(ctx: Context) -> (Vec<JoinHandle<()>>, Leadership) {
         }));
     }
     let (lead, schedules) = (leadership.clone(), ctx.settings.schedules.clone());
-    let interval = ctx.settings.scheduler_interval;
+    let (interval, prune) = (
+        ctx.settings.scheduler_interval,
+        ctx.settings.prune_schedules,
+    );
     services.push(ctx.supervise("scheduler", move |store, stop| {
-        scheduler::run(store, schedules.clone(), lead.clone(), interval, stop)
+        let declared = scheduler::Declared {
+            schedules: schedules.clone(),
+            prune,
+        };
+        scheduler::run(store, declared, lead.clone(), interval, stop)
     }));
     (services, leadership)
 }
