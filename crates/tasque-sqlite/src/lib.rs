@@ -53,6 +53,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod clock;
 mod config;
 mod migrate;
 mod ops;
@@ -181,7 +182,7 @@ impl EngineBase for SqliteStore {
     }
 
     async fn clock_now(&self) -> Result<chrono::DateTime<chrono::Utc>> {
-        let ms: i64 = sqlx::query_scalar(queries::SELECT_NOW)
+        let ms: i64 = sqlx::query_scalar(crate::clock::clocked(queries::SELECT_NOW))
             .fetch_one(&self.readers)
             .await
             .map_err(sql_err)?;

@@ -17,14 +17,14 @@ use crate::{queries, rows, sql_err, SqliteStore};
 impl EngineWorkflow for SqliteStore {
     /// A cheap read first, so the leader takes no write lock when nothing is due.
     async fn job_wake_due(&self) -> Result<WakeReport> {
-        let due: bool = sqlx::query_scalar(queries::ANY_DUE)
+        let due: bool = sqlx::query_scalar(crate::clock::clocked(queries::ANY_DUE))
             .bind(&*self.ns)
             .fetch_one(&self.readers)
             .await
             .map_err(sql_err)?;
         let mut woken = 0;
         if due {
-            let queues: Vec<String> = sqlx::query_scalar(queries::WAKE_DUE)
+            let queues: Vec<String> = sqlx::query_scalar(crate::clock::clocked(queries::WAKE_DUE))
                 .bind(&*self.ns)
                 .fetch_all(&self.pool)
                 .await
@@ -36,7 +36,7 @@ impl EngineWorkflow for SqliteStore {
                 self.announce(queue);
             }
         }
-        let next: Option<i64> = sqlx::query_scalar(queries::NEXT_WAKE)
+        let next: Option<i64> = sqlx::query_scalar(crate::clock::clocked(queries::NEXT_WAKE))
             .bind(&*self.ns)
             .fetch_one(&self.readers)
             .await
@@ -48,7 +48,7 @@ impl EngineWorkflow for SqliteStore {
     }
 
     async fn checkpoint_list(&self, job: JobId) -> Result<Vec<Checkpoint>> {
-        let found = sqlx::query(queries::GET_CHECKPOINTS)
+        let found = sqlx::query(crate::clock::clocked(queries::GET_CHECKPOINTS))
             .bind(&*self.ns)
             .bind(job.0)
             .fetch_all(&self.readers)
@@ -70,7 +70,7 @@ impl EngineWorkflow for SqliteStore {
     async fn checkpoint_set(&self, params: CheckpointSet) -> Result<DateTime<Utc>> {
         let value = params.value;
         let run = params.run;
-        let lease = sqlx::query(queries::WRITE_CHECKPOINT)
+        let lease = sqlx::query(crate::clock::clocked(queries::WRITE_CHECKPOINT))
             .bind(&*self.ns)
             .bind(run.job.0)
             .bind(run.seq)
@@ -89,7 +89,7 @@ impl EngineWorkflow for SqliteStore {
     async fn job_sleep(&self, params: SleepParams) -> Result<()> {
         let run = params.run;
         let (at, delay) = run_at_binds(Some(params.until));
-        let done = sqlx::query(queries::SLEEP_RUN)
+        let done = sqlx::query(crate::clock::clocked(queries::SLEEP_RUN))
             .bind(&*self.ns)
             .bind(run.job.0)
             .bind(run.seq)
@@ -112,7 +112,7 @@ impl EngineWorkflow for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(sql_err)?;
-        let owns = sqlx::query(queries::RUN_OWNS)
+        let owns = sqlx::query(crate::clock::clocked(queries::RUN_OWNS))
             .bind(&*self.ns)
             .bind(run.job.0)
             .bind(run.seq)
@@ -123,12 +123,13 @@ impl EngineWorkflow for SqliteStore {
             tx.rollback().await.map_err(sql_err)?;
             return Err(rejection_error(run, self.diagnose(run).await?));
         }
-        let stored: Option<Option<String>> = sqlx::query_scalar(queries::GET_EVENT)
-            .bind(&*self.ns)
-            .bind(&params.name)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(sql_err)?;
+        let stored: Option<Option<String>> =
+            sqlx::query_scalar(crate::clock::clocked(queries::GET_EVENT))
+                .bind(&*self.ns)
+                .bind(&params.name)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql_err)?;
         if let Some(payload) = stored {
             tx.commit().await.map_err(sql_err)?;
             return Ok(AwaitOutcome::Received(match payload {
@@ -136,7 +137,7 @@ impl EngineWorkflow for SqliteStore {
                 None => Value::Null,
             }));
         }
-        sqlx::query(queries::WAIT_RUN)
+        sqlx::query(crate::clock::clocked(queries::WAIT_RUN))
             .bind(&*self.ns)
             .bind(run.job.0)
             .bind(run.seq)
@@ -157,14 +158,14 @@ impl EngineWorkflow for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(sql_err)?;
-        sqlx::query(queries::STORE_EVENT)
+        sqlx::query(crate::clock::clocked(queries::STORE_EVENT))
             .bind(&*self.ns)
             .bind(name)
             .bind(&payload)
             .execute(&mut *tx)
             .await
             .map_err(sql_err)?;
-        let woken = sqlx::query(queries::WAKE_WAITERS)
+        let woken = sqlx::query(crate::clock::clocked(queries::WAKE_WAITERS))
             .bind(&*self.ns)
             .bind(name)
             .bind(&payload)
