@@ -138,6 +138,13 @@ tasque queues blocking payments on --on-exhausted stay-blocked")]
         action: Option<QueueAction>,
     },
 
+    /// List the worker processes recorded in the namespace: id, host, pid, queues, started,
+    /// last heartbeat, alive or gone.
+    #[command(after_help = "Examples:\n  \
+tasque workers\n  \
+tasque --json workers")]
+    Workers,
+
     /// Emit an event: store its payload and wake every job waiting for it.
     #[command(after_help = "Examples:\n  \
 tasque emit order.paid '{\"order\": 1001}'\n  \

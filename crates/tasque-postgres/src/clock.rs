@@ -55,6 +55,7 @@ impl PostgresStore {
             .execute(self.pool())
             .await
             .map_err(sql_err)?;
-        self.wake_due().await
+        tasque_durable::engine::EngineWorkflow::job_wake_due(self).await?;
+        Ok(())
     }
 }

@@ -437,6 +437,7 @@ impl Sql {
 }
 
 pub mod cron;
+pub mod registry;
 
 /// Statements of the migrator, which run before a store's statements exist.
 pub mod migrate {

@@ -100,8 +100,7 @@ impl crate::SqliteStore {
     /// wakes this process's workers on the store so they re-poll at once.
     pub async fn set_virtual_now(&self, at: Option<DateTime<Utc>>) -> Result<()> {
         set_virtual_now(self.pool(), at).await?;
-        *self.last_wake.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        self.wake_due().await?;
+        tasque_durable::engine::EngineWorkflow::job_wake_due(self).await?;
         self.announce("");
         Ok(())
     }

@@ -28,6 +28,7 @@ mod claim;
 pub mod documents;
 mod gated;
 mod inspect;
+mod registry;
 mod rescue;
 mod runs;
 pub mod schedules;
@@ -46,6 +47,7 @@ pub use cancel_retry::*;
 pub use claim::*;
 pub use gated::*;
 pub use inspect::*;
+pub use registry::*;
 pub use rescue::*;
 pub use runs::*;
 pub use schedules::*;
@@ -168,6 +170,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("gated.rs", include_str!("gated.rs")),
     ("inspect.rs", include_str!("inspect.rs")),
     ("mod.rs", include_str!("mod.rs")),
+    ("registry.rs", include_str!("registry.rs")),
     ("rescue.rs", include_str!("rescue.rs")),
     ("runs.rs", include_str!("runs.rs")),
     ("schedules.rs", include_str!("schedules.rs")),
@@ -319,6 +322,7 @@ macro_rules! conformance_tests {
             concurrent_unique_enqueuers_create_one_job,
             client_unique_by_args_reports_duplicates,
             one_seat_leads_and_hands_over_when_it_resigns_or_goes,
+            the_worker_registry_tracks_live_workers,
         );
     };
     (@every $factory:path; $($case:ident),+ $(,)?) => {
