@@ -138,6 +138,13 @@ tasque queues blocking payments on --on-exhausted stay-blocked")]
         action: Option<QueueAction>,
     },
 
+    /// List the worker processes recorded in the namespace: id, host, pid, queues, started,
+    /// last heartbeat, alive or gone.
+    #[command(after_help = "Examples:\n  \
+tasque workers\n  \
+tasque --json workers")]
+    Workers,
+
     /// Emit an event: store its payload and wake every job waiting for it.
     #[command(after_help = "Examples:\n  \
 tasque emit order.paid '{\"order\": 1001}'\n  \
@@ -145,13 +152,15 @@ tasque emit nightly.ready\n  \
 echo '{\"rows\": 42}' | tasque emit import.done -")]
     Emit(EmitArgs),
 
-    /// Periodic jobs: list them, show a schedule's next fires, pause, resume, trigger now.
+    /// Periodic jobs: list them, show a schedule's next fires, pause, resume, trigger now,
+    /// delete.
     /// Schedules are registered by workers (`tasque work --config FILE`, or in code).
     #[command(after_help = "Examples:\n  \
 tasque cron list\n  \
 tasque cron next nightly-report -n 10\n  \
 tasque cron pause nightly-report\n  \
-tasque cron trigger nightly-report")]
+tasque cron trigger nightly-report\n  \
+tasque cron delete nightly-report")]
     Cron {
         /// What to do.
         #[command(subcommand)]
@@ -273,7 +282,8 @@ pub struct WorkArgs {
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub shutdown_grace: Duration,
     /// A TOML file of `[[schedule]]` tables: periodic jobs this worker registers (checked
-    /// before anything is written; an error names the line).
+    /// before anything is written; an error names the line). The file is the namespace's
+    /// whole list: stored schedules missing from it are deleted when the worker starts.
     #[arg(long, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
     /// The schedules read from `--config`.

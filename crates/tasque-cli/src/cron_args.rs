@@ -32,4 +32,11 @@ pub enum CronAction {
         /// The schedule id.
         id: String,
     },
+    /// Delete a schedule: it fires no more (the jobs it fired are kept). A worker that still
+    /// declares it registers it again at start, so remove it from the configuration or code
+    /// too (a `tasque work --config FILE` worker deletes schedules missing from its file).
+    Delete {
+        /// The schedule id.
+        id: String,
+    },
 }

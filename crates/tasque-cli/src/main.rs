@@ -271,6 +271,7 @@ fn reads_only(command: &Command) -> bool {
         command,
         Command::Jobs(_)
             | Command::Stats
+            | Command::Workers
             | Command::Queues {
                 action: None | Some(QueueAction::List)
             }
@@ -358,6 +359,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Demo(args) => commands::demo::run(store, args, json).await,
         Command::Cron { action } => commands::cron::run(store, action, json).await,
+        Command::Workers => commands::workers::run(store, json).await,
         Command::Dashboard(args) => commands::dashboard::run(store, args).await,
         Command::Amqp(_) | Command::Completions { .. } => Err(CliError::Failed(
             "internal error: this subcommand runs before the database is opened".into(),

@@ -47,6 +47,27 @@ impl Drop for Running {
 
 /// Starts a worker with `config` and waits until its schedules are stored.
 fn worker_with(cli: &Cli, config: &str) -> Running {
+    worker_listing(cli, config, &["hourly", "nightly"])
+}
+
+/// The ids `tasque cron list` shows, by id.
+fn listed_ids(cli: &Cli) -> Option<Vec<String>> {
+    let output = cli.run(&["--json", "cron", "list"]);
+    if !output.status.success() {
+        return None;
+    }
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    Some(
+        listed["schedules"]
+            .as_array()?
+            .iter()
+            .map(|s| s["id"].as_str().unwrap_or_default().to_string())
+            .collect(),
+    )
+}
+
+/// Starts a worker with `config` and waits until the stored schedules are `ids`.
+fn worker_listing(cli: &Cli, config: &str, ids: &[&str]) -> Running {
     let child = cli
         .command(&[
             "--auto-migrate",
@@ -64,14 +85,10 @@ fn worker_with(cli: &Cli, config: &str) -> Running {
         .unwrap();
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let output = cli.run(&["--json", "cron", "list"]);
-        if output.status.success() {
-            let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-            if listed["schedules"].as_array().map_or(0, Vec::len) == 2 {
-                return child;
-            }
+        if listed_ids(cli).is_some_and(|listed| listed == ids) {
+            return child;
         }
-        assert!(Instant::now() < deadline, "schedules never registered");
+        assert!(Instant::now() < deadline, "schedules never became {ids:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -115,6 +132,25 @@ fn cron_commands_list_next_pause_resume_and_trigger() {
 
     let unknown = cli.run(&["cron", "pause", "nope"]);
     assert_eq!(unknown.status.code(), Some(1));
+    drop(worker);
+}
+
+#[test]
+fn cron_delete_and_a_schedule_removed_from_the_config_stop_firing() {
+    let cli = Cli::new();
+    let config = write(&cli, "cron.toml", CONFIG);
+    let worker = worker_with(&cli, &config);
+    let deleted = cli.json(&["cron", "delete", "hourly"]);
+    assert_eq!(deleted["deleted"], true);
+    assert_eq!(listed_ids(&cli).unwrap(), ["nightly"]);
+    let unknown = cli.run(&["cron", "delete", "hourly"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    drop(worker);
+    // The file is the namespace's list: a worker started with a file without `nightly`
+    // deletes it (and registers the schedules the file has).
+    let only_hourly = CONFIG[CONFIG.find("[[schedule]]\nid = \"hourly\"").unwrap()..].to_string();
+    let config = write(&cli, "hourly.toml", &only_hourly);
+    let worker = worker_listing(&cli, &config, &["hourly"]);
     drop(worker);
 }
 

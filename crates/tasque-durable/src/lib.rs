@@ -98,6 +98,7 @@ mod failure;
 pub mod insight;
 pub mod model;
 pub mod options;
+pub mod registry;
 pub mod retry;
 pub mod schedule;
 mod store;

@@ -354,4 +354,10 @@ pub trait Store: Send + Sync + 'static {
     fn insight(&self) -> Option<&dyn Insight> {
         None
     }
+
+    /// The engine's worker registry (who works, on which queues); `None`, the default, for
+    /// stores without one.
+    fn registry(&self) -> Option<&dyn crate::registry::WorkerRegistry> {
+        None
+    }
 }

@@ -206,7 +206,7 @@ statements! {
     /// Releases the migration lock (binds 1 lock name).
     unlock = "SELECT RELEASE_LOCK(?)";
     /// Drops every table of the namespace (checkpoints first: they reference jobs).
-    drop_tables = "DROP TABLE IF EXISTS @checkpoints@, @jobs@, @queues@, @events@, @migrations@, `@stem@_schedules`, `@stem@_leases`";
+    drop_tables = "DROP TABLE IF EXISTS @checkpoints@, @jobs@, @queues@, @events@, @migrations@, `@stem@_schedules`, `@stem@_leases`, `@stem@_workers`";
 
     /// Sets a queue's paused flag, creating it if needed. Binds 1 name, 2 paused, 3 paused.
     set_queue_paused = concat!("INSERT INTO @queues@ (name, paused, created_at) VALUES (?, ?, ",
@@ -662,3 +662,4 @@ pub fn pick_ungated(sql: &Sql, order: PollOrder) -> &str {
 }
 
 pub mod cron;
+pub mod registry;

@@ -197,6 +197,10 @@ impl tasque_durable::engine::EngineBase for PostgresStore {
         Some(self)
     }
 
+    fn registry_engine(&self) -> Option<&dyn tasque_durable::registry::WorkerRegistry> {
+        Some(self)
+    }
+
     fn ns(&self) -> &str {
         &self.inner.ns
     }

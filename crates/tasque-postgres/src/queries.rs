@@ -372,10 +372,18 @@ fn push_filter(qb: &mut QueryBuilder<'_, Postgres>, filter: &JobFilter) {
             .push_bind(filter.tasks.clone())
             .push(")");
     }
-    if !filter.queues.is_empty() {
-        qb.push(" AND queue = ANY(")
-            .push_bind(filter.queues.clone())
-            .push(")");
+    match filter.queues.as_slice() {
+        [] => {}
+        // One queue by equality: the (state, queue, id) index then reads that queue's jobs of
+        // a state in id order, where `= ANY` would walk every job of the state.
+        [queue] => {
+            qb.push(" AND queue = ").push_bind(queue.clone());
+        }
+        queues => {
+            qb.push(" AND queue = ANY(")
+                .push_bind(queues.to_vec())
+                .push(")");
+        }
     }
 }
 
@@ -429,6 +437,7 @@ impl Sql {
 }
 
 pub mod cron;
+pub mod registry;
 
 /// Statements of the migrator, which run before a store's statements exist.
 pub mod migrate {

@@ -173,6 +173,10 @@ impl EngineBase for SqliteStore {
         Some(self)
     }
 
+    fn registry_engine(&self) -> Option<&dyn tasque_durable::registry::WorkerRegistry> {
+        Some(self)
+    }
+
     fn ns(&self) -> &str {
         &self.ns
     }

@@ -219,6 +219,8 @@ mod workflow;
 pub use workflow::*;
 mod cron;
 pub use cron::*;
+mod registry;
+pub use registry::*;
 
 /// What a rejected run write ran into: the job's state and run.
 pub const RUN_STATUS: &str = "SELECT state, run_seq FROM tasque_jobs WHERE ns = ?1 AND id = ?2";

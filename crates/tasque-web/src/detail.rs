@@ -7,6 +7,7 @@ use tasque_durable::{Checkpoint, JobId, JobInfo, JobState, Store};
 use crate::cache::Snapshot;
 use crate::error::WebError;
 use crate::why::{diagnose, Reason};
+use tasque_durable::registry::served_queues;
 
 /// One failed attempt.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -99,10 +100,15 @@ pub async fn load(
         (Some(insight), JobState::Sleeping | JobState::Waiting) => insight.suspension(id).await?,
         _ => None,
     };
+    let served = match store.registry() {
+        Some(registry) => Some(served_queues(&registry.worker_list().await?)),
+        None => None,
+    };
     let why = diagnose(
         &job,
         snapshot.queue(&job.queue),
         suspension.as_ref(),
+        served.as_ref(),
         now_ms,
     );
     let timeline = timeline(&job, &checkpoints);

@@ -53,6 +53,7 @@ mod routes;
 pub mod stats;
 pub mod views;
 pub mod why;
+pub mod workers;
 
 use std::future::Future;
 use std::net::SocketAddr;

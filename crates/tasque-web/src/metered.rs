@@ -319,4 +319,12 @@ impl Store for MeteredStore {
     fn insight(&self) -> Option<&dyn Insight> {
         self.inner.insight()
     }
+
+    fn schedules(&self) -> Option<&dyn tasque_durable::schedule::ScheduleEngine> {
+        self.inner.schedules()
+    }
+
+    fn registry(&self) -> Option<&dyn tasque_durable::registry::WorkerRegistry> {
+        self.inner.registry()
+    }
 }

@@ -18,6 +18,7 @@ use crate::jobs::{self, BulkAction, JobsQuery};
 use crate::metrics::Metrics;
 use crate::stats;
 use crate::views::{self, Ctx};
+use crate::workers;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -49,6 +50,8 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/jobs/{id}/retry", post(retry))
         .route("/jobs/{id}/cancel", post(cancel))
         .route("/jobs/{id}/delete", post(delete))
+        .route("/workers", get(workers_page))
+        .route("/api/workers", get(workers_json))
         .route("/metrics", get(metrics))
 }
 
@@ -198,6 +201,16 @@ async fn job_page(
     let snapshot = app.cache.get().await?;
     let job = detail::load(&**app.cache.store(), &snapshot, JobId(id)).await?;
     Ok(html(views::job::page(&ctx, &job, n.notice.as_deref())))
+}
+
+async fn workers_page(State(app): Shared, Extension(ctx): Extension<Ctx>) -> Page {
+    let rows = workers::load(&**app.cache.store()).await?;
+    Ok(html(views::pages::workers(&ctx, rows.as_deref())))
+}
+
+async fn workers_json(State(app): Shared) -> Page {
+    let rows = workers::load(&**app.cache.store()).await?;
+    Ok(Json(serde_json::json!({ "workers": rows })).into_response())
 }
 
 async fn job_json(State(app): Shared, Path(id): Path<i64>) -> Page {

@@ -5,9 +5,13 @@
 //! For a job that is not running, [`diagnose`] names every reason that holds now, most
 //! decisive first: finished; scheduled for later (or waiting out a retry backoff); sleeping;
 //! waiting for an event; queue paused; queue at its concurrency limit; behind the head of a
-//! blocking queue; or, for a job that has been ready for over a minute in a queue where
-//! nothing runs, that no worker seems to serve the queue. A running job gets the lease its
-//! worker holds. A ready job with none of these is simply next in line.
+//! blocking queue; that no worker serves its queue. On engines with a worker registry
+//! ([`tasque_durable::registry`]) the last is exact: no live worker lists the queue. Without
+//! one, it is a guess for a job that has been ready for over a minute in a queue where nothing
+//! runs. A running job gets the lease its worker holds. A ready job with none of these is
+//! simply next in line.
+
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 use tasque_durable::insight::Suspension;
@@ -71,7 +75,13 @@ pub enum Reason {
         /// The job holding the queue.
         head: i64,
     },
-    /// It has been ready for a while and nothing runs in its queue: no worker seems to serve it.
+    /// No live worker lists its queue (the worker registry says so).
+    NoLiveWorker {
+        /// The queue.
+        queue: String,
+    },
+    /// It has been ready for a while and nothing runs in its queue: no worker seems to serve it
+    /// (a guess, on engines without a worker registry).
     NoWorker {
         /// How long it has been ready.
         ready_for_ms: i64,
@@ -114,6 +124,9 @@ impl Reason {
             Reason::BehindBlockingHead { head } => format!(
                 "Its queue is blocking and job {head} is at its head: nothing behind it runs until it succeeds or is given up."
             ),
+            Reason::NoLiveWorker { queue } => format!(
+                "No live worker serves its queue {queue:?}: start a worker with this queue (see the workers page)."
+            ),
             Reason::NoWorker { ready_for_ms } => format!(
                 "It has been ready for {} and nothing runs in its queue: no worker seems to serve this queue.",
                 human_ms(*ready_for_ms)
@@ -125,11 +138,12 @@ impl Reason {
 
 /// Every reason that holds for `job` now. `now_ms` is the engine clock (ms since the epoch);
 /// `queue` the job's queue (from the cached snapshot); `suspension` what a suspended job waits
-/// for.
+/// for; `served` the queues live workers serve, when the engine keeps a worker registry.
 pub fn diagnose(
     job: &JobInfo,
     queue: Option<&QueueInfo>,
     suspension: Option<&Suspension>,
+    served: Option<&BTreeSet<String>>,
     now_ms: i64,
 ) -> Vec<Reason> {
     let until = |at: chrono::DateTime<chrono::Utc>| at.timestamp_millis() - now_ms;
@@ -177,7 +191,8 @@ pub fn diagnose(
             reasons.push(Reason::BehindBlockingHead { head: head.0 });
         }
         let ready_for = now_ms - job.run_at.timestamp_millis();
-        if reasons.is_empty()
+        if served.is_none()
+            && reasons.is_empty()
             && job.state == JobState::Available
             && queue.counts.running == 0
             && ready_for > NO_WORKER_AFTER_MS
@@ -186,6 +201,11 @@ pub fn diagnose(
                 ready_for_ms: ready_for,
             });
         }
+    }
+    if served.is_some_and(|served| !served.contains(&job.queue)) {
+        reasons.push(Reason::NoLiveWorker {
+            queue: job.queue.clone(),
+        });
     }
     if reasons.is_empty() {
         reasons.push(Reason::NextInLine);

@@ -42,6 +42,7 @@ pub(crate) struct Settings {
     pub(crate) leader_lease: Duration,
     pub(crate) scheduler_interval: Duration,
     pub(crate) wake_interval: Duration,
+    pub(crate) prune_schedules: bool,
     pub(crate) schedules: Arc<Vec<Schedule>>,
 }
 
@@ -63,6 +64,7 @@ pub(crate) struct Settings {
 /// | scheduler interval | 200 ms (how often the leader looks for due ticks) |
 /// | wake interval | 200 ms (the leader wakes sleepers when due, and looks at least this often) |
 /// | schedules | none (see [`schedule`](WorkerBuilder::schedule)) |
+/// | prune schedules | off: stored schedules this worker does not declare are left alone |
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct WorkerBuilder {
     pub(crate) store: Arc<dyn Store>,
@@ -83,6 +85,7 @@ pub struct WorkerBuilder {
     leader_lease: Duration,
     scheduler_interval: Duration,
     wake_interval: Duration,
+    prune_schedules: bool,
     schedules: Vec<Schedule>,
 }
 
@@ -107,6 +110,7 @@ impl WorkerBuilder {
             leader_lease: DEFAULT_LEADER_LEASE,
             scheduler_interval: DEFAULT_SCHEDULER_INTERVAL,
             wake_interval: DEFAULT_WAKE_INTERVAL,
+            prune_schedules: false,
             schedules: Vec::new(),
         }
     }
@@ -213,6 +217,16 @@ impl WorkerBuilder {
         self
     }
 
+    /// Whether this worker's schedules are the namespace's whole list: when on, registering
+    /// them (at start) also deletes every stored schedule this worker does not declare, so a
+    /// schedule removed from the code or configuration stops firing. Every process of the
+    /// namespace must then declare the same schedules. Off by default (`tasque work --config`
+    /// turns it on).
+    pub fn prune_schedules(mut self, prune: bool) -> Self {
+        self.prune_schedules = prune;
+        self
+    }
+
     /// The longest pause between the leader's sleeper wake-up passes (positive): it wakes each
     /// sleeper when due, and sees one that started sleeping in another process within this.
     pub fn wake_interval(mut self, interval: Duration) -> Self {
@@ -298,6 +312,7 @@ impl WorkerBuilder {
             leader_lease: self.leader_lease,
             scheduler_interval: self.scheduler_interval,
             wake_interval: self.wake_interval,
+            prune_schedules: self.prune_schedules,
             schedules: Arc::new(self.schedules.clone()),
         })
     }

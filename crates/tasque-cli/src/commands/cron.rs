@@ -1,5 +1,6 @@
-//! `tasque cron` (list, next, pause, resume, trigger) and the schedules of
-//! `tasque work --config FILE`.
+//! `tasque cron` (list, next, pause, resume, trigger, delete) and the schedules of
+//! `tasque work --config FILE`, which are the namespace's whole list: a schedule removed from
+//! the file is deleted when a worker starts with it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -89,6 +90,7 @@ pub async fn run(store: Arc<dyn Store>, action: CronAction, json: bool) -> Resul
         CronAction::Pause { id } => set_paused(&store, &id, true, json).await,
         CronAction::Resume { id } => set_paused(&store, &id, false, json).await,
         CronAction::Trigger { id } => trigger(&store, &id, json).await,
+        CronAction::Delete { id } => delete(&store, &id, json).await,
     }
 }
 
@@ -173,6 +175,18 @@ async fn set_paused(
             "schedule {id} {}",
             if paused { "paused" } else { "resumed" }
         );
+    }
+    Ok(())
+}
+
+async fn delete(store: &Arc<dyn Store>, id: &str, json: bool) -> Result<(), CliError> {
+    if !engine(store)?.delete_schedule(id).await? {
+        return Err(CliError::Failed(format!("no schedule {id:?}")));
+    }
+    if json {
+        output::json(&json!({ "id": id, "deleted": true }));
+    } else {
+        println!("schedule {id} deleted");
     }
     Ok(())
 }

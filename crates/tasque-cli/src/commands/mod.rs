@@ -11,6 +11,7 @@ pub mod listing;
 pub mod manage;
 pub mod queues;
 pub mod work;
+pub mod workers;
 
 use tasque_durable::JobFilter;
 

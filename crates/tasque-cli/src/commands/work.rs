@@ -31,6 +31,7 @@ pub fn start(
         .poll_interval(args.poll_interval)
         .lease(args.lease)
         .schedules(args.schedules.clone())
+        .prune_schedules(args.config.is_some())
         .build()?;
     Ok(worker.start()?)
 }

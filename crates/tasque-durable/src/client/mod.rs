@@ -299,6 +299,17 @@ impl<S: Store + ?Sized> Client<S> {
         Ok(outcome)
     }
 
+    /// Deletes a periodic job's schedule: it fires no more, and the jobs it already fired are
+    /// kept. Returns false if no schedule has this id (always, on an engine without
+    /// schedules). A worker that still declares the schedule registers it again when it
+    /// starts, so remove it from the code or configuration too.
+    pub async fn delete_schedule(&self, id: &str) -> Result<bool, ClientError> {
+        match self.store.schedules() {
+            Some(engine) => Ok(engine.delete_schedule(id).await?),
+            None => Ok(false),
+        }
+    }
+
     /// Runs a failed or cancelled job again (see [`Store::retry`]).
     pub async fn retry(
         &self,

@@ -28,6 +28,7 @@ mod claim;
 pub mod documents;
 mod gated;
 mod inspect;
+mod registry;
 mod rescue;
 mod runs;
 pub mod schedules;
@@ -46,6 +47,7 @@ pub use cancel_retry::*;
 pub use claim::*;
 pub use gated::*;
 pub use inspect::*;
+pub use registry::*;
 pub use rescue::*;
 pub use runs::*;
 pub use schedules::*;
@@ -168,6 +170,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("gated.rs", include_str!("gated.rs")),
     ("inspect.rs", include_str!("inspect.rs")),
     ("mod.rs", include_str!("mod.rs")),
+    ("registry.rs", include_str!("registry.rs")),
     ("rescue.rs", include_str!("rescue.rs")),
     ("runs.rs", include_str!("runs.rs")),
     ("schedules.rs", include_str!("schedules.rs")),
@@ -309,6 +312,7 @@ macro_rules! conformance_tests {
             downtime_with_skip_fires_nothing_late,
             skip_if_running_waits_for_the_previous_job,
             paused_schedules_do_not_fire,
+            a_deleted_schedule_stops_firing,
             a_manual_trigger_and_the_fire_share_the_tick,
             upsert_keeps_the_firing_state_and_namespaces_are_isolated,
             the_leader_lease_has_one_holder_at_a_time,
@@ -318,6 +322,7 @@ macro_rules! conformance_tests {
             concurrent_unique_enqueuers_create_one_job,
             client_unique_by_args_reports_duplicates,
             one_seat_leads_and_hands_over_when_it_resigns_or_goes,
+            the_worker_registry_tracks_live_workers,
         );
     };
     (@every $factory:path; $($case:ident),+ $(,)?) => {

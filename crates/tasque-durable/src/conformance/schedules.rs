@@ -257,6 +257,45 @@ pub async fn paused_schedules_do_not_fire(b: &dyn Backend) {
     );
 }
 
+/// A deleted schedule fires no more and is listed no more; the jobs it fired stay.
+pub async fn a_deleted_schedule_stops_firing(b: &dyn Backend) {
+    let store = b.open("cron").await;
+    registered(&store, every("gone", 1, MissedTicks::Coalesce), secs(0)).await;
+    registered(&store, every("kept", 1, MissedTicks::Coalesce), secs(0)).await;
+    let report = fire_due(engine(&store), secs(2)).await.expect("pass");
+    assert_eq!(report.created, 2);
+    assert!(engine(&store)
+        .delete_schedule("gone")
+        .await
+        .expect("delete"));
+    assert!(!engine(&store)
+        .delete_schedule("gone")
+        .await
+        .expect("delete again"));
+    let ids: Vec<String> = engine(&store)
+        .list_schedules()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| r.schedule.id)
+        .collect();
+    assert_eq!(ids, ["kept"]);
+    let report = fire_due(engine(&store), secs(5)).await.expect("pass");
+    assert_eq!(report.created, 1, "only the kept schedule fires");
+    assert_eq!(jobs_of(&store).await, 3);
+    let fire = Fire {
+        id: "gone".into(),
+        expected: Some(secs(2)),
+        tick: secs(3),
+        spawn: None,
+        skip_if_running: false,
+    };
+    assert_eq!(
+        engine(&store).fire(fire).await.expect("fire"),
+        FireOutcome::Lost
+    );
+}
+
 /// A manual trigger of a tick (an ordinary spawn of its job) and the scheduler's fire of the
 /// same tick land on one job.
 pub async fn a_manual_trigger_and_the_fire_share_the_tick(b: &dyn Backend) {

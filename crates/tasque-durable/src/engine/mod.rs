@@ -83,6 +83,12 @@ pub trait EngineBase: Send + Sync + 'static {
     fn insight_engine(&self) -> Option<&dyn crate::Insight> {
         None
     }
+
+    /// The engine's worker registry (see [`Store::registry`](crate::Store::registry));
+    /// `None` by default.
+    fn registry_engine(&self) -> Option<&dyn crate::registry::WorkerRegistry> {
+        None
+    }
 }
 
 /// Inserting jobs (`ops/spawn.rs`).

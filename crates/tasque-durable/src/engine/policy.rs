@@ -474,6 +474,10 @@ impl<E: Engine> Store for E {
     fn insight(&self) -> Option<&dyn crate::Insight> {
         self.insight_engine()
     }
+
+    fn registry(&self) -> Option<&dyn crate::registry::WorkerRegistry> {
+        self.registry_engine()
+    }
 }
 
 #[cfg(test)]

@@ -92,6 +92,10 @@ pub trait ScheduleEngine: Send + Sync {
     /// Pauses or resumes a schedule. Returns false if no schedule has this id.
     async fn set_schedule_paused(&self, id: &str, paused: bool) -> Result<bool>;
 
+    /// Deletes a schedule: it fires no more (jobs it already fired are kept). Returns false if
+    /// no schedule has this id. A process that registers the id again brings it back.
+    async fn delete_schedule(&self, id: &str) -> Result<bool>;
+
     /// Takes or renews the lease `name` for `holder` until `ttl` from now (engine clock).
     /// Returns false, changing nothing, while another holder's lease has not expired.
     async fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool>;

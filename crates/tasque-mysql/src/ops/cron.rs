@@ -101,6 +101,16 @@ impl ScheduleEngine for MySqlStore {
         Ok(found.is_some())
     }
 
+    async fn delete_schedule(&self, id: &str) -> Result<bool> {
+        let deleted = sqlx::query(&self.inner.sql.render(q::DELETE_SCHEDULE))
+            .bind(id)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(sql_err)?
+            .rows_affected();
+        Ok(deleted == 1)
+    }
+
     async fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
         let sql = &self.inner.sql;
         let inserted = sqlx::query(&sql.render(q::INSERT_LEASE))

@@ -13,6 +13,7 @@ pub mod gated;
 pub mod insight;
 pub mod inspect;
 pub mod maintain;
+pub mod registry;
 pub mod runs;
 pub mod spawn;
 pub mod workflow;

@@ -28,6 +28,8 @@ pub const RECORD_FIRE: &str = concat!(
 );
 /// Whether a schedule exists. Binds id.
 pub const SCHEDULE_EXISTS: &str = "SELECT 1 FROM `@stem@_schedules` WHERE id = ?";
+/// Deletes a schedule. Binds id.
+pub const DELETE_SCHEDULE: &str = "DELETE FROM `@stem@_schedules` WHERE id = ?";
 /// Pauses or resumes a schedule. Binds paused, id.
 pub const SET_SCHEDULE_PAUSED: &str = "UPDATE `@stem@_schedules` SET paused = ? WHERE id = ?";
 /// Takes a free lease. Binds name, holder, ttl µs.

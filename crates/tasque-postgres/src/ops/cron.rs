@@ -118,6 +118,16 @@ impl ScheduleEngine for PostgresStore {
         Ok(changed == 1)
     }
 
+    async fn delete_schedule(&self, id: &str) -> Result<bool> {
+        let deleted = sqlx::query(&self.cron_sql(q::DELETE_SCHEDULE))
+            .bind(id)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(sql_err)?
+            .rows_affected();
+        Ok(deleted == 1)
+    }
+
     async fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
         let changed = sqlx::query(&self.cron_sql(q::ACQUIRE_LEASE))
             .bind(name)

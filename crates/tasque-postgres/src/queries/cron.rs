@@ -19,6 +19,8 @@ pub const PREVIOUS_UNFINISHED: &str = "SELECT EXISTS (SELECT 1 FROM @schema@.sch
 /// Records the job of a fire. Binds 1 id, 2 job id.
 pub const RECORD_FIRE: &str = "UPDATE @schema@.schedules SET last_job = $2, \
     last_fired_at = now() WHERE id = $1";
+/// Deletes a schedule. Binds 1 id.
+pub const DELETE_SCHEDULE: &str = "DELETE FROM @schema@.schedules WHERE id = $1";
 /// Pauses or resumes a schedule. Binds 1 id, 2 paused.
 pub const SET_SCHEDULE_PAUSED: &str = "UPDATE @schema@.schedules SET paused = $2 WHERE id = $1";
 /// Takes or renews a lease unless another holder's lease is still running. Binds 1 name,

@@ -125,6 +125,17 @@ impl ScheduleEngine for SqliteStore {
         Ok(changed == 1)
     }
 
+    async fn delete_schedule(&self, id: &str) -> Result<bool> {
+        let deleted = sqlx::query(queries::DELETE_SCHEDULE)
+            .bind(&*self.ns)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(sql_err)?
+            .rows_affected();
+        Ok(deleted == 1)
+    }
+
     async fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
         let changed = sqlx::query(crate::clock::clocked(queries::ACQUIRE_LEASE))
             .bind(&*self.ns)

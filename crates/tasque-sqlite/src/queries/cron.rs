@@ -24,6 +24,8 @@ pub const RECORD_FIRE: &str = concat!(
     now!(),
     " WHERE ns = ?1 AND id = ?2"
 );
+/// Deletes a schedule. Binds 1 ns, 2 id.
+pub const DELETE_SCHEDULE: &str = "DELETE FROM tasque_schedules WHERE ns = ?1 AND id = ?2";
 /// Pauses or resumes a schedule. Binds 1 ns, 2 id, 3 paused (0/1).
 pub const SET_SCHEDULE_PAUSED: &str =
     "UPDATE tasque_schedules SET paused = ?3 WHERE ns = ?1 AND id = ?2";

@@ -36,7 +36,12 @@ impl Ctx {
 
 /// The page frame: navigation, live-refresh switch, the content in `<main>`.
 pub fn layout(ctx: &Ctx, title: &str, active: &str, content: Markup) -> Markup {
-    let nav = [("/", "Overview"), ("/queues", "Queues"), ("/jobs", "Jobs")];
+    let nav = [
+        ("/", "Overview"),
+        ("/queues", "Queues"),
+        ("/jobs", "Jobs"),
+        ("/workers", "Workers"),
+    ];
     html! {
         (DOCTYPE)
         html lang="en" {

@@ -1,4 +1,4 @@
-//! The overview and queues pages.
+//! The overview, queues and workers pages.
 
 use maud::{html, Markup};
 use tasque_durable::JobState;
@@ -6,6 +6,7 @@ use tasque_durable::JobState;
 use super::{action, charts, layout, notice, Ctx};
 use crate::stats::{Overview, QueueRow};
 use crate::why::human_ms;
+use crate::workers::WorkerRow;
 
 /// The overview: totals, throughput, queues by state, wait and run percentiles.
 pub fn overview(ctx: &Ctx, data: &Overview) -> Markup {
@@ -110,4 +111,46 @@ pub fn queues(ctx: &Ctx, rows: &[QueueRow], message: Option<&str>) -> Markup {
             "An empty limit removes it." }
     };
     layout(ctx, "Queues", "Queues", content)
+}
+
+/// The workers page: every worker process recorded in the namespace (`None`: the engine keeps
+/// no registry).
+pub fn workers(ctx: &Ctx, rows: Option<&[WorkerRow]>) -> Markup {
+    let content = html! {
+        h1 { "Workers" }
+        @match rows {
+            None => p.hint { "This engine keeps no worker registry." },
+            Some([]) => p.empty { "No worker has recorded itself: start one with " code { "tasque work" } "." },
+            Some(rows) => table.workers {
+                thead { tr {
+                    th { "worker" } th { "host" } th.num { "pid" } th { "queues" }
+                    th { "started" } th { "last heartbeat" } th { "status" }
+                } }
+                tbody {
+                    @for w in rows {
+                        tr data-worker=(w.id) {
+                            td { (w.id) }
+                            td { (w.host) }
+                            td.num { (w.pid) }
+                            td {
+                                @for (i, q) in w.queues.iter().enumerate() {
+                                    @if i > 0 { ", " }
+                                    a href=(ctx.url(&format!("/jobs?queue={q}"))) { (q) }
+                                }
+                            }
+                            td { (w.started_at) }
+                            td { (human_ms(w.heartbeat_age_ms)) " ago" }
+                            td.status {
+                                @if w.alive { span.pill.active { "alive" } }
+                                @else { span.pill.paused { "gone" } }
+                            }
+                        }
+                    }
+                }
+            },
+        }
+        p.hint { "Each worker beats every third of its lease and counts as gone after three "
+            "missed beats; the leader forgets workers gone for an hour." }
+    };
+    layout(ctx, "Workers", "Workers", content)
 }

@@ -186,9 +186,43 @@ fn reasons(detail: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Records a live worker serving `queues` in the store's worker registry.
+async fn worker_serving(store: &dyn Store, id: &str, queues: &[&str]) {
+    let beat = tasque_durable::registry::WorkerBeat {
+        id: id.to_string(),
+        host: "test-host".to_string(),
+        pid: 7,
+        queues: queues.iter().map(|q| q.to_string()).collect(),
+        ttl: std::time::Duration::from_secs(3600),
+    };
+    let registry = store
+        .registry()
+        .expect("the engine keeps a worker registry");
+    registry.worker_beat(&beat).await.unwrap();
+}
+
 pub async fn job_detail_explains_why_it_is_not_running(store: Arc<dyn Store>) {
     let fx = fixture::build(&*store).await;
     let mut web = client(store.clone());
+    // Without a live worker for its queue, a ready job says so, exactly.
+    let unserved = web.get_json(&format!("/api/jobs/{}", fx.mail[0])).await;
+    assert_eq!(reasons(&unserved), ["no_live_worker"]);
+    assert_eq!(unserved["why"][0]["queue"], "mail");
+    let all: Vec<String> = store
+        .list_queues()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| q.name)
+        .collect();
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    worker_serving(&*store, "w-all", &all).await;
+    let workers = web.get_json("/api/workers").await;
+    assert_eq!(workers["workers"][0]["id"], "w-all");
+    assert_eq!(workers["workers"][0]["alive"], true);
+    let page = web.get("/workers").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("w-all"), "{}", page.body);
     let failed = web.get_json(&format!("/api/jobs/{}", fx.failed)).await;
     assert_eq!(failed["state"], "failed");
     assert_eq!(failed["attempts"].as_array().unwrap().len(), 1);

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | [`heartbeat`] | every worker | renews the leases of the worker's own running jobs |
 //! | [`leader`] | every worker | takes part in the leader election |
+//! | [`registry`] | every worker (pruning: the leader) | records the worker in the worker registry |
 //! | [`scheduler`] | every worker registers its schedules; the leader fires them | periodic jobs |
 //! | [`rescuer`] | the leader | makes jobs whose lease expired claimable again |
 //! | [`sleepers`] | the leader | makes due sleepers and timed-out event waiters claimable |
@@ -16,6 +17,7 @@
 mod cleaner;
 pub(crate) mod heartbeat;
 mod leader;
+mod registry;
 mod rescuer;
 mod scheduler;
 mod sleepers;
@@ -73,6 +75,14 @@ pub(crate) fn start(ctx: Context) -> (Vec<JoinHandle<()>>, Leadership) {
     services.push(ctx.supervise("rescuer", move |store, stop| {
         rescuer::run(store, lead.clone(), interval, stop)
     }));
+    let identity = Arc::new(registry::Identity {
+        id: ctx.settings.worker_id.clone(),
+        queues: ctx.settings.queues.clone(),
+    });
+    let (lead, interval) = (leadership.clone(), ctx.settings.heartbeat_interval);
+    services.push(ctx.supervise("roll call", move |store, stop| {
+        registry::run(store, identity.clone(), lead.clone(), interval, stop)
+    }));
     let (lead, interval) = (leadership.clone(), ctx.settings.wake_interval);
     services.push(ctx.supervise("sleeper wake-up", move |store, stop| {
         sleepers::run(store, lead.clone(), interval, stop)
@@ -84,9 +94,16 @@ pub(crate) fn start(ctx: Context) -> (Vec<JoinHandle<()>>, Leadership) {
         }));
     }
     let (lead, schedules) = (leadership.clone(), ctx.settings.schedules.clone());
-    let interval = ctx.settings.scheduler_interval;
+    let (interval, prune) = (
+        ctx.settings.scheduler_interval,
+        ctx.settings.prune_schedules,
+    );
     services.push(ctx.supervise("scheduler", move |store, stop| {
-        scheduler::run(store, schedules.clone(), lead.clone(), interval, stop)
+        let declared = scheduler::Declared {
+            schedules: schedules.clone(),
+            prune,
+        };
+        scheduler::run(store, declared, lead.clone(), interval, stop)
     }));
     (services, leadership)
 }
