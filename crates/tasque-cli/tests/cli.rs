@@ -148,6 +148,30 @@ fn idempotency_key_returns_the_existing_job() {
 }
 
 #[test]
+fn unique_key_returns_the_existing_job_and_jobs_show_names_it() {
+    let cli = Cli::new();
+    let args = [
+        "enqueue",
+        "digest",
+        "{}",
+        "--unique-key",
+        "digest:7",
+        "--unique-period",
+        "1h",
+    ];
+    let first = cli.json(&args);
+    let second = cli.json(&args);
+    assert_eq!(first["job_id"], second["job_id"]);
+    assert_eq!(
+        (first["created"].as_bool(), second["created"].as_bool()),
+        (Some(true), Some(false))
+    );
+    let id = first["job_id"].to_string();
+    let shown = cli.json(&["jobs", "show", &id]);
+    assert_eq!(shown["unique_key"], "digest:7");
+}
+
+#[test]
 fn cancel_retry_purge_and_clean() {
     let cli = Cli::new();
     let id = cli.enqueue(&["later", "{}", "--delay", "1h"]);

@@ -16,11 +16,14 @@
 //!   namespace-wide: two queues share a key unless it names the queue.
 //! * **Period.** With a period of one hour, one job per key per clock hour of scheduled time
 //!   (buckets are aligned on the Unix epoch); a job scheduled in the next hour is another slot.
-//! * **States.** A job holds its slot while its state is among the chosen ones. Available,
-//!   scheduled and running are always among them (a duplicate of a job about to run is the
-//!   case uniqueness exists for); the default adds sleeping, waiting and completed, leaving
-//!   out failed and cancelled, as Oban and River do: a job that failed for good or was
-//!   cancelled no longer blocks a new one.
+//! * **States.** A job holds its slot while its state is among the chosen ones. Every
+//!   unfinished state (available, scheduled, running, sleeping, waiting) is always among them:
+//!   a duplicate of a job about to run is the case uniqueness exists for, and a job that could
+//!   come back to a pending state by itself (a sleeper waking) must never find its slot taken.
+//!   The choice is which finished states also hold it; the default is completed, leaving out
+//!   failed and cancelled, as Oban and River do: a job that failed for good or was cancelled
+//!   no longer blocks a new one. (Retrying such a job while a newer one holds its slot is
+//!   refused by the database.)
 //!
 //! # Unique jobs and idempotency keys
 //!
@@ -49,8 +52,9 @@ pub const MAX_UNIQUE_KEY_LEN: usize = 255;
 pub struct UniqueStates(u8);
 
 impl UniqueStates {
-    /// Available, scheduled and running: the states that are always included.
-    pub const REQUIRED: UniqueStates = UniqueStates(1 | 2);
+    /// Every unfinished state: available, scheduled, running, sleeping and waiting, always
+    /// included.
+    pub const REQUIRED: UniqueStates = UniqueStates(1 | 2 | 4 | 8);
     /// Every state but failed and cancelled (the default, as in Oban and River).
     pub const DEFAULT: UniqueStates = UniqueStates(1 | 2 | 4 | 8 | 16);
     /// Every state.
@@ -69,14 +73,21 @@ impl UniqueStates {
         }
     }
 
-    /// The set of `states`; refused unless it holds available, scheduled and running.
+    /// The set of `states`; refused unless it holds every unfinished state (available,
+    /// scheduled, running, sleeping and waiting).
     pub fn of(states: impl IntoIterator<Item = JobState>) -> Result<UniqueStates> {
         let states: Vec<JobState> = states.into_iter().collect();
-        let required = [JobState::Available, JobState::Scheduled, JobState::Running];
+        let required = [
+            JobState::Available,
+            JobState::Scheduled,
+            JobState::Running,
+            JobState::Sleeping,
+            JobState::Waiting,
+        ];
         if !required.iter().all(|s| states.contains(s)) {
             return Err(Error::invalid_option(
                 "unique.states",
-                "must include available, scheduled and running",
+                "must include available, scheduled, running, sleeping and waiting",
             ));
         }
         Ok(UniqueStates(
@@ -87,10 +98,10 @@ impl UniqueStates {
     /// The set of a stored bitmask; refused when bits are unknown or required ones missing.
     pub fn from_mask(mask: i64) -> Result<UniqueStates> {
         match u8::try_from(mask) {
-            Ok(m) if m & 127 == m && m & 3 == 3 => Ok(UniqueStates(m)),
+            Ok(m) if m & 127 == m && m & 15 == 15 => Ok(UniqueStates(m)),
             _ => Err(Error::invalid_option(
                 "unique.states",
-                "must include available, scheduled and running",
+                "must include available, scheduled, running, sleeping and waiting",
             )),
         }
     }
@@ -193,10 +204,10 @@ impl Uniqueness {
 /// use tasque_durable::unique::Unique;
 /// use tasque_durable::JobState;
 ///
-/// // One `digest` job per user per hour, while it is pending, running or completed.
+/// // One `digest` job per user per hour, while it is unfinished or failed (not once completed).
 /// let unique = Unique::by_args(["user_id"])
 ///     .period(Duration::from_secs(3600))
-///     .states([JobState::Available, JobState::Scheduled, JobState::Running, JobState::Completed]);
+///     .states(JobState::ALL.into_iter().filter(|s| !s.is_finished()).chain([JobState::Failed]));
 /// # let _ = unique;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -258,8 +269,8 @@ impl Unique {
         self
     }
 
-    /// The states in which a job holds its slot (must include available, scheduled and
-    /// running); default: every state but failed and cancelled.
+    /// The states in which a job holds its slot (must include every unfinished state);
+    /// default: every state but failed and cancelled.
     pub fn states(mut self, states: impl IntoIterator<Item = JobState>) -> Self {
         self.states = Some(states.into_iter().collect());
         self
@@ -373,7 +384,12 @@ mod tests {
             .unwrap();
         assert!(u.key.starts_with("k|sha256:") && u.key.len() < 100);
         assert!(Unique::by_args(["a"]).resolve("k", "q", &json!(3)).is_err());
-        let missing_running = Unique::by_kind().states([JobState::Available, JobState::Scheduled]);
+        let missing_running = Unique::by_kind().states([
+            JobState::Available,
+            JobState::Scheduled,
+            JobState::Sleeping,
+            JobState::Waiting,
+        ]);
         assert!(missing_running.resolve("k", "q", &json!({})).is_err());
         assert!(Uniqueness::key("").validate().is_err());
         assert!(Uniqueness::key("a")
@@ -388,12 +404,14 @@ mod tests {
             JobState::Available,
             JobState::Scheduled,
             JobState::Running,
+            JobState::Sleeping,
+            JobState::Waiting,
             JobState::Failed,
         ])
         .unwrap();
-        assert_eq!(s.mask(), 35);
+        assert_eq!(s.mask(), 47);
         assert_eq!(UniqueStates::from_mask(s.mask()).unwrap(), s);
-        assert!(UniqueStates::from_mask(1).is_err());
+        assert!(UniqueStates::from_mask(3).is_err());
         assert!(UniqueStates::from_mask(300).is_err());
         assert!(!UniqueStates::DEFAULT.contains(JobState::Cancelled));
     }

@@ -46,7 +46,7 @@ CREATE FUNCTION @schema@.unique_problem(u jsonb) RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $fn$
 DECLARE
     fields CONSTANT text[] := '{key,period_ms,states}';
-    states_reason CONSTANT text := 'invalid option `unique.states`: must be an array of job state names including available, scheduled and running';
+    states_reason CONSTANT text := 'invalid option `unique.states`: must be an array of job state names';
     key_reason CONSTANT text := 'invalid option `unique.key`: must be a string of 1 to 255 bytes without control characters';
     names text[];
 BEGIN
@@ -75,8 +75,8 @@ BEGIN
             RETURN states_reason;
         END IF;
         names := ARRAY(SELECT lower(s) FROM jsonb_array_elements_text(u->'states') AS s);
-        IF NOT names @> '{available,scheduled,running}' THEN
-            RETURN 'invalid option `unique.states`: must include available, scheduled and running';
+        IF NOT names @> '{available,scheduled,running,sleeping,waiting}' THEN
+            RETURN 'invalid option `unique.states`: must include available, scheduled, running, sleeping and waiting';
         END IF;
     END IF;
     IF octet_length(u->>'key') NOT BETWEEN 1 AND 255 OR u->>'key' ~ '[\x01-\x1f\x7f-\x9f]' THEN

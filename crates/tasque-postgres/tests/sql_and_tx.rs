@@ -333,6 +333,10 @@ async fn sql_spawn_unique_returns_the_holder_and_refuses_bad_documents() {
             json!({"unique": {"key": "k", "states": ["bogus"]}}),
             "unique.states",
         ),
+        (
+            json!({"unique": {"key": "k", "states": ["available", "scheduled", "running"]}}),
+            "unique.states",
+        ),
     ] {
         let parsed = tasque_durable::validate::parse_options(&bad);
         assert!(
@@ -352,10 +356,9 @@ async fn sql_spawn_unique_returns_the_holder_and_refuses_bad_documents() {
             db.message()
         );
     }
-    let states =
-        json!({"unique": {"key": "k2", "states": ["AVAILABLE", "scheduled", "running", "failed"]}});
+    let states = json!({"unique": {"key": "k2", "states": ["AVAILABLE", "scheduled", "running", "sleeping", "waiting", "failed"]}});
     let parsed = tasque_durable::validate::parse_options(&states).unwrap();
-    assert_eq!(parsed.unique.unwrap().states.mask(), 35);
+    assert_eq!(parsed.unique.unwrap().states.mask(), 47);
     let row = sqlx::query(&call)
         .bind(states.to_string())
         .fetch_one(&pool)

@@ -114,7 +114,7 @@ pub async fn unique_period_buckets_by_scheduled_time(b: &dyn Backend) {
 }
 
 /// A job holds its slot only in its unique states: by default every state but failed and
-/// cancelled; with available, scheduled and running only, a completed job frees the slot.
+/// cancelled; with the unfinished states only, a completed job frees the slot.
 pub async fn unique_states_decide_which_jobs_hold_the_slot(b: &dyn Backend) {
     let store = b.open("main").await;
     // Default states: a completed job still holds the slot, a cancelled one does not.
@@ -152,9 +152,8 @@ pub async fn unique_states_decide_which_jobs_hold_the_slot(b: &dyn Backend) {
         .unwrap();
     assert!(after_cancel.created && after_cancel.job_id != cancelled.job_id);
 
-    // Only while pending or running: completion frees the slot.
-    let active =
-        UniqueStates::of([JobState::Available, JobState::Scheduled, JobState::Running]).unwrap();
+    // Only while unfinished: completion frees the slot.
+    let active = UniqueStates::of(JobState::ALL.into_iter().filter(|s| !s.is_finished())).unwrap();
     let while_active = || {
         let unique = Uniqueness::key("k-active").states(active);
         job("q3", "work", 1).with_options(SpawnOptions::new().with_unique(unique))

@@ -17,7 +17,7 @@
 //! | `max_duration_ms`, `max_delay_ms` | milliseconds, as `delay_ms` |
 //! | `headers` | a JSON object, or null (none) |
 //! | `idempotency_key` | a string of 1 to 255 bytes without control characters |
-//! | `unique` | `{"key": TEXT, "period_ms": MS, "states": [STATE, ...]}`: `key` as `idempotency_key`; `period_ms` optional, as `delay_ms`; `states` optional (default: every state but failed and cancelled), names of job states that must include available, scheduled and running; no other keys (see [`unique`](crate::unique)) |
+//! | `unique` | `{"key": TEXT, "period_ms": MS, "states": [STATE, ...]}`: `key` as `idempotency_key`; `period_ms` optional, as `delay_ms`; `states` optional (default: every state but failed and cancelled), names of job states that must include every unfinished state (available, scheduled, running, sleeping, waiting); no other keys (see [`unique`](crate::unique)) |
 //!
 //! "An integer" is any JSON number with an integral value: `3`, `3.0` and `3e0` are all 3
 //! (Python's `json` writes floats as `3.0`); `3.5`, strings, booleans and null are refused.
@@ -212,8 +212,7 @@ fn parse_unique(value: &Value) -> Result<Uniqueness> {
         unique.period = Some(millis("unique.period_ms", v)?);
     }
     if let Some(v) = u.get("states") {
-        let reason =
-            "must be an array of job state names including available, scheduled and running";
+        let reason = "must be an array of job state names";
         let names = v
             .as_array()
             .ok_or_else(|| Error::invalid_option("unique.states", reason))?;
