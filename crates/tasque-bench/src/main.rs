@@ -14,6 +14,7 @@ mod mysql_suite;
 mod postgres_sql;
 mod postgres_suite;
 mod report;
+mod scale_suite;
 mod sqlite_suite;
 mod workflow_suite;
 
@@ -60,11 +61,12 @@ fn main() -> Result<()> {
         Some("mysql") => mysql_suite::run(quick, vs_postgres),
         Some("cron") => cron_suite::run(quick),
         Some("dashboard") => dashboard_suite::run(quick),
+        Some("scale") => scale_suite::run(quick),
         Some(other) => {
-            bail!("unknown suite {other:?}; suites: core, sqlite, postgres, mysql, workflow, amqp, cron, dashboard")
+            bail!("unknown suite {other:?}; suites: core, sqlite, postgres, mysql, workflow, amqp, cron, dashboard, scale")
         }
         None => {
-            bail!("usage: bench SUITE [--quick]; suites: core, sqlite, postgres, mysql, workflow, amqp, cron, dashboard")
+            bail!("usage: bench SUITE [--quick]; suites: core, sqlite, postgres, mysql, workflow, amqp, cron, dashboard, scale")
         }
     }
 }
