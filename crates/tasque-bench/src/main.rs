@@ -10,6 +10,7 @@ mod burn;
 mod core_suite;
 mod cron_suite;
 mod dashboard_suite;
+mod flow_suite;
 mod mysql_suite;
 mod postgres_sql;
 mod postgres_suite;
@@ -61,12 +62,13 @@ fn main() -> Result<()> {
         Some("mysql") => mysql_suite::run(quick, vs_postgres),
         Some("cron") => cron_suite::run(quick),
         Some("dashboard") => dashboard_suite::run(quick),
+        Some("flow") => flow_suite::run(quick),
         Some("scale") => scale_suite::run(quick),
         Some(other) => {
-            bail!("unknown suite {other:?}; suites: core, sqlite, postgres, mysql, workflow, amqp, cron, dashboard, scale")
+            bail!("unknown suite {other:?}; suites: core, sqlite, postgres, mysql, workflow, amqp, cron, dashboard, flow, scale")
         }
         None => {
-            bail!("usage: bench SUITE [--quick]; suites: core, sqlite, postgres, mysql, workflow, amqp, cron, dashboard, scale")
+            bail!("usage: bench SUITE [--quick]; suites: core, sqlite, postgres, mysql, workflow, amqp, cron, dashboard, flow, scale")
         }
     }
 }

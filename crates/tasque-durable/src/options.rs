@@ -114,6 +114,9 @@ pub struct SpawnOptions {
     /// Spawning again with a key already used in the same queue returns the existing job
     /// instead of creating one (whatever its state, until the cleaner deletes it).
     pub idempotency_key: Option<String>,
+    /// At most one job per unique key (and period) among chosen states: a conflicting spawn
+    /// returns the existing job with `created: false`. See [`unique`](crate::unique).
+    pub unique: Option<crate::unique::Uniqueness>,
 }
 
 impl SpawnOptions {
@@ -176,6 +179,12 @@ impl SpawnOptions {
         self
     }
 
+    /// Sets the unique constraint.
+    pub fn with_unique(mut self, unique: crate::unique::Uniqueness) -> Self {
+        self.unique = Some(unique);
+        self
+    }
+
     /// The options with every unset field taken from `base`.
     pub fn or(self, base: &SpawnOptions) -> SpawnOptions {
         SpawnOptions {
@@ -189,6 +198,7 @@ impl SpawnOptions {
             idempotency_key: self
                 .idempotency_key
                 .or_else(|| base.idempotency_key.clone()),
+            unique: self.unique.or_else(|| base.unique.clone()),
         }
     }
 }

@@ -178,6 +178,9 @@ pub fn validate_options(options: &SpawnOptions) -> Result<()> {
     if let Some(key) = &options.idempotency_key {
         validate_idempotency_key(key)?;
     }
+    if let Some(unique) = &options.unique {
+        unique.validate()?;
+    }
     Ok(())
 }
 
