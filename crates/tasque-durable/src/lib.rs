@@ -116,6 +116,6 @@ pub use model::{
 pub use options::{CancellationPolicy, RetryStrategy, RunAt, SpawnOptions, DEFAULT_MAX_ATTEMPTS};
 pub use store::{
     CancelOutcome, ClaimParams, CompleteParams, FailOutcome, LeaseStatus, MigrationReport,
-    PollOrder, RescueReport, RunWrite, Store,
+    PollOrder, RescueReport, RunWrite, Store, WakeReport,
 };
 pub use validate::Limits;

@@ -133,6 +133,16 @@ pub struct RescueReport {
     pub cancelled: u64,
 }
 
+/// What one pass of [`Store::wake_due`] did.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct WakeReport {
+    /// Sleepers whose time came and waiters whose timeout passed, now claimable.
+    pub woken: u64,
+    /// How long until the next sleeper or timed waiter is due, by the database clock (`None`
+    /// when none sleeps or waits with a timeout).
+    pub next_in: Option<Duration>,
+}
+
 /// What [`Store::migrate`] did.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct MigrationReport {
@@ -217,6 +227,11 @@ pub trait Store: Send + Sync + 'static {
     /// (claimable again after the retry delay, or failed for good), at most `limit` of them;
     /// then jobs past their cancellation policy are cancelled.
     async fn rescue_expired(&self, limit: u32) -> Result<RescueReport>;
+
+    /// The sleeper wake-up (run by the leader's maintenance service, not by claims): makes
+    /// sleepers whose time came and waiters whose timeout passed claimable, announcing their
+    /// queues, and says how long until the next one is due.
+    async fn wake_due(&self) -> Result<WakeReport>;
 
     /// Cancels a job. Pending: it never runs. Running: it is cancelled at once, its worker is
     /// told at its next lease extension and any outcome it reports is rejected. Finished:

@@ -116,9 +116,6 @@ struct Inner {
     server: ServerVersion,
     /// Queues known to exist (created by this store or seen), so spawns skip creating them.
     known_queues: Mutex<HashSet<String>>,
-    /// When this store last made due sleepers and waiters claimable (claims do it at most
-    /// every [`ops::workflow::WAKE_EVERY`]).
-    last_wake: Mutex<Option<std::time::Instant>>,
     /// In-process announcements of ready jobs (see [`MySqlStore::announce`]).
     wakeups: tokio::sync::broadcast::Sender<String>,
 }
@@ -156,7 +153,6 @@ impl MySqlStore {
                 limits: config.limits,
                 server,
                 known_queues: Mutex::default(),
-                last_wake: Mutex::default(),
                 wakeups: tokio::sync::broadcast::channel(WAKEUP_BACKLOG).0,
             }),
         })

@@ -341,6 +341,9 @@ statements! {
     /// `wake_event` with no payload; `run_at` takes `wake_at` before it is cleared).
     wake_due = concat!("UPDATE @jobs@ SET state = 'pending', run_at = wake_at, wake_at = NULL \
         WHERE state IN ('sleeping', 'waiting') AND wake_at <= ", now!());
+    /// Microseconds until the next sleeper or timed waiter is due (no row: none).
+    next_wake = concat!("SELECT TIMESTAMPDIFF(MICROSECOND, ", now!(), ", wake_at) FROM @jobs@ \
+        WHERE wake_at IS NOT NULL AND state IN ('sleeping', 'waiting') ORDER BY wake_at LIMIT 1");
 
     /// Sets a queue's concurrency limit, creating it if needed. Binds 1 name, 2 limit, 3 limit.
     set_queue_limit = concat!("INSERT INTO @queues@ (name, concurrency_limit, created_at) \

@@ -37,6 +37,9 @@ pub struct PostgresConfig {
     pub acquire_timeout: Duration,
     /// The `application_name` the store's connections report (visible in `pg_stat_activity`).
     pub application_name: String,
+    /// Test mode: the store's connections read "now" from the namespace's virtual clock
+    /// (see [`crate::clock`]).
+    pub virtual_clock: bool,
 }
 
 impl PostgresConfig {
@@ -50,6 +53,7 @@ impl PostgresConfig {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(30),
             application_name: "tasque".to_string(),
+            virtual_clock: false,
         }
     }
 
@@ -89,6 +93,13 @@ impl PostgresConfig {
         self
     }
 
+    /// Test mode: the store's statements take "now" from the namespace's virtual clock instead
+    /// of the database clock (see [`crate::clock`]). Never for production.
+    pub fn with_virtual_clock(mut self) -> Self {
+        self.virtual_clock = true;
+        self
+    }
+
     /// The schema name of the configured namespace (unquoted), validating both parts.
     pub fn schema_name(&self) -> Result<String> {
         validate_name("namespace", &self.namespace)?;
@@ -98,9 +109,14 @@ impl PostgresConfig {
 
     /// Validates the configuration and opens the pool (connections are made on demand).
     pub(crate) async fn open_pool(&self) -> Result<PgPool> {
-        let options = PgConnectOptions::from_str(&self.url)
+        let mut options = PgConnectOptions::from_str(&self.url)
             .map_err(sql_err)?
             .application_name(&self.application_name);
+        if self.virtual_clock {
+            // The schema's now() and clock_timestamp() shadow pg_catalog's (migration v10).
+            let path = format!("{},pg_catalog", self.schema_name()?);
+            options = options.options([("search_path", path)]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(self.acquire_timeout)

@@ -214,9 +214,14 @@ statements! {
         n AS (SELECT pg_notify('@channel@', q) FROM (SELECT DISTINCT queue AS q FROM w) AS d) \
         SELECT (SELECT count(*) FROM w), (SELECT count(*) FROM n)";
     /// Makes due sleepers and timed-out waiters claimable (a timed-out waiter keeps its
-    /// `wake_event` with no payload).
-    wake_due = "UPDATE @schema@.jobs SET state = 'pending', run_at = wake_at, wake_at = NULL \
-        WHERE state IN ('sleeping', 'waiting') AND wake_at <= now()";
+    /// `wake_event` with no payload) and announces their queues; returns how many.
+    wake_due = "WITH w AS (UPDATE @schema@.jobs SET state = 'pending', run_at = wake_at, \
+        wake_at = NULL WHERE state IN ('sleeping', 'waiting') AND wake_at <= now() RETURNING queue), \
+        n AS (SELECT pg_notify('@channel@', q) FROM (SELECT DISTINCT queue AS q FROM w) AS d) \
+        SELECT (SELECT count(*) FROM w), (SELECT count(*) FROM n)";
+    /// Milliseconds until the next sleeper or timed waiter is due (NULL: none).
+    next_wake = "SELECT (extract(epoch FROM (min(wake_at) - now())) * 1000)::bigint \
+        FROM @schema@.jobs WHERE state IN ('sleeping', 'waiting')";
 
     /// Sets a queue's limit (creating it) and announces it. Binds 1 name, 2 limit.
     set_queue_limit = "WITH q AS (INSERT INTO @schema@.queues (name, concurrency_limit) \

@@ -110,6 +110,14 @@ impl SqliteConfig {
         self
     }
 
+    /// Test mode: statements take "now" from the database's virtual clock (see
+    /// [`crate::clock`]). Switches the whole process (SQLite statements are shared constants):
+    /// never for production.
+    pub fn with_virtual_clock(self) -> Self {
+        crate::clock::use_virtual_clock();
+        self
+    }
+
     /// Uses `synchronous = FULL`: durable across power loss, slower.
     pub fn with_full_sync(mut self) -> Self {
         self.full_sync = true;

@@ -53,6 +53,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod clock;
 mod config;
 mod migrate;
 mod ops;
@@ -87,8 +88,6 @@ pub struct SqliteStore {
     /// Local wake-ups: spawns, emits and queue-setting changes made through this store (or
     /// its clones) wake this process's idle workers at once; other processes poll.
     wakeups: tokio::sync::broadcast::Sender<String>,
-    /// When claims last looked for due sleepers and waiters.
-    last_wake: Arc<Mutex<Option<std::time::Instant>>>,
     /// The next claim token (see `queries::claim_with_token`); seeded from the clock, so tokens
     /// of a restarted worker never meet those its previous life left on running jobs.
     claim_tokens: Arc<std::sync::atomic::AtomicI64>,
@@ -117,7 +116,6 @@ impl SqliteStore {
             limits: config.limits,
             known_queues: Arc::default(),
             wakeups: tokio::sync::broadcast::channel(WAKEUP_BUFFER).0,
-            last_wake: Arc::default(),
             claim_tokens: Arc::new(std::sync::atomic::AtomicI64::new(token_seed())),
         })
     }
@@ -132,7 +130,6 @@ impl SqliteStore {
             limits: self.limits,
             known_queues: Arc::default(),
             wakeups: tokio::sync::broadcast::channel(WAKEUP_BUFFER).0,
-            last_wake: Arc::default(),
             claim_tokens: self.claim_tokens.clone(),
         })
     }
@@ -185,7 +182,7 @@ impl EngineBase for SqliteStore {
     }
 
     async fn clock_now(&self) -> Result<chrono::DateTime<chrono::Utc>> {
-        let ms: i64 = sqlx::query_scalar(queries::SELECT_NOW)
+        let ms: i64 = sqlx::query_scalar(crate::clock::clocked(queries::SELECT_NOW))
             .fetch_one(&self.readers)
             .await
             .map_err(sql_err)?;

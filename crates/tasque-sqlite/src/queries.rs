@@ -8,7 +8,9 @@
 use sqlx::{QueryBuilder, Sqlite};
 use tasque_durable::{JobFilter, JobState, PollOrder};
 
-/// The database clock in milliseconds. Constant within one statement.
+/// The database clock in milliseconds. Constant within one statement. The one spelling of the
+/// clock in the engine's SQL: `crate::clock` replaces it in test mode (keep it equal to
+/// [`DATABASE_CLOCK`](crate::clock::DATABASE_CLOCK)).
 macro_rules! now {
     () => {
         "CAST(unixepoch('subsec') * 1000 AS INTEGER)"
@@ -405,12 +407,16 @@ pub fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &JobFilter) {
                 qb.push(" OR ");
             }
             match state {
-                JobState::Available => {
-                    qb.push(concat!("(state = 'pending' AND run_at <= ", now!(), ")"))
-                }
-                JobState::Scheduled => {
-                    qb.push(concat!("(state = 'pending' AND run_at > ", now!(), ")"))
-                }
+                JobState::Available => qb.push(crate::clock::clocked(concat!(
+                    "(state = 'pending' AND run_at <= ",
+                    now!(),
+                    ")"
+                ))),
+                JobState::Scheduled => qb.push(crate::clock::clocked(concat!(
+                    "(state = 'pending' AND run_at > ",
+                    now!(),
+                    ")"
+                ))),
                 other => qb.push("state = ").push_bind(other.as_str()),
             };
         }
@@ -448,11 +454,11 @@ pub fn scan(
     offset: u64,
     limit: u32,
 ) -> QueryBuilder<'static, Sqlite> {
-    let mut qb = QueryBuilder::new(concat!(
+    let mut qb = QueryBuilder::new(crate::clock::clocked(concat!(
         "SELECT ",
         job_columns!(),
         " FROM tasque_jobs WHERE ns = "
-    ));
+    )));
     qb.push_bind(ns.to_string());
     push_filter(&mut qb, filter);
     if let Some(after) = after {

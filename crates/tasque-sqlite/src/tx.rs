@@ -60,7 +60,7 @@ impl SqliteStore {
         queues.sort_unstable();
         queues.dedup();
         for queue in queues {
-            sqlx::query(queries::ENSURE_QUEUE)
+            sqlx::query(crate::clock::clocked(queries::ENSURE_QUEUE))
                 .bind(&*self.ns)
                 .bind(queue)
                 .execute(&mut **tx)

@@ -230,6 +230,9 @@ impl Store for MeteredStore {
         }
         Ok(report)
     }
+    async fn wake_due(&self) -> Result<tasque_durable::WakeReport> {
+        self.inner.wake_due().await
+    }
     async fn cancel(&self, job: JobId) -> Result<CancelOutcome> {
         self.inner.cancel(job).await
     }

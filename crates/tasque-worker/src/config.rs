@@ -20,6 +20,8 @@ pub const DEFAULT_DEFER_UNKNOWN: Duration = Duration::from_secs(60);
 pub const DEFAULT_LEADER_LEASE: Duration = Duration::from_secs(5);
 /// Default pause between the leader's scheduler passes.
 pub const DEFAULT_SCHEDULER_INTERVAL: Duration = Duration::from_millis(200);
+/// Default longest pause between the leader's sleeper wake-up passes.
+pub const DEFAULT_WAKE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Everything a running worker needs to know, validated.
 #[derive(Clone, Debug)]
@@ -39,6 +41,7 @@ pub(crate) struct Settings {
     pub(crate) clean_after: Option<Duration>,
     pub(crate) leader_lease: Duration,
     pub(crate) scheduler_interval: Duration,
+    pub(crate) wake_interval: Duration,
     pub(crate) schedules: Arc<Vec<Schedule>>,
 }
 
@@ -58,6 +61,7 @@ pub(crate) struct Settings {
 /// | cleaner | off (see [`clean_after`](WorkerBuilder::clean_after)) |
 /// | leader lease | 5 s; every worker tries to take or renew it every fifth of that |
 /// | scheduler interval | 200 ms (how often the leader looks for due ticks) |
+/// | wake interval | 200 ms (the leader wakes sleepers when due, and looks at least this often) |
 /// | schedules | none (see [`schedule`](WorkerBuilder::schedule)) |
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct WorkerBuilder {
@@ -78,6 +82,7 @@ pub struct WorkerBuilder {
     clean_after: Option<Duration>,
     leader_lease: Duration,
     scheduler_interval: Duration,
+    wake_interval: Duration,
     schedules: Vec<Schedule>,
 }
 
@@ -101,6 +106,7 @@ impl WorkerBuilder {
             clean_after: None,
             leader_lease: DEFAULT_LEADER_LEASE,
             scheduler_interval: DEFAULT_SCHEDULER_INTERVAL,
+            wake_interval: DEFAULT_WAKE_INTERVAL,
             schedules: Vec::new(),
         }
     }
@@ -207,6 +213,13 @@ impl WorkerBuilder {
         self
     }
 
+    /// The longest pause between the leader's sleeper wake-up passes (positive): it wakes each
+    /// sleeper when due, and sees one that started sleeping in another process within this.
+    pub fn wake_interval(mut self, interval: Duration) -> Self {
+        self.wake_interval = interval;
+        self
+    }
+
     /// The id recorded on claimed jobs; default `worker-<pid>-<random>`.
     pub fn worker_id(mut self, id: impl Into<String>) -> Self {
         self.worker_id = Some(id.into());
@@ -257,6 +270,7 @@ impl WorkerBuilder {
         };
         tasque_durable::validate::validate_name("worker", &worker_id)?;
         positive("scheduler_interval", self.scheduler_interval)?;
+        positive("wake_interval", self.wake_interval)?;
         if self.leader_lease < Duration::from_millis(50) {
             return Err(Error::invalid("leader_lease", "must be at least 50 ms"));
         }
@@ -283,6 +297,7 @@ impl WorkerBuilder {
             clean_after: self.clean_after,
             leader_lease: self.leader_lease,
             scheduler_interval: self.scheduler_interval,
+            wake_interval: self.wake_interval,
             schedules: Arc::new(self.schedules.clone()),
         })
     }

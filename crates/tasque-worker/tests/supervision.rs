@@ -102,6 +102,10 @@ impl Store for FaultyStore {
         self.inner.rescue_expired(limit).await
     }
 
+    async fn wake_due(&self) -> Result<tasque_durable::WakeReport> {
+        self.inner.wake_due().await
+    }
+
     async fn cancel(&self, job: JobId) -> Result<CancelOutcome> {
         self.inner.cancel(job).await
     }

@@ -66,6 +66,10 @@ pub use tasque_durable::client::{
 #[cfg(feature = "durable")]
 pub use tasque_worker::{Handlers, JobContext, Worker};
 
+/// Test helpers: test modes, enqueue assertions, a test worker and one virtual clock.
+#[cfg(feature = "testing")]
+pub mod testing;
+
 /// The SQLite engine (embedded default).
 #[cfg(feature = "sqlite")]
 pub use tasque_sqlite as sqlite;

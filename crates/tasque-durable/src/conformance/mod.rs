@@ -286,6 +286,7 @@ macro_rules! conformance_tests {
             checkpoint_is_stored_and_extends_the_lease,
             stale_run_cannot_write_a_checkpoint,
             sleep_frees_the_run_and_wakes_at_its_time,
+            the_wake_up_wakes_due_sleepers_and_tells_the_next,
             event_emitted_before_the_wait_returns_at_once,
             event_emitted_after_the_wait_wakes_the_job,
             event_wait_times_out,
@@ -316,6 +317,7 @@ macro_rules! conformance_tests {
             unique_states_decide_which_jobs_hold_the_slot,
             concurrent_unique_enqueuers_create_one_job,
             client_unique_by_args_reports_duplicates,
+            one_seat_leads_and_hands_over_when_it_resigns_or_goes,
         );
     };
     (@every $factory:path; $($case:ident),+ $(,)?) => {

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use super::{claim_one, eventually, Backend};
 use crate::schedule::{
-    fire_due, Fire, FireOutcome, MissedTicks, Overlap, Schedule, ScheduleEngine, HEADER_ID,
-    HEADER_TICK,
+    fire_due, seat, Election, Fire, FireOutcome, MissedTicks, Overlap, Schedule, ScheduleEngine,
+    HEADER_ID, HEADER_TICK,
 };
 use crate::{CompleteParams, JobFilter, Store};
 
@@ -326,4 +326,46 @@ pub async fn the_leader_lease_has_one_holder_at_a_time(b: &dyn Backend) {
             .then_some(())
     })
     .await;
+}
+
+/// The election of a leader (a server lock on PostgreSQL and MySQL, the lease row on SQLite):
+/// one seat leads at a time and is named by the lease row; a resignation, or a seat dropped
+/// without one, hands leadership over.
+pub async fn one_seat_leads_and_hands_over_when_it_resigns_or_goes(b: &dyn Backend) {
+    let store = b.open("cron").await;
+    let e = engine(&store);
+    let ttl = Duration::from_millis(500);
+    let mut a = seat(e, "elect", "a", ttl);
+    let mut b2 = seat(e, "elect", "b", ttl);
+    assert!(a.lead().await.expect("a takes"));
+    assert!(!b2.lead().await.expect("b loses"));
+    assert!(a.lead().await.expect("a confirms"));
+    assert_eq!(
+        e.lease_holder("elect").await.expect("holder").as_deref(),
+        Some("a")
+    );
+    a.resign().await.expect("a resigns");
+    lead_eventually(&mut *b2, "b takes over after the resignation").await;
+    assert_eq!(
+        e.lease_holder("elect").await.expect("holder").as_deref(),
+        Some("b")
+    );
+    assert!(!a.lead().await.expect("a loses now"));
+    // A leader that goes without resigning (its session ends; SQLite: its lease expires).
+    drop(b2);
+    lead_eventually(&mut *a, "a takes over from the leader that went").await;
+    assert_eq!(
+        e.lease_holder("elect").await.expect("holder").as_deref(),
+        Some("a")
+    );
+    a.resign().await.expect("a resigns");
+}
+
+/// Tries to lead every few milliseconds until the seat leads, failing after the deadline.
+async fn lead_eventually(seat: &mut (dyn Election + '_), what: &str) {
+    let deadline = tokio::time::Instant::now() + super::DEADLINE;
+    while !seat.lead().await.expect("a try to lead") {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -110,6 +110,7 @@ pub async fn sleep_frees_the_run_and_wakes_at_its_time(b: &dyn Backend) {
     let sleeping = JobFilter::all().states([JobState::Sleeping]);
     assert_eq!(store.count(sleeping).await.unwrap(), 1);
     let woken = eventually("the sleeper wakes", || async {
+        store.wake_due().await.unwrap();
         store.claim(claim_of("default", 1)).await.unwrap().pop()
     })
     .await;
@@ -119,6 +120,48 @@ pub async fn sleep_frees_the_run_and_wakes_at_its_time(b: &dyn Backend) {
     assert_eq!(woken.wake(), None);
     let woke_at = store.now().await.unwrap();
     assert!(woke_at >= info.run_at, "woke before its time");
+}
+
+/// Claims do not wake sleepers: the leader's wake-up does, waking only the due ones and
+/// telling how long until the next.
+pub async fn the_wake_up_wakes_due_sleepers_and_tells_the_next(b: &dyn Backend) {
+    let store = b.open("main").await;
+    assert_eq!(
+        store.wake_due().await.unwrap(),
+        crate::WakeReport::default()
+    );
+    let soon = store.spawn(job("default", "work", 1)).await.unwrap();
+    let late = store.spawn(job("default", "work", 2)).await.unwrap();
+    let claims = store.claim(claim_of("default", 2)).await.unwrap();
+    assert_eq!(claims.len(), 2);
+    for claim in &claims {
+        let until = if claim.job_id == soon.job_id {
+            RunAt::After(SHORT)
+        } else {
+            RunAt::After(LONG)
+        };
+        let params = SleepParams {
+            run: claim.run_id,
+            until,
+        };
+        store.sleep_until(params).await.unwrap();
+    }
+    let due_at = store.get_job(soon.job_id).await.unwrap().run_at;
+    eventually("the first sleeper is due", || async {
+        (store.now().await.unwrap() > due_at).then_some(())
+    })
+    .await;
+    // Due, but a claim alone leaves it asleep.
+    assert_nothing_claimable(&*store, "default").await;
+    let report = store.wake_due().await.unwrap();
+    assert_eq!(report.woken, 1);
+    let next = report.next_in.expect("the other one still sleeps");
+    assert!(next > LONG - Duration::from_secs(600), "{next:?}");
+    let woken = claim_one(&*store, "default").await;
+    assert_eq!(woken.job_id, soon.job_id);
+    let info = store.get_job(late.job_id).await.unwrap();
+    assert_eq!(info.state, JobState::Sleeping);
+    assert_eq!(store.wake_due().await.unwrap().woken, 0);
 }
 
 /// An event emitted before the wait satisfies it at once; the run keeps running.
@@ -177,6 +220,7 @@ pub async fn event_wait_times_out(b: &dyn Backend) {
         .await;
     assert_eq!(got.unwrap(), AwaitOutcome::Suspended);
     let woken = eventually("the wait times out", || async {
+        store.wake_due().await.unwrap();
         store.claim(claim_of("default", 1)).await.unwrap().pop()
     })
     .await;

@@ -43,7 +43,7 @@ use crate::store::{ClaimParams, FailOutcome, LeaseStatus, MigrationReport, RunWr
 use crate::validate::Limits;
 
 pub use params::*;
-pub use policy::check_schema_version;
+pub use policy::{check_schema_version, due_in_ms};
 
 /// The engine's identity, clock and schema.
 #[async_trait]
@@ -219,6 +219,10 @@ pub trait EngineWorkflow {
 
     /// Stores an event and wakes its waiters; returns how many were woken.
     async fn event_emit(&self, params: EventEmit) -> Result<u64>;
+
+    /// Makes due sleepers and timed-out waiters claimable (announcing their queues) and
+    /// measures the time to the next one, by the database clock.
+    async fn job_wake_due(&self) -> Result<crate::WakeReport>;
 }
 
 /// A whole engine: every part of the interface. Implemented for any type that implements the

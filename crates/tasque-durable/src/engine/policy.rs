@@ -39,6 +39,12 @@ pub fn check_schema_version(found: i64, supported: i64) -> Result<()> {
     Ok(())
 }
 
+/// The time until a wake-up due in `ms` milliseconds by the database clock (one already due
+/// is due now), for [`WakeReport::next_in`](crate::WakeReport::next_in).
+pub fn due_in_ms(ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
 /// A guarded single-run write's rejection as an error.
 fn rejection(run: RunId, write: RunWrite) -> Error {
     match write {
@@ -399,6 +405,10 @@ impl<E: Engine> Store for E {
             extend_lease: params.extend_lease,
         })
         .await
+    }
+
+    async fn wake_due(&self) -> Result<crate::WakeReport> {
+        self.job_wake_due().await
     }
 
     async fn sleep_until(&self, params: SleepParams) -> Result<()> {

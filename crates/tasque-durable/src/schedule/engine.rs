@@ -5,6 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::election::Election;
 use super::spec::Schedule;
 use crate::error::Result;
 use crate::model::{JobId, Spawn, SpawnResult};
@@ -98,6 +99,19 @@ pub trait ScheduleEngine: Send + Sync {
     /// Gives the lease up if `holder` has it, so another process can take it at once.
     async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
 
-    /// Who holds the lease `name` now (`None` when nobody does or it expired).
+    /// Who holds the lease `name` now (`None` when nobody does or it expired). For the
+    /// election `name`, the leader (every [`Election`] records its leader in the lease row).
     async fn lease_holder(&self, name: &str) -> Result<Option<String>>;
+
+    /// A seat for `holder` in the election of the leader `name` held by a lock of the
+    /// database server (PostgreSQL, MySQL); `None`, the default, to elect by lease row
+    /// ([`LeaseElection`]). Callers use [`seat`](super::seat), which picks.
+    fn server_election(
+        &self,
+        _name: &str,
+        _holder: &str,
+        _ttl: Duration,
+    ) -> Option<Box<dyn Election>> {
+        None
+    }
 }

@@ -23,6 +23,7 @@
 //!   still spawns.
 
 mod compiled;
+mod election;
 mod engine;
 mod pass;
 mod plan;
@@ -31,6 +32,7 @@ mod spec;
 pub use compiled::{
     compile_all, tick_key, CompiledSchedule, ScheduleError, HEADER_ID, HEADER_TICK,
 };
+pub use election::{seat, Election, LeaseElection};
 pub use engine::{Fire, FireOutcome, ScheduleEngine, ScheduleRecord};
 pub use pass::{fire_due, PassReport, FIRE_BATCH, FIRE_CONCURRENCY};
 pub use plan::{plan, Step, SKIP_GRACE};

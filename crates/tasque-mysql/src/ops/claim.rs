@@ -187,7 +187,6 @@ impl MySqlStore {
 #[async_trait]
 impl EngineClaim for MySqlStore {
     async fn job_claim(&self, params: &ClaimParams) -> Result<engine::Claimed> {
-        self.wake_due().await?;
         let mut queues: Vec<&str> = params.queues.iter().map(String::as_str).collect();
         queues.sort_unstable();
         queues.dedup();

@@ -136,6 +136,15 @@ impl ScheduleEngine for MySqlStore {
         Ok(())
     }
 
+    fn server_election(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Option<Box<dyn tasque_durable::schedule::Election>> {
+        Some(Box::new(self.mysql_election(name, holder, ttl)))
+    }
+
     async fn lease_holder(&self, name: &str) -> Result<Option<String>> {
         let holder: Option<Text> = sqlx::query_scalar(&self.inner.sql.render(q::LEASE_HOLDER))
             .bind(name)

@@ -6,23 +6,17 @@
 //! and its suspension, so an event emitted before the wait still satisfies it and one emitted
 //! after wakes it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tasque_durable::engine::{CheckpointSet, EngineWorkflow, EventEmit};
+use tasque_durable::engine::{due_in_ms, CheckpointSet, EngineWorkflow, EventEmit};
 use tasque_durable::{
-    AwaitEvent, AwaitOutcome, Checkpoint, JobId, Result, RunId, RunWrite, SleepParams,
+    AwaitEvent, AwaitOutcome, Checkpoint, JobId, Result, RunId, RunWrite, SleepParams, WakeReport,
 };
 
 use super::{bind_ids, judge_all, refuse, rejection_error, retry_conflicts, run_at_binds, us};
 use crate::{rows, sql_err, MySqlStore};
-
-/// How often a store's claims make due sleepers and timed-out waiters claimable, at most: a
-/// claim does it first unless the store did it more recently, which bounds how late a
-/// suspended job wakes (plus the poll interval) without an extra statement in every claim of
-/// a busy worker.
-pub const WAKE_EVERY: Duration = Duration::from_millis(50);
 
 impl MySqlStore {
     /// Locks a run's job and checks that the run still owns it.
@@ -33,34 +27,34 @@ impl MySqlStore {
             other => Err(rejection_error(run, other)),
         }
     }
+}
 
-    /// Makes due sleepers and timed-out waiters claimable, unless this store did so less than
-    /// [`WAKE_EVERY`] ago.
-    pub(crate) async fn wake_due(&self) -> Result<()> {
-        {
-            let mut last = self
-                .inner
-                .last_wake
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|at| at.elapsed() < WAKE_EVERY) {
-                return Ok(());
-            }
-            *last = Some(Instant::now());
-        }
-        retry_conflicts(|| async {
+#[async_trait]
+impl EngineWorkflow for MySqlStore {
+    async fn job_wake_due(&self) -> Result<WakeReport> {
+        let woken = retry_conflicts(|| async {
             sqlx::query(&self.inner.sql.wake_due)
                 .execute(&self.inner.pool)
                 .await
                 .map_err(sql_err)
         })
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        if woken > 0 {
+            // Which queues is not known without another read: "any queue".
+            self.announce([""]);
+        }
+        let next: Option<i64> = sqlx::query_scalar(&self.inner.sql.next_wake)
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(sql_err)?
+            .flatten();
+        Ok(WakeReport {
+            woken,
+            next_in: next.map(|us| due_in_ms(us / 1000)),
+        })
     }
-}
 
-#[async_trait]
-impl EngineWorkflow for MySqlStore {
     async fn checkpoint_list(&self, job: JobId) -> Result<Vec<Checkpoint>> {
         let found = sqlx::query(&self.inner.sql.get_checkpoints)
             .bind(job.0)

@@ -49,5 +49,30 @@ pub const LEASE_HOLDER: &str = concat!(
     "SELECT holder FROM `@stem@_leases` WHERE name = ? AND expires_at > ",
     now!()
 );
+/// Records the elected leader in its lease row, whoever held it (the caller holds the
+/// election's lock). Binds name, holder, ttl µs.
+pub const RECORD_LEADER: &str = concat!(
+    "INSERT INTO `@stem@_leases` (name, holder, expires_at) VALUES (?, ?, ",
+    now!(),
+    " + INTERVAL ? MICROSECOND) ON DUPLICATE KEY UPDATE holder = VALUES(holder), \
+     expires_at = VALUES(expires_at)"
+);
+/// The server-wide name of an election's lock, from `stem:name` (lock names are global to
+/// the server, so the database's name is part of it; hashed to fit 64 characters).
+macro_rules! leader_lock {
+    () => {
+        "CONCAT('tasque-leader:', SHA1(CONCAT(DATABASE(), '.', ?)))"
+    };
+}
+/// Tries to take an election's lock without waiting: 1 when taken. Binds `stem:name`.
+pub const TRY_LEADER_LOCK: &str = concat!("SELECT GET_LOCK(", leader_lock!(), ", 0)");
+/// Whether this session holds an election's lock: 1 when it does. Binds `stem:name`.
+pub const HOLDS_LEADER_LOCK: &str = concat!(
+    "SELECT IS_USED_LOCK(",
+    leader_lock!(),
+    ") = CONNECTION_ID()"
+);
+/// Releases an election's lock. Binds `stem:name`.
+pub const UNLOCK_LEADER: &str = concat!("SELECT RELEASE_LOCK(", leader_lock!(), ")");
 /// Gives a lease up. Binds name, holder.
 pub const RELEASE_LEASE: &str = "DELETE FROM `@stem@_leases` WHERE name = ? AND holder = ?";

@@ -13,7 +13,6 @@ use crate::{rows, sql_err, PostgresStore};
 #[async_trait]
 impl EngineClaim for PostgresStore {
     async fn job_claim(&self, params: &ClaimParams) -> Result<engine::Claimed> {
-        self.wake_due().await?;
         let sql = self.inner.sql.claim.get(params.queues.len(), params.order);
         let query = sqlx::query(sql);
         let query = if params.queues.len() == 1 {

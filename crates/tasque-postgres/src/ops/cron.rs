@@ -140,6 +140,15 @@ impl ScheduleEngine for PostgresStore {
         Ok(())
     }
 
+    fn server_election(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Option<Box<dyn tasque_durable::schedule::Election>> {
+        Some(Box::new(self.pg_election(name, holder, ttl)))
+    }
+
     async fn lease_holder(&self, name: &str) -> Result<Option<String>> {
         sqlx::query_scalar(&self.cron_sql(q::LEASE_HOLDER))
             .bind(name)

@@ -4,8 +4,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::Row;
+use tasque_durable::engine::due_in_ms;
 use tasque_durable::engine::{CheckpointSet, EngineWorkflow, EventEmit};
-use tasque_durable::{AwaitEvent, AwaitOutcome, Checkpoint, JobId, Result, SleepParams};
+use tasque_durable::{
+    AwaitEvent, AwaitOutcome, Checkpoint, JobId, Result, SleepParams, WakeReport,
+};
 
 use super::{ms, rejection_error, run_at_binds};
 use crate::{rows, sql_err, PostgresStore};
@@ -14,19 +17,25 @@ impl PostgresStore {
     fn event_key(&self, name: &str) -> String {
         format!("tasque-event:{}:{name}", self.inner.schema)
     }
-
-    /// Makes due sleepers and timed-out waiters claimable.
-    pub(crate) async fn wake_due(&self) -> Result<()> {
-        sqlx::query(&self.inner.sql.wake_due)
-            .execute(&self.inner.pool)
-            .await
-            .map_err(sql_err)?;
-        Ok(())
-    }
 }
 
 #[async_trait]
 impl EngineWorkflow for PostgresStore {
+    async fn job_wake_due(&self) -> Result<WakeReport> {
+        let (woken, _): (i64, i64) = sqlx::query_as(&self.inner.sql.wake_due)
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        let next: Option<i64> = sqlx::query_scalar(&self.inner.sql.next_wake)
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        Ok(WakeReport {
+            woken: u64::try_from(woken).unwrap_or(0),
+            next_in: next.map(due_in_ms),
+        })
+    }
+
     async fn checkpoint_list(&self, job: JobId) -> Result<Vec<Checkpoint>> {
         let found = sqlx::query(&self.inner.sql.get_checkpoints)
             .bind(job.0)

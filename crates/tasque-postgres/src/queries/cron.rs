@@ -30,5 +30,14 @@ pub const ACQUIRE_LEASE: &str = "INSERT INTO @schema@.leases (name, holder, expi
 /// The holder of an unexpired lease. Binds 1 name.
 pub const LEASE_HOLDER: &str =
     "SELECT holder FROM @schema@.leases WHERE name = $1 AND expires_at > now()";
+/// Records the elected leader in its lease row, whoever held it (the caller holds the
+/// election's lock). Binds 1 name, 2 holder, 3 time to live in ms.
+pub const RECORD_LEADER: &str = "INSERT INTO @schema@.leases (name, holder, expires_at) \
+    VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond') \
+    ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at";
+/// Tries to take an election's session-level advisory lock. Binds 1 key text.
+pub const TRY_LEADER_LOCK: &str = "SELECT pg_try_advisory_lock(hashtextextended($1, 0))";
+/// Releases an election's advisory lock. Binds 1 key text.
+pub const UNLOCK_LEADER: &str = "SELECT pg_advisory_unlock(hashtextextended($1, 0))";
 /// Gives a lease up. Binds 1 name, 2 holder.
 pub const RELEASE_LEASE: &str = "DELETE FROM @schema@.leases WHERE name = $1 AND holder = $2";

@@ -21,7 +21,10 @@ impl SqliteStore {
     /// UPDATE took are read back again as plain rows and decoded one by one.
     async fn claim_ungated(&self, params: &ClaimParams) -> Result<Claimed> {
         let token = self.claim_tokens.fetch_add(1, Ordering::Relaxed);
-        let sql = queries::claim_with_token(params.queues.len(), params.order);
+        let sql = crate::clock::clocked_string(queries::claim_with_token(
+            params.queues.len(),
+            params.order,
+        ));
         let mut query = sqlx::query_scalar(&sql)
             .bind(&*self.ns)
             .bind(&params.worker_id)
@@ -49,7 +52,7 @@ impl SqliteStore {
         token: i64,
         failed: Error,
     ) -> Result<Claimed> {
-        let found = sqlx::query(queries::CLAIMED_ROWS_BY_TOKEN)
+        let found = sqlx::query(crate::clock::clocked(queries::CLAIMED_ROWS_BY_TOKEN))
             .bind(&*self.ns)
             .bind(&params.worker_id)
             .bind(token)
@@ -66,10 +69,9 @@ impl SqliteStore {
 
 #[async_trait]
 impl EngineClaim for SqliteStore {
-    /// Due sleepers and waiters first become claimable, then one statement claims from the
-    /// ungated queues, then the gated ones take what room is left.
+    /// One statement claims from the ungated queues, then the gated ones take what room is
+    /// left. Due sleepers and waiters are made claimable by the leader's wake-up service.
     async fn job_claim(&self, params: &ClaimParams) -> Result<engine::Claimed> {
-        self.wake_due().await?;
         let (mut claims, mut undecodable) = self.claim_ungated(params).await?;
         let taken = (claims.len() + undecodable.len()) as u32;
         let room = params.limit.saturating_sub(taken);
@@ -89,7 +91,7 @@ impl EngineClaim for SqliteStore {
 
     async fn job_extend_lease(&self, params: LeaseExtend) -> Result<DateTime<Utc>> {
         let LeaseExtend { run, by } = params;
-        let row = sqlx::query(queries::EXTEND_LEASE)
+        let row = sqlx::query(crate::clock::clocked(queries::EXTEND_LEASE))
             .bind(&*self.ns)
             .bind(run.job.0)
             .bind(run.seq)
@@ -105,7 +107,7 @@ impl EngineClaim for SqliteStore {
 
     async fn job_extend_leases(&self, params: LeasesExtend) -> Result<Vec<LeaseStatus>> {
         let LeasesExtend { runs, by } = params;
-        let rows = sqlx::query(queries::EXTEND_LEASES)
+        let rows = sqlx::query(crate::clock::clocked(queries::EXTEND_LEASES))
             .bind(&*self.ns)
             .bind(runs_json(&runs))
             .bind(ms(by))

@@ -25,7 +25,7 @@ impl ScheduleEngine for SqliteStore {
         for schedule in schedules {
             let definition =
                 serde_json::to_string(schedule).map_err(|e| Error::Corrupt(e.to_string()))?;
-            sqlx::query(queries::UPSERT_SCHEDULE)
+            sqlx::query(crate::clock::clocked(queries::UPSERT_SCHEDULE))
                 .bind(&*self.ns)
                 .bind(&schedule.id)
                 .bind(definition)
@@ -37,7 +37,7 @@ impl ScheduleEngine for SqliteStore {
     }
 
     async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>> {
-        let found = sqlx::query(queries::LIST_SCHEDULES)
+        let found = sqlx::query(crate::clock::clocked(queries::LIST_SCHEDULES))
             .bind(&*self.ns)
             .fetch_all(&self.readers)
             .await
@@ -61,7 +61,7 @@ impl ScheduleEngine for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(sql_err)?;
-        let advanced = sqlx::query(queries::ADVANCE_TICK)
+        let advanced = sqlx::query(crate::clock::clocked(queries::ADVANCE_TICK))
             .bind(&*self.ns)
             .bind(&fire.id)
             .bind(fire.expected.map(|t| t.timestamp_millis()))
@@ -74,12 +74,13 @@ impl ScheduleEngine for SqliteStore {
             return Ok(FireOutcome::Lost);
         }
         if fire.skip_if_running {
-            let running: bool = sqlx::query_scalar(queries::PREVIOUS_UNFINISHED)
-                .bind(&*self.ns)
-                .bind(&fire.id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(sql_err)?;
+            let running: bool =
+                sqlx::query_scalar(crate::clock::clocked(queries::PREVIOUS_UNFINISHED))
+                    .bind(&*self.ns)
+                    .bind(&fire.id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(sql_err)?;
             if running {
                 tx.commit().await.map_err(sql_err)?;
                 return Ok(FireOutcome::SkippedRunning);
@@ -89,7 +90,7 @@ impl ScheduleEngine for SqliteStore {
             tx.commit().await.map_err(sql_err)?;
             return Ok(FireOutcome::Passed);
         };
-        sqlx::query(queries::ENSURE_QUEUE)
+        sqlx::query(crate::clock::clocked(queries::ENSURE_QUEUE))
             .bind(&*self.ns)
             .bind(&queue)
             .execute(&mut *tx)
@@ -99,7 +100,7 @@ impl ScheduleEngine for SqliteStore {
             .await?
             .pop()
             .ok_or_else(|| Error::Corrupt("a one-job insert returned no result".into()))?;
-        sqlx::query(queries::RECORD_FIRE)
+        sqlx::query(crate::clock::clocked(queries::RECORD_FIRE))
             .bind(&*self.ns)
             .bind(&fire.id)
             .bind(spawned.job_id.0)
@@ -113,7 +114,7 @@ impl ScheduleEngine for SqliteStore {
     }
 
     async fn set_schedule_paused(&self, id: &str, paused: bool) -> Result<bool> {
-        let changed = sqlx::query(queries::SET_SCHEDULE_PAUSED)
+        let changed = sqlx::query(crate::clock::clocked(queries::SET_SCHEDULE_PAUSED))
             .bind(&*self.ns)
             .bind(id)
             .bind(i64::from(paused))
@@ -125,7 +126,7 @@ impl ScheduleEngine for SqliteStore {
     }
 
     async fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
-        let changed = sqlx::query(queries::ACQUIRE_LEASE)
+        let changed = sqlx::query(crate::clock::clocked(queries::ACQUIRE_LEASE))
             .bind(&*self.ns)
             .bind(name)
             .bind(holder)
@@ -138,7 +139,7 @@ impl ScheduleEngine for SqliteStore {
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
-        sqlx::query(queries::RELEASE_LEASE)
+        sqlx::query(crate::clock::clocked(queries::RELEASE_LEASE))
             .bind(&*self.ns)
             .bind(name)
             .bind(holder)
@@ -149,7 +150,7 @@ impl ScheduleEngine for SqliteStore {
     }
 
     async fn lease_holder(&self, name: &str) -> Result<Option<String>> {
-        sqlx::query_scalar(queries::LEASE_HOLDER)
+        sqlx::query_scalar(crate::clock::clocked(queries::LEASE_HOLDER))
             .bind(&*self.ns)
             .bind(name)
             .fetch_optional(&self.readers)

@@ -41,7 +41,7 @@ impl SqliteStore {
     /// Claims up to `room` jobs from the gated queues among `params.queues`.
     pub(crate) async fn claim_gated(&self, params: &ClaimParams, room: u32) -> Result<Claimed> {
         let names = serde_json::Value::from(params.queues.clone()).to_string();
-        let gates = sqlx::query(queries::GATED_QUEUES)
+        let gates = sqlx::query(crate::clock::clocked(queries::GATED_QUEUES))
             .bind(&*self.ns)
             .bind(&names)
             .fetch_all(&self.pool)
@@ -56,7 +56,7 @@ impl SqliteStore {
             .await
             .map_err(sql_err)?;
         // Re-read inside the write lock: the settings may have changed meanwhile.
-        let gates = sqlx::query(queries::GATED_QUEUES)
+        let gates = sqlx::query(crate::clock::clocked(queries::GATED_QUEUES))
             .bind(&*self.ns)
             .bind(&names)
             .fetch_all(&mut *tx)
@@ -88,7 +88,7 @@ impl SqliteStore {
         gate: &Gate,
         left: u32,
     ) -> Result<Claimed> {
-        let running: i64 = sqlx::query_scalar(queries::RUNNING_IN_QUEUE)
+        let running: i64 = sqlx::query_scalar(crate::clock::clocked(queries::RUNNING_IN_QUEUE))
             .bind(&*self.ns)
             .bind(&gate.name)
             .fetch_one(&mut **tx)
@@ -99,15 +99,17 @@ impl SqliteStore {
         if n <= 0 {
             return Ok(Claimed::default());
         }
-        let found = sqlx::query(&queries::claim_gated(params.order))
-            .bind(&*self.ns)
-            .bind(&params.worker_id)
-            .bind(ms(params.lease))
-            .bind(n)
-            .bind(&gate.name)
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(sql_err)?;
+        let found = sqlx::query(&crate::clock::clocked_string(queries::claim_gated(
+            params.order,
+        )))
+        .bind(&*self.ns)
+        .bind(&params.worker_id)
+        .bind(ms(params.lease))
+        .bind(n)
+        .bind(&gate.name)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(sql_err)?;
         rows::claims(&found)
     }
 
@@ -120,7 +122,7 @@ impl SqliteStore {
         let Head::Ready(id) = self.head(tx, queue).await? else {
             return Ok(Claimed::default());
         };
-        let found = sqlx::query(&queries::claim_head())
+        let found = sqlx::query(&crate::clock::clocked_string(queries::claim_head()))
             .bind(&*self.ns)
             .bind(&params.worker_id)
             .bind(ms(params.lease))
@@ -133,7 +135,7 @@ impl SqliteStore {
 
     /// The state of a blocking queue's head.
     async fn head(&self, conn: &mut SqliteConnection, queue: &str) -> Result<Head> {
-        let held: Option<i64> = sqlx::query_scalar(queries::HOLDING_JOB)
+        let held: Option<i64> = sqlx::query_scalar(crate::clock::clocked(queries::HOLDING_JOB))
             .bind(&*self.ns)
             .bind(queue)
             .fetch_optional(&mut *conn)
@@ -142,7 +144,7 @@ impl SqliteStore {
         if let Some(id) = held {
             return Ok(Head::Blocked(id));
         }
-        let head = sqlx::query(queries::QUEUE_HEAD)
+        let head = sqlx::query(crate::clock::clocked(queries::QUEUE_HEAD))
             .bind(&*self.ns)
             .bind(queue)
             .fetch_optional(&mut *conn)
@@ -167,7 +169,7 @@ impl EngineGated for SqliteStore {
     async fn queue_set_limit(&self, params: QueueLimit) -> Result<()> {
         let QueueLimit { name, limit } = params;
         let name = name.as_str();
-        sqlx::query(queries::SET_QUEUE_LIMIT)
+        sqlx::query(crate::clock::clocked(queries::SET_QUEUE_LIMIT))
             .bind(&*self.ns)
             .bind(name)
             .bind(limit.map(i64::from))
@@ -180,7 +182,7 @@ impl EngineGated for SqliteStore {
 
     async fn queue_set_blocking(&self, params: QueueBlocking) -> Result<()> {
         let name = params.name.as_str();
-        sqlx::query(queries::SET_QUEUE_BLOCKING)
+        sqlx::query(crate::clock::clocked(queries::SET_QUEUE_BLOCKING))
             .bind(&*self.ns)
             .bind(name)
             .bind(params.blocking)

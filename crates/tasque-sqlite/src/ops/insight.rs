@@ -43,7 +43,7 @@ mod sql {
 #[async_trait]
 impl Insight for SqliteStore {
     async fn oldest_ready(&self) -> Result<Vec<QueueAge>> {
-        let rows = sqlx::query(sql::OLDEST_READY)
+        let rows = sqlx::query(crate::clock::clocked(sql::OLDEST_READY))
             .bind(&*self.ns)
             .fetch_all(&self.readers)
             .await
@@ -59,7 +59,7 @@ impl Insight for SqliteStore {
     }
 
     async fn recent_finished(&self, within_ms: i64, limit: u32) -> Result<Vec<FinishedJob>> {
-        let rows = sqlx::query(sql::RECENT_FINISHED)
+        let rows = sqlx::query(crate::clock::clocked(sql::RECENT_FINISHED))
             .bind(&*self.ns)
             .bind(within_ms)
             .bind(i64::from(limit))
@@ -89,7 +89,7 @@ impl Insight for SqliteStore {
             return Ok(Vec::new());
         }
         let ids: Vec<i64> = jobs.iter().map(|j| j.0).collect();
-        let rows = sqlx::query(sql::START_TIMINGS)
+        let rows = sqlx::query(crate::clock::clocked(sql::START_TIMINGS))
             .bind(&*self.ns)
             .bind(serde_json::Value::from(ids).to_string())
             .fetch_all(&self.readers)
@@ -107,7 +107,7 @@ impl Insight for SqliteStore {
     }
 
     async fn suspension(&self, job: JobId) -> Result<Option<Suspension>> {
-        let row = sqlx::query(sql::SUSPENSION)
+        let row = sqlx::query(crate::clock::clocked(sql::SUSPENSION))
             .bind(&*self.ns)
             .bind(job.0)
             .fetch_optional(&self.readers)

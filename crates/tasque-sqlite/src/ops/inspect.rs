@@ -13,7 +13,7 @@ use crate::{queries, rows, sql_err, SqliteStore};
 #[async_trait]
 impl EngineInspect for SqliteStore {
     async fn job_get(&self, job: JobId) -> Result<JobInfo> {
-        let row = sqlx::query(queries::GET_JOB)
+        let row = sqlx::query(crate::clock::clocked(queries::GET_JOB))
             .bind(&*self.ns)
             .bind(job.0)
             .fetch_optional(&self.readers)
@@ -23,7 +23,7 @@ impl EngineInspect for SqliteStore {
     }
 
     async fn job_get_result(&self, job: JobId) -> Result<JobResult> {
-        let row = sqlx::query(queries::GET_JOB)
+        let row = sqlx::query(crate::clock::clocked(queries::GET_JOB))
             .bind(&*self.ns)
             .bind(job.0)
             .fetch_optional(&self.readers)
@@ -60,7 +60,7 @@ impl EngineInspect for SqliteStore {
     }
 
     async fn job_delete(&self, job: JobId) -> Result<bool> {
-        let done = sqlx::query(queries::DELETE_JOB)
+        let done = sqlx::query(crate::clock::clocked(queries::DELETE_JOB))
             .bind(&*self.ns)
             .bind(job.0)
             .execute(&self.pool)
@@ -87,7 +87,7 @@ impl EngineInspect for SqliteStore {
             older_than,
             batch_size,
         } = params;
-        let done = sqlx::query(queries::CLEAN)
+        let done = sqlx::query(crate::clock::clocked(queries::CLEAN))
             .bind(&*self.ns)
             .bind(ms(older_than))
             .bind(i64::from(batch_size))
@@ -98,7 +98,7 @@ impl EngineInspect for SqliteStore {
     }
 
     async fn queue_ensure(&self, name: &str) -> Result<()> {
-        sqlx::query(queries::ENSURE_QUEUE)
+        sqlx::query(crate::clock::clocked(queries::ENSURE_QUEUE))
             .bind(&*self.ns)
             .bind(name)
             .execute(&self.pool)
@@ -111,7 +111,7 @@ impl EngineInspect for SqliteStore {
     async fn queue_set_paused(&self, params: QueuePause) -> Result<()> {
         let QueuePause { name, paused } = params;
         let name = name.as_str();
-        sqlx::query(queries::SET_QUEUE_PAUSED)
+        sqlx::query(crate::clock::clocked(queries::SET_QUEUE_PAUSED))
             .bind(&*self.ns)
             .bind(name)
             .bind(paused)
@@ -123,7 +123,7 @@ impl EngineInspect for SqliteStore {
     }
 
     async fn queue_list(&self) -> Result<Vec<QueueRow>> {
-        let rows = sqlx::query(queries::LIST_QUEUES)
+        let rows = sqlx::query(crate::clock::clocked(queries::LIST_QUEUES))
             .bind(&*self.ns)
             .fetch_all(&self.readers)
             .await
@@ -145,7 +145,7 @@ impl EngineInspect for SqliteStore {
     }
 
     async fn queue_counts(&self) -> Result<Vec<QueueCount>> {
-        let rows = sqlx::query(queries::QUEUE_COUNTS)
+        let rows = sqlx::query(crate::clock::clocked(queries::QUEUE_COUNTS))
             .bind(&*self.ns)
             .fetch_all(&self.readers)
             .await

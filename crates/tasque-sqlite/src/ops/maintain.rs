@@ -13,7 +13,7 @@ use crate::{queries, sql_err, SqliteStore};
 #[async_trait]
 impl EngineMaintain for SqliteStore {
     async fn job_cancel_by_policy(&self) -> Result<u64> {
-        let done = sqlx::query(queries::CANCEL_BY_POLICY)
+        let done = sqlx::query(crate::clock::clocked(queries::CANCEL_BY_POLICY))
             .bind(&*self.ns)
             .execute(&self.pool)
             .await
@@ -22,7 +22,7 @@ impl EngineMaintain for SqliteStore {
     }
 
     async fn job_expired_runs(&self, params: JobExpired) -> Result<Vec<RunId>> {
-        let expired = sqlx::query(queries::EXPIRED_RUNS)
+        let expired = sqlx::query(crate::clock::clocked(queries::EXPIRED_RUNS))
             .bind(&*self.ns)
             .bind(i64::from(params.limit))
             .fetch_all(&self.pool)
@@ -50,7 +50,7 @@ impl EngineMaintain for SqliteStore {
         if state.is_finished() {
             return Ok(CancelWrite::Finished { state });
         }
-        let done = sqlx::query(queries::CANCEL_JOB)
+        let done = sqlx::query(crate::clock::clocked(queries::CANCEL_JOB))
             .bind(&*self.ns)
             .bind(job.0)
             .execute(&self.pool)
@@ -72,7 +72,7 @@ impl EngineMaintain for SqliteStore {
         } = params;
         let policy = options.cancellation.unwrap_or_default();
         let (run_at, delay_ms) = run_at_binds(options.run_at);
-        let row = sqlx::query(queries::RETRY_JOB)
+        let row = sqlx::query(crate::clock::clocked(queries::RETRY_JOB))
             .bind(&*self.ns)
             .bind(job.0)
             .bind(i64::from(max_attempts))
@@ -98,7 +98,7 @@ impl SqliteStore {
     /// Cancels a failed job that holds its blocking queue (stay-blocked policy); false when it
     /// does not hold one.
     async fn cancel_holding(&self, job: JobId) -> Result<bool> {
-        let done = sqlx::query(queries::CANCEL_HOLDING)
+        let done = sqlx::query(crate::clock::clocked(queries::CANCEL_HOLDING))
             .bind(&*self.ns)
             .bind(job.0)
             .execute(&self.pool)

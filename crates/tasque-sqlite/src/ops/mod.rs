@@ -63,7 +63,7 @@ pub fn rejection_error(run: RunId, write: RunWrite) -> Error {
 impl SqliteStore {
     /// Looks up why a guarded write by `run` was not applied.
     pub(crate) async fn diagnose(&self, run: RunId) -> Result<RunWrite> {
-        let row = sqlx::query(queries::RUN_STATUS)
+        let row = sqlx::query(crate::clock::clocked(queries::RUN_STATUS))
             .bind(&*self.ns)
             .bind(run.job.0)
             .fetch_optional(&self.pool)
@@ -82,7 +82,7 @@ impl SqliteStore {
     /// Looks up, in one query, why guarded writes by `runs` were not applied.
     pub(crate) async fn diagnose_many(&self, runs: &[RunId]) -> Result<Vec<RunWrite>> {
         let ids: Vec<i64> = runs.iter().map(|r| r.job.0).collect();
-        let rows = sqlx::query(queries::RUN_STATUSES)
+        let rows = sqlx::query(crate::clock::clocked(queries::RUN_STATUSES))
             .bind(&*self.ns)
             .bind(serde_json::Value::from(ids).to_string())
             .fetch_all(&self.pool)

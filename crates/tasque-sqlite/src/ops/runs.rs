@@ -36,7 +36,7 @@ impl SqliteStore {
     /// returning which.
     async fn complete_kept(&self, keep: &[String], items: &[JobComplete]) -> Result<Vec<RunId>> {
         let runs = format!("[{}]", keep.join(","));
-        let done = sqlx::query(queries::COMPLETE_MANY_IF_ALL)
+        let done = sqlx::query(crate::clock::clocked(queries::COMPLETE_MANY_IF_ALL))
             .bind(&*self.ns)
             .bind(&runs)
             .bind(keep.len() as i64)
@@ -50,11 +50,11 @@ impl SqliteStore {
                 .map(|i| i.run)
                 .collect());
         }
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(&crate::clock::clocked_string(format!(
             "{} {}",
             queries::COMPLETE_MANY,
             queries::RETURNING_RUN
-        ))
+        )))
         .bind(&*self.ns)
         .bind(&runs)
         .fetch_all(&self.pool)
@@ -95,7 +95,7 @@ impl SqliteStore {
         reason: &str,
         time: RetryTime,
     ) -> Result<FailOutcome> {
-        let row = sqlx::query(queries::FAILURE_INPUTS)
+        let row = sqlx::query(crate::clock::clocked(queries::FAILURE_INPUTS))
             .bind(&*self.ns)
             .bind(run.job.0)
             .bind(run.seq)
@@ -121,7 +121,7 @@ impl SqliteStore {
             Some((n, binds)) => ("pending", n, binds),
             None => ("failed", attempt, (None, 0)),
         };
-        let row = sqlx::query(queries::FAIL_RUN)
+        let row = sqlx::query(crate::clock::clocked(queries::FAIL_RUN))
             .bind(&*self.ns)
             .bind(run.job.0)
             .bind(run.seq)
@@ -167,7 +167,7 @@ impl EngineRuns for SqliteStore {
             applied.extend(self.complete_kept(&keep, &items).await?);
         }
         if !delete.is_empty() {
-            let rows = sqlx::query(queries::DELETE_RUNS)
+            let rows = sqlx::query(crate::clock::clocked(queries::DELETE_RUNS))
                 .bind(&*self.ns)
                 .bind(runs_json(&delete))
                 .fetch_all(&self.pool)
@@ -192,7 +192,7 @@ impl EngineRuns for SqliteStore {
 
     async fn job_fail_for_good(&self, params: JobFailForGood) -> Result<()> {
         let JobFailForGood { run, reason } = params;
-        let done = sqlx::query(queries::FAIL_FOR_GOOD)
+        let done = sqlx::query(crate::clock::clocked(queries::FAIL_FOR_GOOD))
             .bind(&*self.ns)
             .bind(run.job.0)
             .bind(run.seq)
@@ -209,7 +209,7 @@ impl EngineRuns for SqliteStore {
     async fn job_schedule(&self, params: JobSchedule) -> Result<()> {
         let JobSchedule { run, at } = params;
         let (run_at, delay_ms) = run_at_binds(Some(at));
-        let done = sqlx::query(queries::SCHEDULE_RUN)
+        let done = sqlx::query(crate::clock::clocked(queries::SCHEDULE_RUN))
             .bind(&*self.ns)
             .bind(run.job.0)
             .bind(run.seq)
@@ -226,7 +226,7 @@ impl EngineRuns for SqliteStore {
 
     async fn job_release(&self, params: JobRelease) -> Result<u64> {
         let runs = params.runs;
-        let done = sqlx::query(queries::RELEASE_RUNS)
+        let done = sqlx::query(crate::clock::clocked(queries::RELEASE_RUNS))
             .bind(&*self.ns)
             .bind(runs_json(&runs))
             .execute(&self.pool)

@@ -152,7 +152,7 @@ pub(crate) async fn insert_chunk(
     jobs: &[Encoded],
 ) -> Result<Vec<SpawnResult>> {
     let rows: Vec<Value> = jobs.iter().map(as_row).collect();
-    let returned = sqlx::query(queries::INSERT_JOBS)
+    let returned = sqlx::query(crate::clock::clocked(queries::INSERT_JOBS))
         .bind(ns)
         .bind(Value::Array(rows).to_string())
         .fetch_all(&mut *conn)
@@ -173,7 +173,7 @@ pub(crate) async fn insert_chunk(
     let now_ms = match now_ms {
         Some(now) => now,
         None if jobs.iter().any(|j| j.unique_period_ms.is_some()) => {
-            sqlx::query_scalar(queries::SELECT_NOW)
+            sqlx::query_scalar(crate::clock::clocked(queries::SELECT_NOW))
                 .fetch_one(&mut *conn)
                 .await
                 .map_err(sql_err)?
@@ -205,7 +205,7 @@ async fn holder(
     now_ms: i64,
 ) -> Result<SpawnResult> {
     if job.key.is_some() {
-        let row = sqlx::query(queries::FIND_BY_IDEMPOTENCY_KEY)
+        let row = sqlx::query(crate::clock::clocked(queries::FIND_BY_IDEMPOTENCY_KEY))
             .bind(ns)
             .bind(&job.queue)
             .bind(&job.key)
@@ -221,7 +221,7 @@ async fn holder(
     };
     let mut bucket = job.unique_bucket(now_ms);
     for _ in 0..UNIQUE_ROUNDS {
-        let row = sqlx::query(queries::FIND_BY_UNIQUE_KEY)
+        let row = sqlx::query(crate::clock::clocked(queries::FIND_BY_UNIQUE_KEY))
             .bind(ns)
             .bind(unique_key)
             .bind(bucket)
@@ -232,7 +232,7 @@ async fn holder(
             return spawn_result(&row, false);
         }
         let row = as_row(job);
-        let returned = sqlx::query(queries::INSERT_JOBS)
+        let returned = sqlx::query(crate::clock::clocked(queries::INSERT_JOBS))
             .bind(ns)
             .bind(Value::Array(vec![row]).to_string())
             .fetch_optional(&mut *conn)
@@ -241,7 +241,7 @@ async fn holder(
         match returned {
             Some(row) => return spawn_result(&row, true),
             None => {
-                let now: i64 = sqlx::query_scalar(queries::SELECT_NOW)
+                let now: i64 = sqlx::query_scalar(crate::clock::clocked(queries::SELECT_NOW))
                     .fetch_one(&mut *conn)
                     .await
                     .map_err(sql_err)?;
@@ -280,7 +280,7 @@ impl SqliteStore {
             .await
             .map_err(sql_err)?;
         for queue in &missing {
-            sqlx::query(queries::ENSURE_QUEUE)
+            sqlx::query(crate::clock::clocked(queries::ENSURE_QUEUE))
                 .bind(&*self.ns)
                 .bind(*queue)
                 .execute(&mut *tx)

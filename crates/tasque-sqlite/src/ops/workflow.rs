@@ -4,51 +4,51 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::Row;
+use tasque_durable::engine::due_in_ms;
 use tasque_durable::engine::{CheckpointSet, EngineWorkflow, EventEmit};
-use tasque_durable::{AwaitEvent, AwaitOutcome, Checkpoint, JobId, Result, SleepParams};
+use tasque_durable::{
+    AwaitEvent, AwaitOutcome, Checkpoint, JobId, Result, SleepParams, WakeReport,
+};
 
 use super::{ms, rejection_error, run_at_binds};
 use crate::{queries, rows, sql_err, SqliteStore};
 
-/// How often claims look for due sleepers and timed-out waiters, at most.
-const WAKE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
-
-impl SqliteStore {
-    /// Makes due sleepers and timed-out waiters claimable (a cheap read first, so claims take
-    /// no write lock when nothing is due).
-    ///
-    /// Claims call this; it checks at most every [`WAKE_CHECK_INTERVAL`] per store, so a due
-    /// sleeper or waiter becomes claimable that much late at worst, and busy claimers do not
-    /// pay the read on every claim.
-    pub(crate) async fn wake_due(&self) -> Result<()> {
-        {
-            let mut last = self.last_wake.lock().unwrap_or_else(|e| e.into_inner());
-            let now = std::time::Instant::now();
-            if last.is_some_and(|at| now.duration_since(at) < WAKE_CHECK_INTERVAL) {
-                return Ok(());
-            }
-            *last = Some(now);
-        }
-        let due: bool = sqlx::query_scalar(queries::ANY_DUE)
+#[async_trait]
+impl EngineWorkflow for SqliteStore {
+    /// A cheap read first, so the leader takes no write lock when nothing is due.
+    async fn job_wake_due(&self) -> Result<WakeReport> {
+        let due: bool = sqlx::query_scalar(crate::clock::clocked(queries::ANY_DUE))
             .bind(&*self.ns)
             .fetch_one(&self.readers)
             .await
             .map_err(sql_err)?;
+        let mut woken = 0;
         if due {
-            sqlx::query(queries::WAKE_DUE)
+            let queues: Vec<String> = sqlx::query_scalar(crate::clock::clocked(queries::WAKE_DUE))
                 .bind(&*self.ns)
-                .execute(&self.pool)
+                .fetch_all(&self.pool)
                 .await
                 .map_err(sql_err)?;
+            woken = queues.len() as u64;
+            let distinct: std::collections::BTreeSet<&str> =
+                queues.iter().map(String::as_str).collect();
+            for queue in distinct {
+                self.announce(queue);
+            }
         }
-        Ok(())
+        let next: Option<i64> = sqlx::query_scalar(crate::clock::clocked(queries::NEXT_WAKE))
+            .bind(&*self.ns)
+            .fetch_one(&self.readers)
+            .await
+            .map_err(sql_err)?;
+        Ok(WakeReport {
+            woken,
+            next_in: next.map(due_in_ms),
+        })
     }
-}
 
-#[async_trait]
-impl EngineWorkflow for SqliteStore {
     async fn checkpoint_list(&self, job: JobId) -> Result<Vec<Checkpoint>> {
-        let found = sqlx::query(queries::GET_CHECKPOINTS)
+        let found = sqlx::query(crate::clock::clocked(queries::GET_CHECKPOINTS))
             .bind(&*self.ns)
             .bind(job.0)
             .fetch_all(&self.readers)
@@ -70,7 +70,7 @@ impl EngineWorkflow for SqliteStore {
     async fn checkpoint_set(&self, params: CheckpointSet) -> Result<DateTime<Utc>> {
         let value = params.value;
         let run = params.run;
-        let lease = sqlx::query(queries::WRITE_CHECKPOINT)
+        let lease = sqlx::query(crate::clock::clocked(queries::WRITE_CHECKPOINT))
             .bind(&*self.ns)
             .bind(run.job.0)
             .bind(run.seq)
@@ -89,7 +89,7 @@ impl EngineWorkflow for SqliteStore {
     async fn job_sleep(&self, params: SleepParams) -> Result<()> {
         let run = params.run;
         let (at, delay) = run_at_binds(Some(params.until));
-        let done = sqlx::query(queries::SLEEP_RUN)
+        let done = sqlx::query(crate::clock::clocked(queries::SLEEP_RUN))
             .bind(&*self.ns)
             .bind(run.job.0)
             .bind(run.seq)
@@ -112,7 +112,7 @@ impl EngineWorkflow for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(sql_err)?;
-        let owns = sqlx::query(queries::RUN_OWNS)
+        let owns = sqlx::query(crate::clock::clocked(queries::RUN_OWNS))
             .bind(&*self.ns)
             .bind(run.job.0)
             .bind(run.seq)
@@ -123,12 +123,13 @@ impl EngineWorkflow for SqliteStore {
             tx.rollback().await.map_err(sql_err)?;
             return Err(rejection_error(run, self.diagnose(run).await?));
         }
-        let stored: Option<Option<String>> = sqlx::query_scalar(queries::GET_EVENT)
-            .bind(&*self.ns)
-            .bind(&params.name)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(sql_err)?;
+        let stored: Option<Option<String>> =
+            sqlx::query_scalar(crate::clock::clocked(queries::GET_EVENT))
+                .bind(&*self.ns)
+                .bind(&params.name)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql_err)?;
         if let Some(payload) = stored {
             tx.commit().await.map_err(sql_err)?;
             return Ok(AwaitOutcome::Received(match payload {
@@ -136,7 +137,7 @@ impl EngineWorkflow for SqliteStore {
                 None => Value::Null,
             }));
         }
-        sqlx::query(queries::WAIT_RUN)
+        sqlx::query(crate::clock::clocked(queries::WAIT_RUN))
             .bind(&*self.ns)
             .bind(run.job.0)
             .bind(run.seq)
@@ -157,14 +158,14 @@ impl EngineWorkflow for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(sql_err)?;
-        sqlx::query(queries::STORE_EVENT)
+        sqlx::query(crate::clock::clocked(queries::STORE_EVENT))
             .bind(&*self.ns)
             .bind(name)
             .bind(&payload)
             .execute(&mut *tx)
             .await
             .map_err(sql_err)?;
-        let woken = sqlx::query(queries::WAKE_WAITERS)
+        let woken = sqlx::query(crate::clock::clocked(queries::WAKE_WAITERS))
             .bind(&*self.ns)
             .bind(name)
             .bind(&payload)

@@ -73,11 +73,19 @@ pub const ANY_DUE: &str = concat!(
     ")"
 );
 /// Makes due sleepers and timed-out waiters claimable (a timed-out waiter keeps its
-/// `wake_event` with no payload: its claim says it timed out). Binds 1 ns.
+/// `wake_event` with no payload: its claim says it timed out); returns their queues. Binds 1 ns.
 pub const WAKE_DUE: &str = concat!(
     "UPDATE tasque_jobs SET state = 'pending', run_at = wake_at, wake_at = NULL ",
     "WHERE ns = ?1 AND state IN ('sleeping', 'waiting') AND wake_at <= ",
-    now!()
+    now!(),
+    " RETURNING queue"
+);
+/// Milliseconds until the next sleeper or timed waiter is due (NULL: none). Binds 1 ns.
+pub const NEXT_WAKE: &str = concat!(
+    "SELECT MIN(wake_at) - ",
+    now!(),
+    " FROM tasque_jobs INDEXED BY tasque_jobs_wake WHERE ns = ?1 ",
+    "AND state IN ('sleeping', 'waiting')"
 );
 
 /// Sets a queue's concurrency limit, creating the queue if needed. Binds 1 ns, 2 name, 3 limit.

@@ -1,22 +1,26 @@
-//! Leader election: one worker per namespace holds the `leader` lease of the store's
-//! [`ScheduleEngine`](tasque_durable::schedule::ScheduleEngine) (a lease row on every engine,
-//! timed by the database clock) and runs the leader-only services.
+//! Leader election: one worker per namespace leads and runs the leader-only services. The
+//! election goes through the database ([`tasque_durable::schedule::seat`]): a PostgreSQL
+//! advisory lock or a MySQL `GET_LOCK` held by a connection dedicated to the leader, or on
+//! SQLite the `leader` lease row, timed by the database clock.
 //!
-//! Every worker tries to take or renew the lease every fifth of its time to live. A leader
-//! that cannot renew (database unreachable, lease lost) steps down at once; when a leader dies,
-//! its lease expires and another worker takes it at its next try, so takeover takes at most
-//! the lease's time to live plus one try interval. A leader that shuts down gives the lease
-//! up, so another takes over within one try interval. Two leaders for a moment (a leader
-//! paused longer than its lease) are harmless: every leader-only service is safe to run
-//! concurrently (fires are compare-and-swaps, rescues and cleans are guarded writes).
+//! Every worker takes part every fifth of the leader lease's time to live: it tries to take
+//! leadership, or, when it leads, confirms it still does (its dedicated session is alive, or it
+//! renewed the lease). A leader that cannot confirm (database unreachable, session lost, lease
+//! lost) steps down at once. When a leader dies, the server releases its lock as its connection
+//! ends (SQLite: its lease expires), and another worker takes over at its next try, so takeover
+//! takes one try interval (SQLite: at most the time to live plus one try interval). A leader
+//! that shuts down resigns, so another takes over within one try interval. Two leaders for a
+//! moment (a leader paused longer than its lease) are harmless: every leader-only service is
+//! safe to run concurrently (fires are compare-and-swaps, rescues, wake-ups and cleans are
+//! guarded writes).
 //!
-//! Stores without a schedule engine have no lease: every worker leads itself, as before
+//! Stores without a schedule engine have no election: every worker leads itself, as before
 //! leader election existed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tasque_durable::schedule::LEADER_LEASE;
+use tasque_durable::schedule::{seat, LEADER_LEASE};
 use tasque_durable::Store;
 use tokio::sync::watch;
 
@@ -34,12 +38,13 @@ pub(crate) async fn run(
         leading.send_replace(true);
         return stop.raised().await;
     };
+    let mut election = seat(engine, LEADER_LEASE, &holder, ttl);
     let interval = ttl / 5;
     loop {
-        let won = match engine.acquire_lease(LEADER_LEASE, &holder, ttl).await {
+        let won = match election.lead().await {
             Ok(won) => won,
             Err(error) => {
-                tracing::warn!(%error, "leader lease renewal failed; stepping down");
+                tracing::warn!(%error, "leadership could not be confirmed; stepping down");
                 false
             }
         };
@@ -52,8 +57,8 @@ pub(crate) async fn run(
         }
     }
     if leading.send_replace(false) {
-        if let Err(error) = engine.release_lease(LEADER_LEASE, &holder).await {
-            tracing::warn!(%error, "could not give the leader lease up; it will expire");
+        if let Err(error) = election.resign().await {
+            tracing::warn!(%error, "could not resign leadership; it ends with the session");
         }
     }
 }

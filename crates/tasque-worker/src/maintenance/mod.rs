@@ -6,10 +6,8 @@
 //! | [`leader`] | every worker | takes part in the leader election |
 //! | [`scheduler`] | every worker registers its schedules; the leader fires them | periodic jobs |
 //! | [`rescuer`] | the leader | makes jobs whose lease expired claimable again |
+//! | [`sleepers`] | the leader | makes due sleepers and timed-out event waiters claimable |
 //! | [`cleaner`] | the leader, when configured | deletes old finished jobs |
-//!
-//! Sleepers and event waiters are woken by the engines' claims (a due sleeper becomes
-//! claimable as part of claiming), not by a separate service, so they need no leader.
 //!
 //! The base: each service is a loop under a [`Supervisor`] (a panic restarts it) that ends when
 //! the worker's maintenance stop signal is raised; leader-only services run their pass every
@@ -20,6 +18,7 @@ pub(crate) mod heartbeat;
 mod leader;
 mod rescuer;
 mod scheduler;
+mod sleepers;
 
 use std::future::Future;
 use std::sync::atomic::AtomicU64;
@@ -74,6 +73,10 @@ pub(crate) fn start(ctx: Context) -> (Vec<JoinHandle<()>>, Leadership) {
     services.push(ctx.supervise("rescuer", move |store, stop| {
         rescuer::run(store, lead.clone(), interval, stop)
     }));
+    let (lead, interval) = (leadership.clone(), ctx.settings.wake_interval);
+    services.push(ctx.supervise("sleeper wake-up", move |store, stop| {
+        sleepers::run(store, lead.clone(), interval, stop)
+    }));
     if let Some(age) = ctx.settings.clean_after {
         let lead = leadership.clone();
         services.push(ctx.supervise("cleaner", move |store, stop| {
@@ -110,6 +113,22 @@ impl Context {
     }
 }
 
+/// Waits until this worker leads: true once it does, false once `stop` is raised first.
+pub(crate) async fn until_leading(leadership: &mut Leadership, stop: &Stop) -> bool {
+    while !*leadership.borrow_and_update() {
+        tokio::select! {
+            _ = stop.raised() => return false,
+            changed = leadership.changed() => {
+                if changed.is_err() {
+                    stop.raised().await;
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
 /// Runs `pass` every `interval` while this worker leads, until `stop` is raised.
 pub(crate) async fn while_leading<F, Fut>(
     mut leadership: Leadership,
@@ -121,15 +140,8 @@ pub(crate) async fn while_leading<F, Fut>(
     Fut: Future<Output = ()>,
 {
     loop {
-        while !*leadership.borrow_and_update() {
-            tokio::select! {
-                _ = stop.raised() => return,
-                changed = leadership.changed() => {
-                    if changed.is_err() {
-                        return stop.raised().await;
-                    }
-                }
-            }
+        if !until_leading(&mut leadership, &stop).await {
+            return;
         }
         if stop.sleep(interval).await {
             return;

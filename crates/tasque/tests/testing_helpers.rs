@@ -1,0 +1,632 @@
+//! The test helpers (`tasque::testing`) on SQLite, and the virtual clock on PostgreSQL.
+//! Each assertion's failure message is checked.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tasque::durable::{JobState, RetryStrategy};
+use tasque::testing::{DrainOptions, Expect, Mode, Performed, TestClock, TestEnv, TestingError};
+use tasque::{assert_enqueued, refute_enqueued, Client, Job, JobContext, JobOptions};
+use tasque_worker::EventOutcome;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct SendEmail {
+    to: String,
+    order: u64,
+}
+
+impl Job for SendEmail {
+    const KIND: &'static str = "send_email";
+    type Output = String;
+
+    fn options(&self) -> JobOptions {
+        JobOptions::new().queue("mail")
+    }
+}
+
+/// A job that fails its first attempt (retried an hour later), then sleeps a day, then waits a
+/// week for a confirmation event.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Onboard {
+    user: u64,
+}
+
+impl Job for Onboard {
+    const KIND: &'static str = "onboard";
+    type Output = String;
+
+    fn options(&self) -> JobOptions {
+        JobOptions::new()
+            .max_attempts(3)
+            .retry(RetryStrategy::Fixed {
+                delay: Duration::from_secs(3600),
+            })
+    }
+}
+
+async fn onboard(job: Onboard, ctx: JobContext) -> Result<String, BoxError> {
+    if ctx.attempt() == 1 {
+        return Err("the mail server is down".into());
+    }
+    let account: u64 = ctx
+        .step("create-account", || async move {
+            Ok::<_, BoxError>(job.user * 10)
+        })
+        .await?;
+    ctx.sleep_for("cool-off", Duration::from_secs(86_400))
+        .await?;
+    let week = Duration::from_secs(7 * 86_400);
+    Ok(match ctx.wait_for_event("confirmed", week).await? {
+        EventOutcome::Received(payload) => format!("account {account} confirmed: {payload}"),
+        EventOutcome::TimedOut => format!("account {account} expired"),
+    })
+}
+
+/// The job of the issue: an hour of backoff, a day of sleep and a week of waiting, driven by
+/// the virtual clock.
+async fn retry_sleep_and_week_long_wait(env: &TestEnv) {
+    let started = Instant::now();
+    let start = env.clock().now();
+    env.handlers().register(onboard);
+    let job = env.client().enqueue(Onboard { user: 4 }).await.unwrap();
+    let report = env
+        .drain_with("default", DrainOptions::new().with_scheduled(true))
+        .await
+        .unwrap();
+    assert_eq!((report.failed, report.suspended), (1, 2), "{report:?}");
+    let info = env.job(job.job_id).await.unwrap();
+    assert_eq!(info.state, JobState::Waiting);
+    let slept = env.clock().now() - start;
+    assert_eq!(
+        slept.num_seconds(),
+        3600 + 86_400,
+        "an hour of backoff and a day of sleep"
+    );
+    // A week passes with no confirmation: the wait times out and the job finishes.
+    env.clock()
+        .advance(Duration::from_secs(7 * 86_400 + 1))
+        .await
+        .unwrap();
+    let report = env.drain("default").await.unwrap();
+    assert_eq!(report.completed, 1, "{report:?}");
+    let done: String = env
+        .client()
+        .wait(job, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done, "account 40 expired");
+    let virtual_days = (env.clock().now() - start).num_days();
+    assert_eq!(virtual_days, 8);
+    eprintln!(
+        "8 virtual days ({} ms of backoff, sleep and wait) took {} ms",
+        (env.clock().now() - start).num_milliseconds(),
+        started.elapsed().as_millis()
+    );
+    let steps = env.checkpoints(job.job_id).await.unwrap();
+    assert!(steps
+        .iter()
+        .any(|c| c.name == "create-account" && c.value == json!(40)));
+}
+
+#[tokio::test]
+async fn sqlite_retry_backoff_sleep_and_event_timeout_follow_the_virtual_clock() {
+    let env = TestEnv::manual().await.unwrap();
+    retry_sleep_and_week_long_wait(&env).await;
+}
+
+#[tokio::test]
+async fn postgres_retry_backoff_sleep_and_event_timeout_follow_the_virtual_clock() {
+    let Some(store) = postgres().await else {
+        return;
+    };
+    let clock = TestClock::postgres(&store).await.unwrap();
+    let env = TestEnv::new(Client::new(Arc::new(store.clone())), clock, Mode::Manual);
+    retry_sleep_and_week_long_wait(&env).await;
+    store.drop_schema().await.unwrap();
+}
+
+#[tokio::test]
+async fn postgres_connections_all_see_the_virtual_time_and_production_ones_do_not() {
+    let Some(store) = postgres().await else {
+        return;
+    };
+    let clock = TestClock::postgres(&store).await.unwrap();
+    let later = clock
+        .advance(Duration::from_secs(30 * 86_400))
+        .await
+        .unwrap();
+    // Every pooled connection reads the same virtual time.
+    let reads = futures_now(&store, 8).await;
+    assert!(reads.iter().all(|at| *at == later), "{reads:?}");
+    // A store on the same schema outside test mode keeps the database clock.
+    let plain = tasque::postgres::PostgresStore::connect(
+        tasque::postgres::PostgresConfig::new(postgres_url())
+            .with_schema_prefix(store.schema().trim_end_matches("clock").to_string())
+            .with_namespace("clock"),
+    )
+    .await
+    .unwrap();
+    let real = tasque::durable::Store::now(&plain).await.unwrap();
+    assert!((real - chrono::Utc::now()).num_seconds().abs() < 600);
+    plain.close().await;
+    store.drop_schema().await.unwrap();
+}
+
+async fn futures_now(
+    store: &tasque::postgres::PostgresStore,
+    n: usize,
+) -> Vec<chrono::DateTime<chrono::Utc>> {
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            tasque::durable::Store::now(&store).await.unwrap()
+        }));
+    }
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.unwrap());
+    }
+    out
+}
+
+fn postgres_url() -> String {
+    std::env::var("TASQUE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A migrated PostgreSQL store in test mode under a random schema; `None` outside CI when
+/// the server is unreachable (a panic under CI).
+async fn postgres() -> Option<tasque::postgres::PostgresStore> {
+    let config = tasque::postgres::PostgresConfig::new(postgres_url())
+        .with_schema_prefix(format!("tqt{:08x}_", rand::random::<u32>()))
+        .with_namespace("clock")
+        .with_virtual_clock();
+    match tasque::postgres::PostgresStore::connect(config).await {
+        Ok(store) => {
+            tasque::durable::Store::migrate(&store).await.unwrap();
+            Some(store)
+        }
+        Err(error) if tasque_testkit::in_ci() => panic!("PostgreSQL unreachable under CI: {error}"),
+        Err(error) => {
+            eprintln!("\n!!!!!!!! SKIPPED: PostgreSQL is unreachable ({error}) !!!!!!!!\n");
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn assert_enqueued_matches_kind_queue_args_subset_priority_and_schedule() {
+    let env = TestEnv::manual().await.unwrap();
+    let email = SendEmail {
+        to: "a@b.c".into(),
+        order: 7,
+    };
+    env.client()
+        .enqueue_with(
+            email.clone(),
+            JobOptions::new()
+                .priority(3)
+                .delay(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    let job = assert_enqueued!(
+        env,
+        Expect::job::<SendEmail>()
+            .queue("mail")
+            .args(json!({"order": 7}))
+            .priority(3)
+            .scheduled_in(Duration::from_secs(3600))
+    );
+    assert_eq!(job.state, JobState::Scheduled);
+    refute_enqueued!(env, Expect::job::<SendEmail>().args(json!({"order": 8})));
+    refute_enqueued!(env, Expect::any().queue("default"));
+    assert_eq!(env.all_enqueued::<SendEmail>().await.unwrap(), vec![email]);
+}
+
+#[tokio::test]
+async fn a_failed_assert_enqueued_lists_the_jobs_that_were_there() {
+    let env = TestEnv::manual().await.unwrap();
+    env.client()
+        .enqueue(SendEmail {
+            to: "a@b.c".into(),
+            order: 7,
+        })
+        .await
+        .unwrap();
+    let failure = tasque::testing::Enqueues::view(&env)
+        .assert_enqueued(&Expect::job::<SendEmail>().args(json!({"order": 8})))
+        .await
+        .unwrap_err();
+    let message = failure.message();
+    assert!(
+        message.starts_with(
+            "expected an enqueued job with kind \"send_email\", args containing {\"order\":8}, \
+             but found none; the 1 enqueued job(s) were:\n  job 1: kind \"send_email\", queue \
+             \"mail\", args {\"order\":7,\"to\":\"a@b.c\"}, priority 0, scheduled at "
+        ),
+        "{message}"
+    );
+    // A waiting assertion says how long it waited; an empty namespace says so.
+    let empty = TestEnv::manual().await.unwrap();
+    let failure = tasque::testing::Enqueues::view(&empty)
+        .assert_enqueued(&Expect::any().within(Duration::from_millis(30)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        failure.message(),
+        "expected an enqueued job with any job (waited 30ms), but found none; the 0 enqueued \
+         job(s) were:\n  (none)"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_refute_enqueued_lists_the_matching_jobs() {
+    let env = TestEnv::manual().await.unwrap();
+    env.client()
+        .enqueue_with(
+            SendEmail {
+                to: "a@b.c".into(),
+                order: 7,
+            },
+            JobOptions::new().run_at(env.clock().now() + chrono::TimeDelta::seconds(90)),
+        )
+        .await
+        .unwrap();
+    let failure = tasque::testing::Enqueues::view(&env)
+        .refute_enqueued(&Expect::job::<SendEmail>().scheduled_in(Duration::from_secs(90)))
+        .await
+        .unwrap_err();
+    let at = (env.clock().now() + chrono::TimeDelta::seconds(90))
+        .format("%Y-%m-%d %H:%M:%S%.3f UTC")
+        .to_string();
+    assert_eq!(
+        failure.message(),
+        format!(
+            "expected no enqueued job with kind \"send_email\", scheduled at {at} (±1s), but \
+             found 1:\n  job 1: kind \"send_email\", queue \"mail\", args \
+             {{\"order\":7,\"to\":\"a@b.c\"}}, priority 0, scheduled at {at}"
+        )
+    );
+}
+
+#[tokio::test]
+#[should_panic(
+    expected = "assert_enqueued! failed: expected an enqueued job with kind \"send_email\""
+)]
+async fn the_assert_enqueued_macro_panics_with_the_message() {
+    let env = TestEnv::manual().await.unwrap();
+    assert_enqueued!(env, Expect::job::<SendEmail>());
+}
+
+#[tokio::test]
+#[should_panic(
+    expected = "refute_enqueued! failed: expected no enqueued job with any job, but found 1"
+)]
+async fn the_refute_enqueued_macro_panics_with_the_message() {
+    let env = TestEnv::manual().await.unwrap();
+    env.client()
+        .enqueue(SendEmail {
+            to: "x".into(),
+            order: 1,
+        })
+        .await
+        .unwrap();
+    refute_enqueued!(env, Expect::any());
+}
+
+#[tokio::test]
+async fn assert_enqueued_within_waits_for_a_background_enqueue() {
+    let env = TestEnv::manual().await.unwrap();
+    let client = env.client().clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        client
+            .enqueue(SendEmail {
+                to: "late".into(),
+                order: 2,
+            })
+            .await
+            .unwrap();
+    });
+    assert_enqueued!(
+        env,
+        Expect::job::<SendEmail>().within(Duration::from_secs(30))
+    );
+}
+
+#[tokio::test]
+async fn a_scope_sees_only_the_jobs_enqueued_inside_it() {
+    let env = TestEnv::manual().await.unwrap();
+    let email = |order| SendEmail {
+        to: "a@b.c".into(),
+        order,
+    };
+    env.client().enqueue(email(1)).await.unwrap();
+    let (_, scope) = env
+        .scoped(async {
+            env.client().enqueue(email(2)).await.unwrap();
+        })
+        .await
+        .unwrap();
+    env.client().enqueue(email(3)).await.unwrap();
+    assert_eq!(
+        scope.all_enqueued::<SendEmail>().await.unwrap(),
+        vec![email(2)]
+    );
+    assert_enqueued!(scope, Expect::job::<SendEmail>().args(json!({"order": 2})));
+    refute_enqueued!(scope, Expect::job::<SendEmail>().args(json!({"order": 1})));
+    refute_enqueued!(scope, Expect::job::<SendEmail>().args(json!({"order": 3})));
+}
+
+#[tokio::test]
+async fn drain_runs_ready_jobs_counts_failures_and_can_stop_at_the_first_error() {
+    let env = TestEnv::manual().await.unwrap();
+    env.handlers()
+        .register(|email: SendEmail, _ctx: JobContext| async move {
+            if email.order == 0 {
+                Err("order 0 does not exist".to_string())
+            } else {
+                Ok(format!("sent {}", email.order))
+            }
+        });
+    for order in [1, 2] {
+        env.client()
+            .enqueue(SendEmail {
+                to: "a".into(),
+                order,
+            })
+            .await
+            .unwrap();
+    }
+    let report = env.drain("mail").await.unwrap();
+    assert_eq!((report.completed, report.failed), (2, 0));
+    refute_enqueued!(env, Expect::any());
+    env.client()
+        .enqueue_with(
+            SendEmail {
+                to: "a".into(),
+                order: 0,
+            },
+            JobOptions::new().max_attempts(1),
+        )
+        .await
+        .unwrap();
+    let error = env
+        .drain_with("mail", DrainOptions::new().stop_on_error(true))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, TestingError::JobFailed { task, reason, .. }
+            if task == "send_email" && reason.contains("order 0 does not exist")),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn drain_with_scheduled_advances_the_clock_to_delayed_jobs() {
+    let env = TestEnv::manual().await.unwrap();
+    env.handlers()
+        .register(|email: SendEmail, _ctx: JobContext| async move { Ok::<_, String>(email.to) });
+    env.client()
+        .enqueue_with(
+            SendEmail {
+                to: "later".into(),
+                order: 1,
+            },
+            JobOptions::new().delay(Duration::from_secs(2 * 86_400)),
+        )
+        .await
+        .unwrap();
+    let start = env.clock().now();
+    assert_eq!(env.drain("mail").await.unwrap().completed, 0);
+    let report = env
+        .drain_with("mail", DrainOptions::new().with_scheduled(true))
+        .await
+        .unwrap();
+    assert_eq!((report.completed, report.clock_advances), (1, 1));
+    assert_eq!((env.clock().now() - start).num_days(), 2);
+}
+
+#[tokio::test]
+async fn inline_mode_runs_the_job_with_its_retries_before_enqueue_returns() {
+    let env = TestEnv::inline().await.unwrap();
+    env.handlers()
+        .register(|email: SendEmail, ctx: JobContext| async move {
+            if ctx.attempt() < 3 {
+                panic!("flaky {}", email.order);
+            }
+            Ok::<_, String>(format!("sent on attempt {}", ctx.attempt()))
+        });
+    let job = env
+        .enqueue_with(
+            SendEmail {
+                to: "a".into(),
+                order: 5,
+            },
+            JobOptions::new()
+                .max_attempts(3)
+                .retry(RetryStrategy::Fixed {
+                    delay: Duration::from_secs(600),
+                }),
+        )
+        .await
+        .unwrap();
+    let info = env.job(job.job_id).await.unwrap();
+    assert_eq!(info.state, JobState::Completed);
+    assert_eq!(info.result, Some(json!("sent on attempt 3")));
+    assert_eq!(info.errors.len(), 2);
+    assert!(info.errors[0].reason.to_string().contains("flaky 5"));
+}
+
+#[tokio::test]
+async fn perform_runs_one_handler_and_returns_the_outcome_and_the_job() {
+    let env = TestEnv::manual().await.unwrap();
+    let email = SendEmail {
+        to: "a@b.c".into(),
+        order: 1,
+    };
+    let handler = |email: SendEmail, _ctx: JobContext| async move {
+        if email.order == 0 {
+            Err("no order".to_string())
+        } else {
+            Ok(format!("sent to {}", email.to))
+        }
+    };
+    let done = env.perform(email.clone(), handler).await.unwrap();
+    assert_eq!(
+        done.outcome,
+        Performed::Completed("sent to a@b.c".to_string())
+    );
+    assert_eq!(done.job.state, JobState::Completed);
+    let failed = env
+        .perform(SendEmail { order: 0, ..email }, handler)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&failed.outcome, Performed::Retrying(reason) if reason.to_string().contains("no order")),
+        "{:?}",
+        failed.outcome
+    );
+    assert_eq!(failed.job.errors.len(), 1);
+    // The jobs are gone afterwards.
+    assert_eq!(
+        tasque::durable::Store::count(&**env.store(), tasque::durable::JobFilter::all())
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn perform_from_resumes_a_workflow_after_given_steps_and_events_wake_it() {
+    let env = TestEnv::manual().await.unwrap();
+    let resumed = env
+        .perform_from(
+            Onboard { user: 1 },
+            [("create-account".to_string(), json!(99))],
+            |job: Onboard, ctx: JobContext| async move {
+                // Skip the first attempt's failure and the sleep: start at the wait.
+                let account: u64 = ctx
+                    .step(
+                        "create-account",
+                        || async move { Ok::<_, BoxError>(job.user) },
+                    )
+                    .await?;
+                let got = ctx
+                    .wait_for_event("confirmed", Duration::from_secs(60))
+                    .await?;
+                Ok::<_, BoxError>(format!("{account}: {:?}", got.payload()))
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(resumed.outcome, Performed::Suspended);
+    assert_eq!(resumed.job.state, JobState::Waiting);
+
+    // The full workflow with an event: emitted while it waits, it wakes it.
+    env.handlers().register(onboard);
+    let job = env.client().enqueue(Onboard { user: 2 }).await.unwrap();
+    env.drain_with("default", DrainOptions::new().with_scheduled(true))
+        .await
+        .unwrap();
+    assert_eq!(
+        env.emit_event("confirmed", json!({"by": "mail"}))
+            .await
+            .unwrap(),
+        1
+    );
+    env.drain("default").await.unwrap();
+    let done: String = env
+        .client()
+        .wait(job, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done, "account 20 confirmed: {\"by\":\"mail\"}");
+}
+
+/// Polls `check` every 20 ms for up to 30 s.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn lease_expiry_and_periodic_ticks_follow_the_virtual_clock() {
+    use tasque::durable::schedule::Schedule;
+    use tasque::durable::{ClaimParams, PollOrder};
+
+    let env = TestEnv::manual().await.unwrap();
+    let store = env.store().clone();
+    // A run claimed under a one-minute lease, by a worker that then vanished.
+    env.client()
+        .enqueue(SendEmail {
+            to: "lost".into(),
+            order: 9,
+        })
+        .await
+        .unwrap();
+    let claimed = store
+        .claim(ClaimParams {
+            queues: vec!["mail".into()],
+            limit: 1,
+            lease: Duration::from_secs(60),
+            worker_id: "vanished".into(),
+            order: PollOrder::default(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    // A leader worker (rescuer and scheduler) that works no queue of these jobs.
+    let worker = tasque::Worker::builder(store.clone())
+        .queues(["elsewhere"])
+        .rescue_interval(Duration::from_millis(50))
+        .scheduler_interval(Duration::from_millis(50))
+        .schedule(
+            Schedule::every("hourly-report", Duration::from_secs(3600))
+                .task("report", json!({"kind": "hourly"}))
+                .queue("reports"),
+        )
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    eventually("leadership", || async { worker.is_leader() }).await;
+    refute_enqueued!(env, Expect::task("report"));
+    // Two virtual minutes: the lease expired, the rescuer gives the job back (attempt counted).
+    env.clock().advance(Duration::from_secs(120)).await.unwrap();
+    let job = claimed[0].job_id;
+    eventually("the rescue", || async {
+        store.get_job(job).await.unwrap().errors.len() == 1
+    })
+    .await;
+    assert_enqueued!(env, Expect::job::<SendEmail>().args(json!({"order": 9})));
+    // An hour later, the periodic job has ticked.
+    env.clock()
+        .advance(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_enqueued!(
+        env,
+        Expect::task("report")
+            .queue("reports")
+            .args(json!({"kind": "hourly"}))
+            .within(Duration::from_secs(30))
+    );
+    worker.shutdown(Duration::from_secs(5)).await;
+}
