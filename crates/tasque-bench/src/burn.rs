@@ -33,6 +33,17 @@ pub async fn burn_down<S: Store + Clone + 'static>(
     n: usize,
     slots: usize,
 ) -> Result<f64> {
+    burn_down_with(store, n, slots, false).await
+}
+
+/// [`burn_down`], deleting each job when it succeeds when `delete` (the worker's
+/// `delete_on_success`) instead of keeping it completed.
+pub async fn burn_down_with<S: Store + Clone + 'static>(
+    store: &S,
+    n: usize,
+    slots: usize,
+    delete: bool,
+) -> Result<f64> {
     let handlers = Handlers::new();
     handlers.learn("noop", |_ctx: JobContext, _n: i64| async {
         Ok::<_, std::io::Error>(())
@@ -42,6 +53,7 @@ pub async fn burn_down<S: Store + Clone + 'static>(
         .handlers(handlers)
         .concurrency(slots)
         .poll_limit(slots.min(500))
+        .delete_on_success(delete)
         .build()?
         .start()?;
     let emptied = worker

@@ -15,6 +15,7 @@ mod mysql_suite;
 mod postgres_sql;
 mod postgres_suite;
 mod report;
+mod scale_suite;
 mod sqlite_suite;
 mod workflow_suite;
 
@@ -62,11 +63,12 @@ fn main() -> Result<()> {
         Some("cron") => cron_suite::run(quick),
         Some("dashboard") => dashboard_suite::run(quick),
         Some("flow") => flow_suite::run(quick),
+        Some("scale") => scale_suite::run(quick),
         Some(other) => {
-            bail!("unknown suite {other:?}; suites: core, sqlite, postgres, mysql, workflow, amqp, cron, dashboard, flow")
+            bail!("unknown suite {other:?}; suites: core, sqlite, postgres, mysql, workflow, amqp, cron, dashboard, flow, scale")
         }
         None => {
-            bail!("usage: bench SUITE [--quick]; suites: core, sqlite, postgres, mysql, workflow, amqp, cron, dashboard, flow")
+            bail!("usage: bench SUITE [--quick]; suites: core, sqlite, postgres, mysql, workflow, amqp, cron, dashboard, flow, scale")
         }
     }
 }

@@ -7,7 +7,9 @@
 //! - Burn-down: jobs inserted by batch spawn first, then one worker works them all, timed from
 //!   its start to the last completion: `postgres_work_jobs_per_s` with the best configuration
 //!   (500 slots, claims of up to 500, completions written in batches of up to 1,000) and
-//!   `postgres_work_10_slots_jobs_per_s`; and `postgres_work_4_processes_jobs_per_s`: four worker
+//!   `postgres_work_10_slots_jobs_per_s`; `postgres_work_delete_on_success_jobs_per_s`: the
+//!   best configuration with the worker's `delete_on_success` (each job deleted when it
+//!   succeeds, as Graphile Worker does, instead of kept completed); and `postgres_work_4_processes_jobs_per_s`: four worker
 //!   processes (this binary run as `bench postgres-worker ...`, 100 slots each) share the work,
 //!   timed from their launch to the last one's exit once no job is left.
 //! - Latency: two idle workers polling every 10 s wait on LISTEN/NOTIFY; jobs are spawned one at
@@ -31,7 +33,7 @@ use tasque_postgres::{PostgresConfig, PostgresStore};
 use tasque_worker::{Handlers, JobContext, Worker};
 use tokio::sync::mpsc;
 
-use crate::burn::{burn_down, spawn_batches};
+use crate::burn::{burn_down, burn_down_with, spawn_batches};
 use crate::postgres_sql;
 use crate::report::{figure, per_s, ratio};
 
@@ -150,6 +152,15 @@ async fn measure(sizes: &Sizes, prefix: &str, admin: &PgPool) -> Result<()> {
     let work = burn_down(&best, sizes.burn_down, 500).await?;
     figure("postgres_work_jobs_per_s", work, "jobs/s");
     ratio("postgres_work_vs_raw_insert", work, raw);
+
+    let gone = store(prefix, "burn_delete").await?;
+    spawn_batches(&gone, sizes.burn_down).await?;
+    let work_delete = burn_down_with(&gone, sizes.burn_down, 500, true).await?;
+    figure(
+        "postgres_work_delete_on_success_jobs_per_s",
+        work_delete,
+        "jobs/s",
+    );
 
     let ten = store(prefix, "burn10").await?;
     spawn_batches(&ten, sizes.burn_down_10).await?;

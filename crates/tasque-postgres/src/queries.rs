@@ -42,16 +42,52 @@ const CLAIM_RETURNING: &str = " RETURNING j.id, j.run_seq, j.queue, j.task, j.pa
     j.attempt, j.max_attempts, j.retry, j.priority, j.timeout_ms, j.lease_expires_at, \
     j.wake_event, j.event_payload, j.run_at";
 
+/// The ready jobs of one queue `queue` (SQL: `$1`, or a lateral column) in `order_by`, at most
+/// `$2`, locked with `FOR UPDATE SKIP LOCKED`; none when the queue's row matches `excluded`.
+///
+/// The exclusion is a one-time filter on the queue (an uncorrelated `NOT EXISTS`), never a
+/// filter on each job row: a per-row `queue <> ALL (ARRAY(...))` made the planner estimate one
+/// matching row, so it sorted every ready job of the queue at each claim instead of walking the
+/// claim index in order (0.5 s a claim with 300,000 ready jobs; see `scripts/bench scale`).
+fn pick_ready(queue: &str, columns: &str, order_by: &str, excluded: &str) -> String {
+    format!(
+        "SELECT {columns} FROM @schema@.jobs WHERE queue = {queue} AND state = 'pending' \
+           AND run_at <= now() AND (cancel_at IS NULL OR cancel_at > now()) \
+           AND NOT EXISTS (SELECT 1 FROM @schema@.queues AS x \
+             WHERE x.name = {queue} AND ({excluded})) \
+           ORDER BY {order_by} LIMIT $2 FOR UPDATE SKIP LOCKED"
+    )
+}
+
+/// The ids a claim takes: from queue `$1`, or, when `many`, from the `text[]` `$1`: each queue
+/// walks its own claim index in order (a lateral pick per distinct queue, as for one), then the
+/// first `$2` of them all in `order_by` are kept. (One `queue = ANY($1)` scan cannot use the
+/// index order and sorted every ready job of the queues at each claim.) Rows picked but not
+/// kept are locked only until the claim statement ends, so other claimers skip them briefly.
+fn claim_pick(many: bool, order_by: &str, excluded: &str) -> String {
+    if many {
+        format!(
+            "SELECT p.id FROM (SELECT DISTINCT v.q FROM unnest($1::text[]) AS v(q)) AS u \
+             CROSS JOIN LATERAL ({}) AS p ORDER BY {} LIMIT $2",
+            pick_ready("u.q", "id, priority, run_at", order_by, excluded),
+            order_by
+                .split(", ")
+                .map(|c| format!("p.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        pick_ready("$1", "id", order_by, excluded)
+    }
+}
+
 /// The claim statement: one UPDATE whose CTE locks the ready jobs with `FOR UPDATE SKIP
 /// LOCKED`, so concurrent claimers on any number of machines skip each other's rows instead of
-/// waiting, and never share a job. Binds: 1 queue (or `text[]` of queues), 2 limit, 3 worker
-/// id, 4 lease ms.
-fn claim(queue_match: &str, order_by: &str, excluded: &str) -> String {
+/// waiting, and never share a job. `pick` comes from [`claim_pick`]. Binds: 1 queue (or
+/// `text[]` of queues), 2 limit, 3 worker id, 4 lease ms.
+fn claim(pick: &str) -> String {
     format!(
-        "WITH picked AS (SELECT id FROM @schema@.jobs WHERE {queue_match} AND state = 'pending' \
-           AND run_at <= now() AND (cancel_at IS NULL OR cancel_at > now()) \
-           AND queue <> ALL (ARRAY(SELECT name FROM @schema@.queues WHERE {excluded})) \
-           ORDER BY {order_by} LIMIT $2 FOR UPDATE SKIP LOCKED) \
+        "WITH picked AS ({pick}) \
          UPDATE @schema@.jobs AS j SET state = 'running', worker_id = $3, \
            lease_expires_at = now() + {lease}, attempted_at = now(), \
            first_started_at = coalesce(j.first_started_at, now()), \
@@ -63,8 +99,8 @@ fn claim(queue_match: &str, order_by: &str, excluded: &str) -> String {
     )
 }
 
-/// The claim statements of a store, by queue count and poll order. One queue uses `queue = $1`
-/// so the scan walks the claim index in order; several use `= ANY($1)`.
+/// The claim statements of a store, by queue count and poll order; each queue's scan walks its
+/// claim index in order (see [`claim_pick`]).
 #[derive(Debug)]
 pub struct ClaimSql {
     one_by_priority: String,
@@ -119,12 +155,12 @@ macro_rules! statements {
                 let render = |sql: &str| sql.replace("@schema@", schema).replace("@channel@", channel);
                 Sql {
                     claim: ClaimSql {
-                        one_by_priority: render(&claim("queue = $1", "priority, run_at, id", UNGATED)),
-                        one_by_age: render(&claim("queue = $1", "run_at, id", UNGATED)),
-                        many_by_priority: render(&claim("queue = ANY($1::text[])", "priority, run_at, id", UNGATED)),
-                        many_by_age: render(&claim("queue = ANY($1::text[])", "run_at, id", UNGATED)),
-                        gated_by_priority: render(&claim("queue = $1", "priority, run_at, id", "paused")),
-                        gated_by_age: render(&claim("queue = $1", "run_at, id", "paused")),
+                        one_by_priority: render(&claim(&claim_pick(false, "priority, run_at, id", UNGATED))),
+                        one_by_age: render(&claim(&claim_pick(false, "run_at, id", UNGATED))),
+                        many_by_priority: render(&claim(&claim_pick(true, "priority, run_at, id", UNGATED))),
+                        many_by_age: render(&claim(&claim_pick(true, "run_at, id", UNGATED))),
+                        gated_by_priority: render(&claim(&claim_pick(false, "priority, run_at, id", "paused"))),
+                        gated_by_age: render(&claim(&claim_pick(false, "run_at, id", "paused"))),
                     },
                     schema: schema.to_string(),
                     $($name: render($sql),)*
