@@ -17,7 +17,7 @@ use crate::queries::migrate as q;
 use crate::sql_err;
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Every migration, one file per version under `migrations/` (see
 /// [`tasque_durable::engine::migrations`]; `@schema@` and `@channel@` are rendered per
@@ -28,6 +28,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::new(3, include_str!("../migrations/v3.sql")),
     Migration::new(4, include_str!("../migrations/v4.sql")),
     Migration::new(5, include_str!("../migrations/v5.sql")),
+    Migration::new(6, include_str!("../migrations/v6.sql")),
 ];
 
 fn render(script: &str, schema: &str) -> String {
