@@ -14,7 +14,7 @@ use crate::queries;
 use crate::sql_err;
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Every migration, one file per version under `migrations/` (see
 /// [`tasque_durable::engine::migrations`]); a new version is a new file added at the end.
@@ -26,6 +26,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::new(5, include_str!("../migrations/v5.sql")),
     Migration::new(6, include_str!("../migrations/v6.sql")),
     Migration::new(7, include_str!("../migrations/v7.sql")),
+    Migration::new(8, include_str!("../migrations/v8.sql")),
 ];
 
 /// The schema version of a database (0 when it has never been migrated).
