@@ -339,4 +339,10 @@ pub trait Store: Send + Sync + 'static {
     fn insight(&self) -> Option<&dyn Insight> {
         None
     }
+
+    /// Flow control: ordering keys' policy, rate limits, and why a job waits
+    /// ([`crate::flow`]); `None`, the default, for stores without it.
+    fn flow(&self) -> Option<crate::flow::Flow<'_>> {
+        None
+    }
 }

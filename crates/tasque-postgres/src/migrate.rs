@@ -17,7 +17,7 @@ use crate::queries::migrate as q;
 use crate::sql_err;
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Every migration, one file per version under `migrations/` (see
 /// [`tasque_durable::engine::migrations`]; `@schema@` and `@channel@` are rendered per
@@ -29,6 +29,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::new(4, include_str!("../migrations/v4.sql")),
     Migration::new(5, include_str!("../migrations/v5.sql")),
     Migration::new(6, include_str!("../migrations/v6.sql")),
+    Migration::new(7, include_str!("../migrations/v7.sql")),
 ];
 
 fn render(script: &str, schema: &str) -> String {

@@ -14,7 +14,7 @@ use crate::queries;
 use crate::sql_err;
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Every migration, one file per version under `migrations/` (see
 /// [`tasque_durable::engine::migrations`]); a new version is a new file added at the end.
@@ -27,6 +27,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::new(6, include_str!("../migrations/v6.sql")),
     Migration::new(7, include_str!("../migrations/v7.sql")),
     Migration::new(8, include_str!("../migrations/v8.sql")),
+    Migration::new(9, include_str!("../migrations/v9.sql")),
 ];
 
 /// The schema version of a database (0 when it has never been migrated).

@@ -72,20 +72,21 @@ pub const QUEUE_COUNTS: &str = concat!(
 /// Inserts a batch of jobs in one statement, in array order (so their ids rise in that order);
 /// jobs whose idempotency key is taken are skipped. Binds: 1 ns, 2 a JSON array with one array
 /// per job: `[queue, task, params, headers, priority, max_attempts, retry, timeout_ms,
-/// max_duration_ms, max_delay_ms, idempotency_key, run_at, delay_ms]`, `run_at` absolute or null
-/// (then `delay_ms` from now).
+/// max_duration_ms, max_delay_ms, idempotency_key, run_at, delay_ms, ordering_key]`, `run_at`
+/// absolute or null (then `delay_ms` from now).
 /// Returns `id, run_seq, attempt, queue, idempotency_key` of the inserted jobs, in no set order.
 pub const INSERT_JOBS: &str = concat!(
     "INSERT INTO tasque_jobs (ns, queue, task, params, headers, state, priority, max_attempts, ",
-    "retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, run_at, created_at, cancel_at) ",
+    "retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, run_at, created_at, cancel_at, ",
+    "ordering_key) ",
     "SELECT ?1, j.queue, j.task, j.params, j.headers, 'pending', j.priority, j.max_attempts, ",
     "j.retry, j.timeout_ms, j.max_duration_ms, j.max_delay_ms, j.idempotency_key, j.run_at, j.now, ",
-    "CASE WHEN j.max_delay_ms IS NULL THEN NULL ELSE j.run_at + j.max_delay_ms END ",
+    "CASE WHEN j.max_delay_ms IS NULL THEN NULL ELSE j.run_at + j.max_delay_ms END, j.ordering_key ",
     "FROM (SELECT x.key AS ord, x.value ->> 0 AS queue, x.value ->> 1 AS task, ",
     "x.value ->> 2 AS params, x.value ->> 3 AS headers, x.value ->> 4 AS priority, ",
     "x.value ->> 5 AS max_attempts, x.value ->> 6 AS retry, x.value ->> 7 AS timeout_ms, ",
     "x.value ->> 8 AS max_duration_ms, x.value ->> 9 AS max_delay_ms, ",
-    "x.value ->> 10 AS idempotency_key, t.n AS now, ",
+    "x.value ->> 10 AS idempotency_key, x.value ->> 13 AS ordering_key, t.n AS now, ",
     "COALESCE(x.value ->> 11, t.n + (x.value ->> 12)) AS run_at ",
     "FROM json_each(?2) AS x CROSS JOIN (SELECT ",
     now!(),
@@ -106,14 +107,26 @@ pub fn claim(queue_count: usize, order: PollOrder) -> String {
     pick_and_claim(
         &placeholders.join(", "),
         order,
-        "q.paused = 1 OR q.concurrency_limit IS NOT NULL OR q.blocking = 1",
+        "q.paused = 1 OR q.concurrency_limit IS NOT NULL OR q.blocking = 1 OR q.keyed = 1 \
+         OR q.rate_limit IS NOT NULL",
     )
 }
 
-/// The claim statement for one queue with a concurrency limit (the caller computed how many
-/// may start). Binds: 1 ns, 2 worker_id, 3 lease_ms, 4 limit, 5 queue.
+/// The claim statement for one gated queue (the caller computed how many may start),
+/// honouring the per-key window ([`KEY_WINDOW`]). Binds: 1 ns, 2 worker_id, 3 lease_ms,
+/// 4 limit, 5 queue, 6 key concurrency.
 pub fn claim_gated(order: PollOrder) -> String {
-    pick_and_claim("?5", order, "q.paused = 1")
+    pick_and_claim("?5", order, "q.paused = 1").replacen(
+        "ORDER BY",
+        &format!("AND {KEY_WINDOW} ORDER BY"),
+        1,
+    )
+}
+
+/// The claim statement for one rate-limited gated queue ([`pick_rated`]'s binds and 2
+/// worker_id, 3 lease_ms).
+pub fn claim_rated(order: PollOrder) -> String {
+    claim_update(&pick_rated(order))
 }
 
 fn pick_and_claim(queues: &str, order: PollOrder, excluded: &str) -> String {
@@ -202,6 +215,8 @@ mod workflow;
 pub use workflow::*;
 mod cron;
 pub use cron::*;
+mod flow;
+pub use flow::*;
 
 /// What a rejected run write ran into: the job's state and run.
 pub const RUN_STATUS: &str = "SELECT state, run_seq FROM tasque_jobs WHERE ns = ?1 AND id = ?2";
@@ -285,8 +300,9 @@ pub const FAIL_RUN: &str = concat!(
     now!(),
     " ELSE NULL END, ",
     "holds_queue = CASE WHEN ?4 = 'failed' AND EXISTS (SELECT 1 FROM tasque_queues AS q ",
-    "WHERE q.ns = tasque_jobs.ns AND q.name = tasque_jobs.queue AND q.blocking = 1 ",
-    "AND q.on_exhausted = 'stay_blocked') THEN 1 ELSE 0 END",
+    "WHERE q.ns = tasque_jobs.ns AND q.name = tasque_jobs.queue AND ((q.blocking = 1 ",
+    "AND q.on_exhausted = 'stay_blocked') OR (tasque_jobs.ordering_key IS NOT NULL ",
+    "AND q.key_on_exhausted = 'stay_blocked'))) THEN 1 ELSE 0 END",
     if_running!(),
     " RETURNING run_at"
 );
@@ -307,8 +323,9 @@ pub const FAIL_FOR_GOOD: &str = concat!(
     "failure = json(?4), cancel_at = NULL, finished_at = ",
     now!(),
     ", holds_queue = CASE WHEN EXISTS (SELECT 1 FROM tasque_queues AS q ",
-    "WHERE q.ns = tasque_jobs.ns AND q.name = tasque_jobs.queue AND q.blocking = 1 ",
-    "AND q.on_exhausted = 'stay_blocked') THEN 1 ELSE 0 END",
+    "WHERE q.ns = tasque_jobs.ns AND q.name = tasque_jobs.queue AND ((q.blocking = 1 ",
+    "AND q.on_exhausted = 'stay_blocked') OR (tasque_jobs.ordering_key IS NOT NULL ",
+    "AND q.key_on_exhausted = 'stay_blocked'))) THEN 1 ELSE 0 END",
     if_running!()
 );
 

@@ -316,4 +316,8 @@ impl Store for MeteredStore {
     fn insight(&self) -> Option<&dyn Insight> {
         self.inner.insight()
     }
+
+    fn flow(&self) -> Option<tasque_durable::flow::Flow<'_>> {
+        self.inner.flow()
+    }
 }

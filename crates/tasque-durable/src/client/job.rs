@@ -134,6 +134,13 @@ impl JobOptions {
         self
     }
 
+    /// Sets the ordering key: jobs of the queue with the same key start in enqueue order, at
+    /// most the queue's key concurrency at a time (see [`crate::flow`]).
+    pub fn ordering_key(mut self, key: impl Into<String>) -> Self {
+        self.spawn.ordering_key = Some(key.into());
+        self
+    }
+
     /// The queue, if set.
     pub fn queue_name(&self) -> Option<&str> {
         self.queue.as_deref()

@@ -83,6 +83,11 @@ pub trait EngineBase: Send + Sync + 'static {
     fn insight_engine(&self) -> Option<&dyn crate::Insight> {
         None
     }
+
+    /// The engine's flow control storage (see [`crate::flow`]); `None` by default.
+    fn flow_engine(&self) -> Option<&dyn crate::flow::FlowEngine> {
+        None
+    }
 }
 
 /// Inserting jobs (`ops/spawn.rs`).

@@ -464,6 +464,10 @@ impl<E: Engine> Store for E {
     fn insight(&self) -> Option<&dyn crate::Insight> {
         self.insight_engine()
     }
+
+    fn flow(&self) -> Option<crate::flow::Flow<'_>> {
+        self.flow_engine().map(crate::flow::Flow::new)
+    }
 }
 
 #[cfg(test)]

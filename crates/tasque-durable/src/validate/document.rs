@@ -17,6 +17,7 @@
 //! | `max_duration_ms`, `max_delay_ms` | milliseconds, as `delay_ms` |
 //! | `headers` | a JSON object, or null (none) |
 //! | `idempotency_key` | a string of 1 to 255 bytes without control characters |
+//! | `ordering_key` | a string of 1 to 255 bytes without control characters |
 //!
 //! "An integer" is any JSON number with an integral value: `3`, `3.0` and `3e0` are all 3
 //! (Python's `json` writes floats as `3.0`); `3.5`, strings, booleans and null are refused.
@@ -33,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::options::{CancellationPolicy, RetryStrategy, RunAt, SpawnOptions};
 
 /// The keys an option document may hold.
-pub const KNOWN_OPTIONS: [&str; 10] = [
+pub const KNOWN_OPTIONS: [&str; 11] = [
     "max_attempts",
     "priority",
     "run_at",
@@ -44,6 +45,7 @@ pub const KNOWN_OPTIONS: [&str; 10] = [
     "max_delay_ms",
     "headers",
     "idempotency_key",
+    "ordering_key",
 ];
 
 /// The largest growth factor of an exponential retry strategy.
@@ -175,6 +177,14 @@ pub fn parse_options(document: &Value) -> Result<SpawnOptions> {
             .ok_or_else(|| Error::invalid_option("idempotency_key", reason))?;
         options.idempotency_key = Some(key.to_string());
     }
+    if let Some(v) = doc.get("ordering_key") {
+        let reason = "must be a string of 1 to 255 bytes without control characters";
+        let key = v
+            .as_str()
+            .filter(|k| super::validate_ordering_key(k).is_ok())
+            .ok_or_else(|| Error::invalid_option("ordering_key", reason))?;
+        options.ordering_key = Some(key.to_string());
+    }
     super::validate_options(&options)?;
     Ok(options)
 }
@@ -282,6 +292,9 @@ pub fn options_document(o: &SpawnOptions) -> Value {
     }
     if let Some(key) = &o.idempotency_key {
         m.insert("idempotency_key".into(), key.clone().into());
+    }
+    if let Some(key) = &o.ordering_key {
+        m.insert("ordering_key".into(), key.clone().into());
     }
     Value::Object(m)
 }

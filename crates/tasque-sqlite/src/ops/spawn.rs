@@ -26,6 +26,7 @@ pub struct Encoded {
     key: Option<String>,
     run_at: Option<i64>,
     delay_ms: i64,
+    ordering_key: Option<String>,
 }
 
 /// A validated job's binds.
@@ -48,6 +49,7 @@ pub fn encode(job: JobInsert) -> Encoded {
         key: o.idempotency_key,
         run_at,
         delay_ms,
+        ordering_key: o.ordering_key,
     }
 }
 
@@ -100,7 +102,8 @@ fn as_row(job: &Encoded) -> Value {
         job.max_delay_ms,
         job.key,
         job.run_at,
-        job.delay_ms
+        job.delay_ms,
+        job.ordering_key
     ])
 }
 
@@ -119,6 +122,22 @@ pub(crate) async fn insert_chunk(
     ns: &str,
     jobs: &[Encoded],
 ) -> Result<Vec<SpawnResult>> {
+    let mut keyed: Vec<&str> = jobs
+        .iter()
+        .filter(|j| j.ordering_key.is_some())
+        .map(|j| j.queue.as_str())
+        .collect();
+    if !keyed.is_empty() {
+        // A queue with keyed jobs is claimed through the gated path (see `ops/gated.rs`).
+        keyed.sort_unstable();
+        keyed.dedup();
+        sqlx::query(queries::MARK_KEYED)
+            .bind(ns)
+            .bind(serde_json::json!(keyed).to_string())
+            .execute(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+    }
     let rows: Vec<Value> = jobs.iter().map(as_row).collect();
     let returned = sqlx::query(queries::INSERT_JOBS)
         .bind(ns)
