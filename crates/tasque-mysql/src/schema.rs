@@ -260,8 +260,15 @@ const V4: Migration = Migration {
     ],
 };
 
+/// Version 5: a placeholder for another branch's migration.
+const V5: Migration = Migration {
+    version: 5,
+    name: "placeholder",
+    statements: &[],
+};
+
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[V1, V2, V3, V4];
+pub const MIGRATIONS: &[Migration] = &[V1, V2, V3, V4, V5];
 
 /// Drops the namespace's stored procedures.
 pub const DROP_ROUTINES: [&str; 3] = [
