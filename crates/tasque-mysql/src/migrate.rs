@@ -15,7 +15,7 @@ use crate::schema::{Exists, Step, FRESH, MIGRATIONS};
 use crate::sql_err;
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The schema version of a namespace (0 when it has never been migrated).
 pub async fn current_version(pool: &MySqlPool, sql: &Sql, stem: &str) -> Result<i64> {

@@ -267,8 +267,59 @@ const V5: Migration = Migration {
     statements: &[],
 };
 
+/// What version 6 adds to `jobs`.
+const JOBS_V6: &str = "ALTER TABLE @jobs@ ADD COLUMN ordering_key VARCHAR(255) NULL, \
+    ADD KEY jobs_key (queue, ordering_key, id)";
+/// What version 6 adds to `queues`.
+const QUEUES_V6: &str = "ALTER TABLE @queues@ ADD COLUMN keyed BOOLEAN NOT NULL DEFAULT FALSE, \
+    ADD COLUMN key_concurrency INT NOT NULL DEFAULT 1, \
+    ADD COLUMN key_on_exhausted VARCHAR(16) NOT NULL DEFAULT 'continue', \
+    ADD COLUMN rate_limit INT NULL, ADD COLUMN rate_window_ms BIGINT NULL, \
+    ADD COLUMN rate_key VARCHAR(600) NOT NULL DEFAULT 'queue'";
+/// The rate windows table of version 6.
+const RATE_WINDOWS_V6: &str = concat!(
+    "CREATE TABLE IF NOT EXISTS `@stem@_rate_windows` (queue VARCHAR(128) NOT NULL, \
+     `key` VARCHAR(600) NOT NULL, window_start_ms BIGINT NOT NULL, starts INT NOT NULL, \
+     PRIMARY KEY (queue, `key`)",
+    table_options!()
+);
+
+/// The stored procedures of version 6 (taking `ordering_key`), replacing those of version 3.
+const ROUTINES_V6: [Step; 4] = [
+    Step::Text("DROP PROCEDURE IF EXISTS `@stem@_spawn`"),
+    Step::Text("DROP PROCEDURE IF EXISTS `@stem@_spawn_check`"),
+    Step::Text(include_str!("sql/spawn_check_v6.sql")),
+    Step::Text(include_str!("sql/spawn_v6.sql")),
+];
+
+/// Version 6: flow control (see tasque-durable's `flow`). A job's `ordering_key` puts it in a
+/// key of its queue; `keyed` (set at spawn) makes a queue's claims gated, where a keyed job
+/// starts only while fewer than `key_concurrency` older jobs of its key are unfinished
+/// (`jobs_key`); `key_on_exhausted` = 'stay_blocked' keeps an exhausted keyed job holding its
+/// key. `rate_limit` starts per `rate_window_ms` (epoch-aligned) are counted per `rate_key`
+/// in `rate_windows`, one row per (queue, key). The spawn procedure takes `ordering_key`.
+const V6: Migration = Migration {
+    version: 6,
+    name: "flow control: ordering keys and rate limits",
+    statements: &[
+        Step::Unless {
+            exists: Exists::Column("jobs", "ordering_key"),
+            statement: JOBS_V6,
+        },
+        Step::Unless {
+            exists: Exists::Column("queues", "keyed"),
+            statement: QUEUES_V6,
+        },
+        Step::Always(RATE_WINDOWS_V6),
+        ROUTINES_V6[0],
+        ROUTINES_V6[1],
+        ROUTINES_V6[2],
+        ROUTINES_V6[3],
+    ],
+};
+
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[V1, V2, V3, V4, V5];
+pub const MIGRATIONS: &[Migration] = &[V1, V2, V3, V4, V5, V6];
 
 /// Drops the namespace's stored procedures.
 pub const DROP_ROUTINES: [&str; 3] = [
@@ -317,4 +368,11 @@ pub const FRESH: &[Step] = &[
     ROUTINES_V3[5],
     Step::Always(crate::queries::cron::CREATE_SCHEDULES),
     Step::Always(crate::queries::cron::CREATE_LEASES),
+    Step::Text(JOBS_V6),
+    Step::Text(QUEUES_V6),
+    Step::Always(RATE_WINDOWS_V6),
+    ROUTINES_V6[0],
+    ROUTINES_V6[1],
+    ROUTINES_V6[2],
+    ROUTINES_V6[3],
 ];

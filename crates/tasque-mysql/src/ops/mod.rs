@@ -8,6 +8,7 @@
 
 pub mod claim;
 pub mod cron;
+pub mod flow;
 pub mod gated;
 pub mod insight;
 pub mod inspect;

@@ -36,6 +36,7 @@ pub struct Encoded {
     key: Option<String>,
     run_at: Option<DateTime<Utc>>,
     delay_us: i64,
+    ordering_key: Option<String>,
 }
 
 /// A validated job's binds.
@@ -58,6 +59,7 @@ pub fn encode(job: JobInsert) -> Encoded {
         key: o.idempotency_key,
         run_at,
         delay_us,
+        ordering_key: o.ordering_key,
     }
 }
 
@@ -103,8 +105,24 @@ async fn insert_chunk(
     sql: &Sql,
     jobs: &[Encoded],
 ) -> Result<Vec<SpawnResult>> {
+    let mut keyed: Vec<&str> = jobs
+        .iter()
+        .filter(|j| j.ordering_key.is_some())
+        .map(|j| j.queue.as_str())
+        .collect();
+    keyed.sort_unstable();
+    keyed.dedup();
+    for queue in keyed {
+        // A queue with keyed jobs is claimed through the gated path (see `ops/gated.rs`).
+        sqlx::query(&sql.mark_keyed)
+            .bind(queue)
+            .execute(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+    }
     let token: i64 = rand::random();
-    let statement = sql.insert_jobs(jobs.len());
+    let keyed = jobs.iter().any(|j| j.ordering_key.is_some());
+    let statement = sql.insert_jobs(jobs.len(), keyed);
     let mut query = sqlx::query(&statement);
     for (ord, job) in jobs.iter().enumerate() {
         query = query
@@ -124,6 +142,9 @@ async fn insert_chunk(
             .bind(us_of_ms(job.max_delay_ms))
             .bind(token)
             .bind(i32::try_from(ord).unwrap_or(i32::MAX));
+        if keyed {
+            query = query.bind(&job.ordering_key);
+        }
     }
     let done = query.execute(&mut *conn).await.map_err(sql_err)?;
     let first = i64::try_from(done.last_insert_id()).unwrap_or(0);
