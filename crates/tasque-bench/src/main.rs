@@ -10,6 +10,8 @@ mod burn;
 mod core_suite;
 mod cron_suite;
 mod dashboard_suite;
+mod flow_keyed;
+mod flow_suite;
 mod mysql_suite;
 mod postgres_sql;
 mod postgres_suite;
@@ -60,11 +62,12 @@ fn main() -> Result<()> {
         Some("mysql") => mysql_suite::run(quick, vs_postgres),
         Some("cron") => cron_suite::run(quick),
         Some("dashboard") => dashboard_suite::run(quick),
+        Some("flow") => flow_suite::run(quick),
         Some(other) => {
-            bail!("unknown suite {other:?}; suites: core, sqlite, postgres, mysql, workflow, amqp, cron, dashboard")
+            bail!("unknown suite {other:?}; suites: core, sqlite, postgres, mysql, workflow, amqp, cron, dashboard, flow")
         }
         None => {
-            bail!("usage: bench SUITE [--quick]; suites: core, sqlite, postgres, mysql, workflow, amqp, cron, dashboard")
+            bail!("usage: bench SUITE [--quick]; suites: core, sqlite, postgres, mysql, workflow, amqp, cron, dashboard, flow")
         }
     }
 }

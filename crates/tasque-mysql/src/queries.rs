@@ -291,14 +291,17 @@ statements! {
     pick_rated_by_priority = pick_rated!("priority, run_at, id");
     /// Like `pick_rated_by_priority`, oldest first.
     pick_rated_by_age = pick_rated!("run_at, id");
-    /// Counts the starts of claimed jobs in their rate keys' current windows (`@ids@`: the
-    /// claimed ids, written in). Binds 1 queue, 2 window ms, 3 window ms, 4 key kind, 5 JSON
-    /// path.
+    /// Counts the starts of claimed jobs in their rate keys' windows: the window of their start
+    /// (`attempted_at`; `@ids@`: the claimed ids, written in). Binds 1 queue, 2 key kind,
+    /// 3 JSON path, 4 window ms, 5 window ms.
     count_starts = concat!("INSERT INTO `@stem@_rate_windows` (queue, `key`, window_start_ms, \
-        starts) SELECT ?, k.rkey, ", epoch_window!(), ", COUNT(*) FROM (SELECT ", rate_key!(), " AS rkey \
+        starts) SELECT ?, k.rkey, MAX(k.w), COUNT(*) FROM (SELECT ", rate_key!(), " AS rkey, \
+        (TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', j.attempted_at) DIV 1000 DIV ?) * ? AS w \
         FROM @jobs@ AS j WHERE j.id IN (@ids@)) AS k GROUP BY k.rkey \
-        ON DUPLICATE KEY UPDATE starts = IF(window_start_ms = VALUES(window_start_ms), \
-        starts + VALUES(starts), VALUES(starts)), window_start_ms = VALUES(window_start_ms)");
+        ON DUPLICATE KEY UPDATE starts = CASE WHEN window_start_ms = VALUES(window_start_ms) \
+        THEN starts + VALUES(starts) WHEN window_start_ms > VALUES(window_start_ms) THEN starts \
+        ELSE VALUES(starts) END, \
+        window_start_ms = GREATEST(window_start_ms, VALUES(window_start_ms))");
     /// Flags a queue as keyed. Binds 1 name.
     mark_keyed = "UPDATE @queues@ SET keyed = TRUE WHERE name = ? AND NOT keyed";
     /// Sets a queue's key policy (creating it). Binds 1 name, 2 concurrency, 3 policy.

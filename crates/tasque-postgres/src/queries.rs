@@ -109,20 +109,21 @@ fn claim_gated(order_by: &str) -> String {
     )
 }
 
-/// The claim of one rate-limited queue under its row lock: the per-key window, then at most
+/// The claim of one rate-limited queue under its row lock (its clock is the statement's start,
+/// after the lock was taken, so windows only move forward): the per-key window, then at most
 /// `$6` starts per rate key in the current window of `$7` ms (epoch-aligned), the key being
 /// `$8` ('queue', 'ordering_key' or 'arg' with the path `$9`); the window counts are updated
 /// in the same statement. Binds as [`claim_gated`] plus 6 limit, 7 window ms, 8 key kind,
 /// 9 path.
 fn claim_rated(order_by: &str) -> String {
     format!(
-        "WITH cur AS (SELECT (floor(extract(epoch FROM now()) * 1000 / $7::bigint))::bigint \
+        "WITH cur AS (SELECT (floor(extract(epoch FROM statement_timestamp()) * 1000 / $7::bigint))::bigint \
            * $7::bigint AS w), \
          cand AS (SELECT j.id, j.priority, j.run_at, CASE $8::text \
              WHEN 'ordering_key' THEN coalesce(j.ordering_key, '') \
              WHEN 'arg' THEN coalesce(j.params #>> $9::text[], '') ELSE '' END AS rkey \
            FROM @schema@.jobs AS j WHERE j.queue = $1 AND j.state = 'pending' \
-           AND j.run_at <= now() AND (j.cancel_at IS NULL OR j.cancel_at > now()) AND {window}), \
+           AND j.run_at <= statement_timestamp() AND (j.cancel_at IS NULL OR j.cancel_at > statement_timestamp()) AND {window}), \
          ranked AS (SELECT c.id, c.priority, c.run_at, c.rkey, \
              row_number() OVER (PARTITION BY c.rkey ORDER BY {order_by}) \
              + coalesce((SELECT w.starts FROM @schema@.rate_windows AS w, cur \
@@ -130,18 +131,20 @@ fn claim_rated(order_by: &str) -> String {
            FROM cand AS c), \
          picked AS (SELECT id, rkey FROM ranked WHERE nth <= $6 ORDER BY {order_by} LIMIT $2), \
          claimed AS (UPDATE @schema@.jobs AS j SET state = 'running', worker_id = $3, \
-           lease_expires_at = now() + {lease}, attempted_at = now(), \
-           first_started_at = coalesce(j.first_started_at, now()), \
+           lease_expires_at = statement_timestamp() + {lease}, attempted_at = statement_timestamp(), \
+           first_started_at = coalesce(j.first_started_at, statement_timestamp()), \
            cancel_at = CASE WHEN j.first_started_at IS NOT NULL THEN j.cancel_at \
              WHEN j.max_duration_ms IS NULL THEN NULL \
-             ELSE now() + j.max_duration_ms * interval '1 millisecond' END \
+             ELSE statement_timestamp() + j.max_duration_ms * interval '1 millisecond' END \
            FROM picked WHERE j.id = picked.id AND j.state = 'pending'{CLAIM_RETURNING}, picked.rkey), \
          counted AS (INSERT INTO @schema@.rate_windows (queue, key, window_start_ms, starts) \
            SELECT $1, c.rkey, cur.w, count(*) FROM claimed AS c, cur GROUP BY c.rkey, cur.w \
            ON CONFLICT (queue, key) DO UPDATE SET \
              starts = CASE WHEN rate_windows.window_start_ms = excluded.window_start_ms \
-               THEN rate_windows.starts + excluded.starts ELSE excluded.starts END, \
-             window_start_ms = excluded.window_start_ms) \
+               THEN rate_windows.starts + excluded.starts \
+               WHEN rate_windows.window_start_ms > excluded.window_start_ms \
+               THEN rate_windows.starts ELSE excluded.starts END, \
+             window_start_ms = greatest(rate_windows.window_start_ms, excluded.window_start_ms)) \
          SELECT id, run_seq, queue, task, params, headers, attempt, max_attempts, retry, \
            priority, timeout_ms, lease_expires_at, wake_event, event_payload, run_at FROM claimed",
         window = key_window("j"),

@@ -99,10 +99,15 @@ pub async fn load(
         (Some(insight), JobState::Sleeping | JobState::Waiting) => insight.suspension(id).await?,
         _ => None,
     };
+    let flow = match (store.flow(), job.state) {
+        (Some(flow), JobState::Available) => flow.job(id).await?.waits,
+        _ => None,
+    };
     let why = diagnose(
         &job,
         snapshot.queue(&job.queue),
         suspension.as_ref(),
+        flow.as_ref(),
         now_ms,
     );
     let timeline = timeline(&job, &checkpoints);

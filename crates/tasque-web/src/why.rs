@@ -5,11 +5,13 @@
 //! For a job that is not running, [`diagnose`] names every reason that holds now, most
 //! decisive first: finished; scheduled for later (or waiting out a retry backoff); sleeping;
 //! waiting for an event; queue paused; queue at its concurrency limit; behind the head of a
-//! blocking queue; or, for a job that has been ready for over a minute in a queue where
+//! blocking queue; its ordering key at its limit or blocked by a failed job; its queue's rate
+//! limit used up (with the next start); or, for a job that has been ready for over a minute in a queue where
 //! nothing runs, that no worker seems to serve the queue. A running job gets the lease its
 //! worker holds. A ready job with none of these is simply next in line.
 
 use serde::Serialize;
+use tasque_durable::flow::FlowWait;
 use tasque_durable::insight::Suspension;
 use tasque_durable::{JobInfo, JobState, QueueInfo};
 
@@ -71,6 +73,27 @@ pub enum Reason {
         /// The job holding the queue.
         head: i64,
     },
+    /// Its ordering key already runs as many jobs as the queue's key concurrency allows.
+    KeyAtLimit {
+        /// The ordering key.
+        key: String,
+        /// The queue's key concurrency.
+        limit: u32,
+    },
+    /// Its ordering key is held by a failed job kept by the queue's key policy.
+    KeyBlocked {
+        /// The ordering key.
+        key: String,
+        /// The failed job.
+        by: i64,
+    },
+    /// Its rate key used up the current window of the queue's rate limit.
+    RateLimited {
+        /// The rate key (empty: the whole queue).
+        key: String,
+        /// Milliseconds until the next window opens.
+        next_start_in_ms: i64,
+    },
     /// It has been ready for a while and nothing runs in its queue: no worker seems to serve it.
     NoWorker {
         /// How long it has been ready.
@@ -114,6 +137,19 @@ impl Reason {
             Reason::BehindBlockingHead { head } => format!(
                 "Its queue is blocking and job {head} is at its head: nothing behind it runs until it succeeds or is given up."
             ),
+            Reason::KeyAtLimit { key, limit } => format!(
+                "Its ordering key {key} is at its limit: {limit} of its jobs at a time, in enqueue order."
+            ),
+            Reason::KeyBlocked { key, by } => format!(
+                "Its ordering key {key} is blocked by job {by}, which failed for good: retry, cancel or delete it."
+            ),
+            Reason::RateLimited { key, next_start_in_ms } => {
+                let whose = if key.is_empty() { String::new() } else { format!(" of key {key}") };
+                format!(
+                    "Its queue's rate limit{whose} is used up: the next start is in {}.",
+                    human_ms(*next_start_in_ms)
+                )
+            }
             Reason::NoWorker { ready_for_ms } => format!(
                 "It has been ready for {} and nothing runs in its queue: no worker seems to serve this queue.",
                 human_ms(*ready_for_ms)
@@ -125,11 +161,12 @@ impl Reason {
 
 /// Every reason that holds for `job` now. `now_ms` is the engine clock (ms since the epoch);
 /// `queue` the job's queue (from the cached snapshot); `suspension` what a suspended job waits
-/// for.
+/// for; `flow` the flow control rule holding it, if any (its key or a rate limit).
 pub fn diagnose(
     job: &JobInfo,
     queue: Option<&QueueInfo>,
     suspension: Option<&Suspension>,
+    flow: Option<&FlowWait>,
     now_ms: i64,
 ) -> Vec<Reason> {
     let until = |at: chrono::DateTime<chrono::Utc>| at.timestamp_millis() - now_ms;
@@ -175,6 +212,22 @@ pub fn diagnose(
         }
         if let Some(head) = queue.blocked_by.filter(|head| *head != job.id) {
             reasons.push(Reason::BehindBlockingHead { head: head.0 });
+        }
+        if let Some(wait) = flow {
+            reasons.push(match wait {
+                FlowWait::KeyAtLimit { key, limit } => Reason::KeyAtLimit {
+                    key: key.clone(),
+                    limit: *limit,
+                },
+                FlowWait::KeyBlocked { key, by } => Reason::KeyBlocked {
+                    key: key.clone(),
+                    by: by.0,
+                },
+                FlowWait::RateLimited { key, next_start } => Reason::RateLimited {
+                    key: key.clone(),
+                    next_start_in_ms: until(*next_start),
+                },
+            });
         }
         let ready_for = now_ms - job.run_at.timestamp_millis();
         if reasons.is_empty()

@@ -177,10 +177,10 @@ impl MySqlStore {
             let ids: Vec<String> = taken.iter().map(i64::to_string).collect();
             sqlx::query(&sql.count_starts.replace("@ids@", &ids.join(", ")))
                 .bind(name)
-                .bind(rate.window_ms())
-                .bind(rate.window_ms())
                 .bind(kind)
                 .bind(&path)
+                .bind(rate.window_ms())
+                .bind(rate.window_ms())
                 .execute(&mut *tx)
                 .await
                 .map_err(sql_err)?;

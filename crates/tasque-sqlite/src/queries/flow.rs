@@ -45,19 +45,21 @@ pub fn pick_rated(order: PollOrder) -> String {
     )
 }
 
-/// Counts the starts of claimed jobs in their rate keys' current windows. Binds 1 ns, 2 queue,
-/// 3 window ms, 4 key kind, 5 JSON path, 6 JSON array of the claimed ids.
+/// Counts the starts of claimed jobs in their rate keys' windows: the window of their start
+/// (`attempted_at`, the clock of the claim that ranked them). Binds 1 ns, 2 queue, 3 window
+/// ms, 4 key kind, 5 JSON path, 6 JSON array of the claimed ids.
 pub fn count_starts() -> String {
     format!(
         "INSERT INTO tasque_rate_windows (ns, queue, key, window_start_ms, starts) \
-         SELECT ?1, ?2, k.rkey, ({now} / ?3) * ?3, COUNT(*) FROM (SELECT {rkey} AS rkey \
+         SELECT ?1, ?2, k.rkey, MAX(k.w), COUNT(*) FROM (SELECT {rkey} AS rkey, \
+           (j.attempted_at / ?3) * ?3 AS w \
            FROM tasque_jobs AS j WHERE j.ns = ?1 AND j.id IN (SELECT value FROM json_each(?6))) \
            AS k WHERE true GROUP BY k.rkey \
          ON CONFLICT (ns, queue, key) DO UPDATE SET \
            starts = CASE WHEN window_start_ms = excluded.window_start_ms \
-             THEN starts + excluded.starts ELSE excluded.starts END, \
-           window_start_ms = excluded.window_start_ms",
-        now = now!(),
+             THEN starts + excluded.starts WHEN window_start_ms > excluded.window_start_ms \
+             THEN starts ELSE excluded.starts END, \
+           window_start_ms = MAX(window_start_ms, excluded.window_start_ms)",
         rkey = rate_key("?4", "?5"),
     )
 }
