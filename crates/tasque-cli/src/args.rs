@@ -235,6 +235,13 @@ pub struct EnqueueArgs {
     /// queue's key concurrency at a time (see `tasque queues keys`).
     #[arg(long)]
     pub ordering_key: Option<String>,
+    /// A unique key: while a job with this key is pending, running or completed (in the same
+    /// period, with --unique-period), an enqueue returns it instead of adding another.
+    #[arg(long)]
+    pub unique_key: Option<String>,
+    /// The period of --unique-key: one job per key per period of scheduled time (e.g. 1h).
+    #[arg(long, value_parser = parse_duration, requires = "unique_key")]
+    pub unique_period: Option<Duration>,
     /// Per-run timeout of the job (e.g. 30s).
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,

@@ -110,6 +110,7 @@ pub fn job_json(job: &JobInfo) -> serde_json::Value {
         "retry": job.retry,
         "timeout_ms": job.timeout.map(|t| t.as_millis() as u64),
         "idempotency_key": job.idempotency_key,
+        "unique_key": job.unique_key,
         "worker": job.worker_id,
         "created_at": job.created_at,
         "run_at": job.run_at,

@@ -35,7 +35,7 @@
 //!
 //! | from | operation | to | notes |
 //! |---|---|---|---|
-//! | — | [`spawn`](Store::spawn) | available / scheduled | run 1, attempt 1; an idempotency key already used in the queue returns that job |
+//! | — | [`spawn`](Store::spawn) | available / scheduled | run 1, attempt 1; an idempotency key already used in the queue, or a [`unique`] slot held, returns that job |
 //! | available | [`claim`](Store::claim) | running | lease starts; first claim records the first start |
 //! | running | [`extend_lease`](Store::extend_lease) | running | only the owning run |
 //! | running | [`complete`](Store::complete) | completed (or deleted) | only the owning run |
@@ -103,6 +103,7 @@ pub mod retry;
 pub mod schedule;
 mod store;
 pub mod trace;
+pub mod unique;
 pub mod validate;
 
 pub use error::{Error, Result};

@@ -117,6 +117,9 @@ pub struct SpawnOptions {
     /// Per-key order: jobs of one queue with the same ordering key start in enqueue order, at
     /// most the queue's key concurrency (default 1) at a time; see [`crate::flow`].
     pub ordering_key: Option<String>,
+    /// At most one job per unique key (and period) among chosen states: a conflicting spawn
+    /// returns the existing job with `created: false`. See [`unique`](crate::unique).
+    pub unique: Option<crate::unique::Uniqueness>,
 }
 
 impl SpawnOptions {
@@ -185,6 +188,12 @@ impl SpawnOptions {
         self
     }
 
+    /// Sets the unique constraint.
+    pub fn with_unique(mut self, unique: crate::unique::Uniqueness) -> Self {
+        self.unique = Some(unique);
+        self
+    }
+
     /// The options with every unset field taken from `base`.
     pub fn or(self, base: &SpawnOptions) -> SpawnOptions {
         SpawnOptions {
@@ -199,6 +208,7 @@ impl SpawnOptions {
                 .idempotency_key
                 .or_else(|| base.idempotency_key.clone()),
             ordering_key: self.ordering_key.or_else(|| base.ordering_key.clone()),
+            unique: self.unique.or_else(|| base.unique.clone()),
         }
     }
 }

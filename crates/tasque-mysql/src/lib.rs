@@ -55,9 +55,12 @@
 //! - **Exact JSON**: params, headers, results and failure reasons are `LONGTEXT` (utf8mb4,
 //!   binary collation), written and read verbatim: no server-side JSON normalisation, so big
 //!   integers, floats, unicode and key order come back exactly as stored.
-//! - **Versioned migrations**, serialised across processes by `GET_LOCK`; every DDL statement
-//!   is idempotent (MySQL cannot roll DDL back); a new namespace is created in its final shape
-//!   at once; a schema newer than this build is refused with
+//! - **Versioned migrations**, one `.sql` file per version under `migrations/` as on the other
+//!   engines, serialised across processes by `GET_LOCK`; every statement of a file is
+//!   idempotent or guarded by an `-- step unless ...` check (MySQL cannot roll DDL back, so a
+//!   half-applied version is completed by the next run); a new namespace gets its first
+//!   tables in their final shape at once (`fresh.sql`); a schema newer than this build is
+//!   refused with
 //!   [`Error::SchemaTooNew`].
 //! - **Transactional enqueue**: [`MySqlStore::spawn_in_tx`] and [`MySqlStore::spawn_many_in_tx`]
 //!   write in the caller's transaction.
@@ -69,7 +72,7 @@
 //! ([`Store::subscribe_wakeups`](tasque_durable::Store::subscribe_wakeups)); workers in other
 //! processes poll, so their poll interval bounds the latency of a new job there.
 //!
-//! All SQL lives in `queries` (statements) and `schema` (migrations).
+//! All SQL lives in `queries` (statements) and `migrations/` (the schema).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -79,7 +82,7 @@ mod migrate;
 mod ops;
 mod queries;
 mod rows;
-mod schema;
+mod steps;
 mod tx;
 mod version;
 
@@ -190,7 +193,7 @@ impl MySqlStore {
             .execute(&self.inner.pool)
             .await
             .map_err(sql_err)?;
-        for statement in schema::DROP_ROUTINES {
+        for statement in queries::DROP_ROUTINES {
             // As text: the server takes no `DROP PROCEDURE` as a prepared statement.
             let text = self.inner.sql.render(statement);
             self.inner

@@ -1,18 +1,43 @@
-//! Versioned schema migrations, one namespace (set of tables) at a time.
+//! Versioned schema migrations, one namespace (set of tables) at a time: one `.sql` file per
+//! version under `migrations/`, planned by tasque-durable's shared
+//! [`migrations`](tasque_durable::engine::migrations) logic, each file a list of statements made
+//! safe to run again (see [`steps`](crate::steps): MySQL commits DDL implicitly, so a
+//! migration cannot be one transaction; one interrupted half-way is completed by the next run).
 //!
 //! A migrator takes the server's named lock `GET_LOCK` for the namespace on one connection, so
 //! concurrent migrators (several worker processes starting at once) serialise; the one that
 //! waited re-reads the version and skips what is done. Versions are recorded in the
 //! namespace's `migrations` table. A schema newer than [`SCHEMA_VERSION`] is refused with
 //! [`Error::SchemaTooNew`].
+//!
+//! A namespace without any table is created from `migrations/fresh.sql`, the tables of the
+//! first versions in their final shape at once (its `-- covers: N` header), then the versions
+//! after N from their files.
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Executor, MySql, MySqlPool};
+use tasque_durable::engine::migrations::{latest, plan, Migration};
 use tasque_durable::{Error, MigrationReport, Result};
 
 use crate::queries::Sql;
-use crate::schema::{Exists, Step, FRESH, MIGRATIONS};
 use crate::sql_err;
+use crate::steps::{self, Exists};
+
+/// Every migration, one file per version under `migrations/` (see
+/// [`tasque_durable::engine::migrations`]; the table placeholders of
+/// [`queries`](crate::queries) are rendered per namespace); a new version is a new file added
+/// at the end.
+const MIGRATIONS: &[Migration] = &[
+    Migration::new(1, include_str!("../migrations/v1.sql")),
+    Migration::new(2, include_str!("../migrations/v2.sql")),
+    Migration::new(3, include_str!("../migrations/v3.sql")),
+    Migration::new(4, include_str!("../migrations/v4.sql")),
+    Migration::new(5, include_str!("../migrations/v5.sql")),
+    Migration::new(6, include_str!("../migrations/v6.sql")),
+];
+
+/// The first versions' tables in their final shape, for a namespace that has none.
+const FRESH: &str = include_str!("../migrations/fresh.sql");
 
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: i64 = 6;
@@ -51,8 +76,8 @@ fn lock_name(stem: &str) -> String {
 }
 
 /// Applies every missing migration up to `target` (at most [`SCHEMA_VERSION`]) to the
-/// namespace of `stem`. `fresh` allows creating a namespace without tables in its final shape
-/// at once ([`FRESH`]) instead of running each migration.
+/// namespace of `stem`. `fresh` allows creating a namespace without tables from `fresh.sql`
+/// instead of running its first migrations one by one.
 pub async fn run(
     pool: &MySqlPool,
     sql: &Sql,
@@ -62,7 +87,7 @@ pub async fn run(
 ) -> Result<MigrationReport> {
     let target = target.min(SCHEMA_VERSION);
     let from = current_version(pool, sql, stem).await?;
-    check_not_newer(from)?;
+    plan(MIGRATIONS, from)?;
     if from >= target {
         return Ok(MigrationReport { from, to: from });
     }
@@ -103,83 +128,86 @@ async fn apply(
         .map_err(sql_err)?;
     // Another process may have applied some while we waited for the lock.
     let done = version_on(conn, sql, stem).await?;
-    check_not_newer(done)?;
-    // A namespace without any table (not even one left by an interrupted migration) is
-    // created in its final shape at once.
-    let fresh =
-        fresh && done == 0 && target == SCHEMA_VERSION && !has_tables(conn, sql, stem).await?;
+    let pending = plan(MIGRATIONS, done)?;
+    // A namespace without any table (not even one left by an interrupted migration) gets the
+    // tables of the first versions in their final shape at once.
+    let covers = fresh_covers()?;
+    let fresh = fresh && done == 0 && target >= covers && !has_tables(conn, sql, stem).await?;
     if fresh {
-        for step in FRESH {
-            apply_step(conn, sql, stem, step).await?;
-        }
+        run_script(conn, sql, stem, 0, FRESH).await?;
     }
-    let pending = MIGRATIONS
-        .iter()
-        .filter(|m| m.version > done && m.version <= target);
-    for migration in pending {
-        if !fresh {
-            for step in migration.statements {
-                apply_step(conn, sql, stem, step).await?;
-            }
+    for migration in pending.iter().filter(|m| m.version <= target) {
+        if !(fresh && migration.version <= covers) {
+            run_script(conn, sql, stem, migration.version, migration.sql).await?;
         }
         sqlx::query(&sql.record_migration)
             .bind(migration.version)
-            .bind(migration.name)
+            .bind(migration.name())
             .execute(&mut **conn)
             .await
             .map_err(sql_err)?;
         tracing::info!(
             tables = stem,
             version = migration.version,
-            name = migration.name,
+            name = migration.name(),
             "tasque schema migrated"
         );
     }
     Ok(())
 }
 
-/// Runs one step of a migration, unless what it creates exists already.
-async fn apply_step(
+/// The last version `fresh.sql` stands for.
+fn fresh_covers() -> Result<i64> {
+    steps::header(FRESH, "covers")
+        .and_then(|n| n.parse().ok())
+        .filter(|n| (1..=latest(MIGRATIONS)).contains(n))
+        .ok_or_else(|| Error::Corrupt("MySQL fresh.sql: no valid `-- covers: N` line".into()))
+}
+
+/// Runs the statements of one migration file, each unless what it creates exists already.
+async fn run_script(
     conn: &mut PoolConnection<MySql>,
     sql: &Sql,
     stem: &str,
-    step: &Step,
+    version: i64,
+    script: &str,
 ) -> Result<()> {
-    let statement = match step {
-        Step::Always(statement) => statement,
-        Step::Text(statement) => {
-            // A plain `&str` goes out as text (COM_QUERY), not as a prepared statement.
-            let text = sql.render(statement);
-            (&mut **conn)
-                .execute(text.as_str())
-                .await
-                .map_err(sql_err)?;
-            return Ok(());
-        }
-        Step::Unless { exists, statement } => {
-            let (query, table, name) = match exists {
-                Exists::Column(table, column) => (&sql.has_column, table, column.to_string()),
-                Exists::ForeignKey(table, suffix) => {
-                    (&sql.has_constraint, table, format!("{stem}{suffix}"))
-                }
-            };
-            let found: i64 = sqlx::query_scalar(query)
-                .bind(format!("{stem}_{table}"))
-                .bind(name)
-                .fetch_one(&mut **conn)
-                .await
-                .map_err(sql_err)?;
-            if found > 0 {
-                return Ok(());
+    for step in steps::parse(version, script)? {
+        if let Some(exists) = &step.unless {
+            if found(conn, sql, stem, exists).await? {
+                continue;
             }
-            statement
         }
-    };
-    sqlx::query(&sql.render(statement))
-        .execute(&mut **conn)
-        .await
-        .map_err(sql_err)?;
+        // As text (COM_QUERY): the server takes no `CREATE PROCEDURE` as a prepared statement.
+        let text = sql.render(&step.statement);
+        (&mut **conn)
+            .execute(text.as_str())
+            .await
+            .map_err(sql_err)?;
+    }
     Ok(())
+}
+
+/// Whether what a guarded statement creates exists.
+async fn found(
+    conn: &mut PoolConnection<MySql>,
+    sql: &Sql,
+    stem: &str,
+    exists: &Exists,
+) -> Result<bool> {
+    let table = |suffix: &str| format!("{stem}_{suffix}");
+    let (query, table, name) = match exists {
+        Exists::Table(t) => (&sql.has_table, table(t), None),
+        Exists::Column(t, column) => (&sql.has_column, table(t), Some(column)),
+        Exists::Index(t, index) => (&sql.has_index, table(t), Some(index)),
+        Exists::Constraint(t, name) => (&sql.has_constraint, table(t), Some(name)),
+    };
+    let mut query = sqlx::query_scalar::<_, i64>(query).bind(table);
+    if let Some(name) = name {
+        query = query.bind(sql.render(name));
+    }
+    let count = query.fetch_one(&mut **conn).await.map_err(sql_err)?;
+    Ok(count > 0)
 }
 
 /// Whether any table of the namespace (besides the migration history) exists.
@@ -190,4 +218,21 @@ async fn has_tables(conn: &mut PoolConnection<MySql>, sql: &Sql, stem: &str) -> 
     }
     let found = query.fetch_one(&mut **conn).await.map_err(sql_err)?;
     Ok(found > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_parses_and_the_schema_version_is_the_newest() {
+        assert_eq!(SCHEMA_VERSION, latest(MIGRATIONS));
+        assert!(plan(MIGRATIONS, 0).is_ok());
+        for migration in MIGRATIONS {
+            assert!(!migration.name().is_empty(), "v{}", migration.version);
+            steps::parse(migration.version, migration.sql).unwrap();
+        }
+        assert!(!steps::parse(0, FRESH).unwrap().is_empty());
+        assert_eq!(fresh_covers().unwrap(), 2);
+    }
 }

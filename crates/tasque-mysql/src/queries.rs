@@ -1,4 +1,4 @@
-//! Every SQL statement of the MySQL/MariaDB engine, in one place (the schema is in `schema.rs`).
+//! Every SQL statement of the MySQL/MariaDB engine, in one place (the schema is in `migrations/*.sql`).
 //!
 //! Statements are written against `@jobs@`, `@queues@`, ... (the namespace's quoted table
 //! names); [`Sql::new`] renders the fixed ones once per store, and the methods render those
@@ -21,13 +21,26 @@ macro_rules! now {
     };
 }
 
+/// A job's unique bucket: its first run time in ms since the epoch divided by the period, 0
+/// without one. Binds: 1 period ms (or NULL), 2 run_at (or NULL), 3 delay µs, 4 period ms.
+macro_rules! unique_bucket {
+    () => {
+        concat!(
+            "CASE WHEN ? IS NULL THEN 0 ELSE TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', ",
+            "COALESCE(?, ",
+            now!(),
+            " + INTERVAL ? MICROSECOND)) DIV 1000 DIV ? END"
+        )
+    };
+}
+
 /// Columns read into a `JobInfo`, plus the clock to tell available from scheduled.
 macro_rules! job_columns {
     () => {
         concat!(
             "id, run_seq, queue, task, params, headers, state, priority, attempt, max_attempts, ",
-            "retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, result, failure, ",
-            "errors, worker_id, created_at, run_at, first_started_at, attempted_at, finished_at, ",
+            "retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, unique_key, ",
+            "result, failure, errors, worker_id, created_at, run_at, first_started_at, attempted_at, finished_at, ",
             "lease_expires_at, ",
             now!(),
             " AS now"
@@ -58,6 +71,13 @@ macro_rules! cancel_at {
          '9999-12-31 23:59:59.999999')) MICROSECOND"
     };
 }
+
+/// Drops the namespace's stored procedures (each sent as text).
+pub const DROP_ROUTINES: [&str; 3] = [
+    "DROP PROCEDURE IF EXISTS `@stem@_spawn`",
+    "DROP PROCEDURE IF EXISTS `@stem@_spawn_check`",
+    "DROP PROCEDURE IF EXISTS `@stem@_retry_check`",
+];
 
 /// Run every time a pooled connection opens: locking reads lock only the rows they return.
 pub const SESSION_SETUP: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
@@ -230,6 +250,9 @@ statements! {
     /// Whether a table has a constraint. Binds 1 table name (unquoted), 2 constraint name.
     has_constraint = "SELECT COUNT(*) FROM information_schema.TABLE_CONSTRAINTS \
         WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ? AND CONSTRAINT_NAME = ?";
+    /// Whether a table has an index. Binds 1 table name (unquoted), 2 index name.
+    has_index = "SELECT COUNT(*) FROM information_schema.STATISTICS \
+        WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ?";
     /// Creates the migration history.
     create_migrations = concat!("CREATE TABLE IF NOT EXISTS @migrations@ (",
         "version BIGINT NOT NULL PRIMARY KEY, name VARCHAR(200) NOT NULL, ",
@@ -492,9 +515,10 @@ impl Sql {
     /// Inserts `n` jobs; a job whose idempotency key is taken in its queue is skipped. Binds per
     /// job: 1 queue, 2 task, 3 params, 4 headers, 5 priority, 6 max_attempts, 7 retry,
     /// 8 timeout ms, 9 max_duration ms, 10 max_delay ms, 11 idempotency key, 12 run_at (or
-    /// NULL), 13 delay µs, 14 max_delay µs, 15 batch token, 16 batch position, and when `keyed`
-    /// 17 ordering key.
-    pub fn insert_jobs(&self, n: usize, keyed: bool) -> String {
+    /// NULL), 13 delay µs, 14 max_delay µs, 15 batch token, 16 batch position, 17 unique key,
+    /// 18 unique states, then the bucket's binds (see [`unique_bucket!`]), and when `ordered`
+    /// the ordering key.
+    pub fn insert_jobs(&self, n: usize, ordered: bool) -> String {
         let row = concat!(
             "(?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, COALESCE(?, ",
             now!(),
@@ -502,21 +526,33 @@ impl Sql {
             cancel_at!(),
             ", ",
             now!(),
-            ", '[]', ?, ?"
+            ", '[]', ?, ?, ?, ?, ",
+            unique_bucket!()
         );
         // The ordering key only when a job has one: plain batches keep their statement.
-        let row = if keyed {
+        let row = if ordered {
             format!("{row}, ?)")
         } else {
             format!("{row})")
         };
         let rows = vec![row; n.max(1)].join(", ");
-        let key_column = if keyed { ", ordering_key" } else { "" };
+        let key_column = if ordered { ", ordering_key" } else { "" };
         self.render(&format!(
             "INSERT INTO @jobs@ (queue, task, params, headers, state, priority, max_attempts, \
              retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, run_at, \
-             cancel_at, created_at, errors, batch_token, batch_ord{key_column}) VALUES {rows} \
+             cancel_at, created_at, errors, batch_token, batch_ord, unique_key, unique_states, \
+             unique_bucket{key_column}) VALUES {rows} \
              ON DUPLICATE KEY UPDATE id = id"
+        ))
+    }
+
+    /// The job holding a unique slot, read with a shared lock. Binds 1 unique key, then the
+    /// bucket's binds (see [`unique_bucket!`]).
+    pub fn find_unique(&self) -> String {
+        self.render(concat!(
+            "SELECT id, run_seq, attempt FROM @jobs@ WHERE unique_slot = ? AND unique_bucket = ",
+            unique_bucket!(),
+            " LOCK IN SHARE MODE"
         ))
     }
 

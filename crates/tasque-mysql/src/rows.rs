@@ -157,6 +157,7 @@ fn job_info_of(id: JobId, row: &MySqlRow) -> Result<JobInfo> {
             max_delay: millis(get(row, "max_delay_ms")?),
         },
         idempotency_key: text_opt(row, "idempotency_key")?,
+        unique_key: text_opt(row, "unique_key")?,
         result: json_opt(text_opt(row, "result")?, "result")?,
         failure: json_opt(text_opt(row, "failure")?, "failure")?,
         errors,

@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::json;
 use sqlx::{MySqlPool, Row};
-use tasque_durable::{Error, JobState, Spawn, Store};
+use tasque_durable::{Error, JobState, Store};
 use tasque_mysql::{MySqlStore, SCHEMA_VERSION};
 
 /// `SHOW CREATE TABLE` of each table of a store, with its stem made generic.
@@ -49,17 +49,24 @@ async fn fresh_namespace_has_exactly_the_tables_of_one_migrated_step_by_step() {
     let stepwise = fresh.unmigrated("stepwise").await;
     let report = stepwise.migrate_to(1).await.unwrap();
     assert_eq!((report.from, report.to), (0, 1));
-    let spawned = stepwise
-        .spawn(Spawn::new("default", "work", json!({"kept": true})))
-        .await
-        .unwrap();
+    // A job written at version 1 by raw SQL (this build's insert names later columns).
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO `{}_jobs` (queue, task, params, state, max_attempts, retry, run_at, \
+         created_at, errors) VALUES ('default', 'work', '{{\"kept\": true}}', 'pending', 20, \
+         '{{\"kind\": \"none\"}}', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), '[]')",
+        stepwise.table_stem()
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let job = tasque_durable::JobId(i64::try_from(inserted.last_insert_id()).unwrap());
     let report = stepwise.migrate().await.unwrap();
     assert_eq!((report.from, report.to), (1, SCHEMA_VERSION));
     assert_eq!(
         shapes(&admin, &at_once).await,
         shapes(&admin, &stepwise).await
     );
-    let kept = stepwise.get_job(spawned.job_id).await.unwrap();
+    let kept = stepwise.get_job(job).await.unwrap();
     assert_eq!(kept.state, JobState::Available);
     assert_eq!(kept.params, json!({"kept": true}));
     let again = stepwise.migrate().await.unwrap();
@@ -127,4 +134,30 @@ async fn concurrent_migrations_apply_each_version_once() {
     .await
     .unwrap();
     assert_eq!(versions, SCHEMA_VERSION);
+}
+
+#[tokio::test]
+async fn a_version_interrupted_half_way_is_completed_by_the_next_run() {
+    let Some(admin) = support::server().await else {
+        return;
+    };
+    let fresh = support::Fresh::new("m");
+    let at_once = fresh.store("at_once").await;
+    let halfway = fresh.unmigrated("halfway").await;
+    halfway.migrate_to(1).await.unwrap();
+    // A migrator that died inside v2.sql after its first statement (DDL commits at once, so
+    // that statement stays applied while version 2 is not recorded).
+    sqlx::query(&format!(
+        "ALTER TABLE `{}_queues` ADD COLUMN on_exhausted VARCHAR(16) NOT NULL DEFAULT 'continue'",
+        halfway.table_stem()
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let report = halfway.migrate().await.unwrap();
+    assert_eq!((report.from, report.to), (1, SCHEMA_VERSION));
+    assert_eq!(
+        shapes(&admin, &at_once).await,
+        shapes(&admin, &halfway).await
+    );
 }

@@ -11,7 +11,7 @@
 -- per `rate_key` ('queue', 'ordering_key' or 'arg:PATH') in `rate_windows`, one row per
 -- (queue, key) holding its current window's start and count.
 --
--- The spawn functions of version 3 are replaced (same signatures) to take `ordering_key`.
+-- The spawn functions of version 6 are replaced (same signatures) to take `ordering_key`.
 
 ALTER TABLE @schema@.jobs ADD COLUMN ordering_key text;
 CREATE INDEX jobs_key_unfinished ON @schema@.jobs (queue, ordering_key, id)
@@ -31,13 +31,10 @@ CREATE TABLE @schema@.rate_windows (
     PRIMARY KEY (queue, key)
 );
 
--- Why one job given to spawn is invalid, or NULL when it is valid: the rules of the Rust API
--- (tasque-durable `validate`), in the same order. (PL/pgSQL: each check is prepared once per
--- session and only the checks an option present needs are evaluated.)
 CREATE OR REPLACE FUNCTION @schema@.spawn_problem(queue text, task text, o jsonb) RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $fn$
 DECLARE
-    known CONSTANT text[] := '{max_attempts,priority,run_at,delay_ms,timeout_ms,retry,max_duration_ms,max_delay_ms,headers,idempotency_key,ordering_key}';
+    known CONSTANT text[] := '{max_attempts,priority,run_at,delay_ms,timeout_ms,retry,max_duration_ms,max_delay_ms,headers,idempotency_key,unique,ordering_key}';
     millis CONSTANT text := 'must be an integer number of milliseconds from 1 to 31557600000000';
     at timestamptz;
     problem text;
@@ -114,6 +111,12 @@ BEGIN
             OR o->>'idempotency_key' ~ '[\x01-\x1f\x7f-\x9f]') THEN
         RETURN 'invalid option `idempotency_key`: must be a string of 1 to 255 bytes without control characters';
     END IF;
+    IF o ? 'unique' THEN
+        problem := @schema@.unique_problem(o->'unique');
+        IF problem IS NOT NULL THEN
+            RETURN problem;
+        END IF;
+    END IF;
     IF o ? 'ordering_key' AND (jsonb_typeof(o->'ordering_key') <> 'string'
             OR octet_length(o->>'ordering_key') NOT BETWEEN 1 AND 255
             OR o->>'ordering_key' ~ '[\x01-\x1f\x7f-\x9f]') THEN
@@ -123,12 +126,6 @@ BEGIN
 END
 $fn$;
 
--- Enqueues many jobs at once (the arrays are parallel: job i is queues[i], tasks[i], params[i],
--- options[i]). Validates every job first (one invalid job refuses the batch, SQLSTATE 22023),
--- creates missing queues, inserts, returns one row per job in input order, and announces the
--- queues with ready jobs on the namespace's channel (delivered when the transaction commits).
--- A job whose idempotency key is already used in its queue is not inserted: the existing job
--- is returned with created = false.
 CREATE OR REPLACE FUNCTION @schema@.spawn_batch(queues text[], tasks text[], params jsonb[],
         options jsonb[])
 RETURNS TABLE (job_id bigint, run_seq bigint, attempt integer, created boolean)
@@ -172,7 +169,7 @@ BEGIN
     ids := ARRAY(SELECT nextval('@schema@.jobs_id_seq') FROM generate_series(1, n));
     INSERT INTO @schema@.jobs (id, queue, task, params, headers, state, priority, max_attempts,
             retry, timeout_ms, max_duration_ms, max_delay_ms, cancel_at, idempotency_key, run_at,
-            created_at, ordering_key)
+            created_at, unique_key, unique_bucket, unique_states, ordering_key)
         SELECT x.id, x.q, x.t, coalesce(x.p, 'null'), nullif(x.o->'headers', 'null'), 'pending',
             coalesce((x.o->'priority')::numeric::integer, 0),
             coalesce((x.o->'max_attempts')::numeric::integer, 20),
@@ -181,7 +178,9 @@ BEGIN
             (x.o->'timeout_ms')::numeric::bigint, (x.o->'max_duration_ms')::numeric::bigint,
             (x.o->'max_delay_ms')::numeric::bigint,
             x.r + (x.o->'max_delay_ms')::numeric::bigint * interval '1 millisecond',
-            x.o->>'idempotency_key', x.r, at, x.o->>'ordering_key'
+            x.o->>'idempotency_key', x.r, at, x.o->'unique'->>'key',
+            @schema@.unique_bucket(x.o->'unique', x.r), @schema@.unique_mask(x.o->'unique'),
+            x.o->>'ordering_key'
         FROM (SELECT u.id, u.q, u.t, u.p, coalesce(u.o, '{}') AS o,
                 @schema@.run_time(coalesce(u.o, '{}'), at) AS r
             FROM unnest(ids, queues, tasks, params, options) AS u(id, q, t, p, o)) AS x
@@ -195,21 +194,28 @@ BEGIN
             FROM unnest(ids) WITH ORDINALITY AS u(id, ord) ORDER BY u.ord;
         RETURN;
     END IF;
-    -- Some keys were taken. A new statement, so a key taken by a transaction that committed
-    -- meanwhile is seen.
-    RETURN QUERY SELECT coalesce(j.id, k.id), coalesce(j.run_seq, k.run_seq),
-            coalesce(j.attempt, k.attempt), j.id IS NOT NULL
+    -- Some keys or unique slots were taken. A new statement, so a key taken by a transaction
+    -- that committed meanwhile is seen. (A slot whose holder left its unique states between
+    -- the two statements names no job: the caller sees a NULL id and may try again.)
+    RETURN QUERY SELECT coalesce(j.id, k.id, h.id), coalesce(j.run_seq, k.run_seq, h.run_seq),
+            coalesce(j.attempt, k.attempt, h.attempt), j.id IS NOT NULL
         FROM unnest(ids, queues, options) WITH ORDINALITY AS u(id, q, o, ord)
         LEFT JOIN @schema@.jobs AS j ON j.id = u.id
         LEFT JOIN @schema@.jobs AS k ON j.id IS NULL AND k.queue = u.q
             AND k.idempotency_key = u.o->>'idempotency_key'
+        LEFT JOIN LATERAL (SELECT h.id, h.run_seq, h.attempt FROM @schema@.jobs AS h
+            WHERE j.id IS NULL AND k.id IS NULL AND h.unique_key = u.o->'unique'->>'key'
+                AND h.unique_bucket = @schema@.unique_bucket(u.o->'unique',
+                    @schema@.run_time(coalesce(u.o, '{}'), at))
+                AND (h.unique_states & @schema@.unique_bit(h.state)) <> 0
+            LIMIT 1) AS h ON true
         ORDER BY u.ord;
 END
 $fn$;
 
 -- Enqueues one job: the function to call from any language. `options` is an option document
 -- (a JSON object with any of max_attempts, priority, run_at, delay_ms, timeout_ms, retry,
--- max_duration_ms, max_delay_ms, headers, idempotency_key and ordering_key). Returns one row: the job, its
+-- max_duration_ms, max_delay_ms, headers, idempotency_key and unique). Returns one row: the job, its
 -- first run, attempt 1, and whether it was created (false: its idempotency key was already
 -- used in the queue, and this is that job). One statement inserts the row; the queue is
 -- created when missing; the namespace's channel is notified when the job is ready now.
@@ -233,9 +239,10 @@ BEGIN
     IF o ? 'ordering_key' THEN
         UPDATE @schema@.queues AS e SET keyed = true WHERE e.name = spawn.queue AND NOT e.keyed;
     END IF;
+    LOOP
     INSERT INTO @schema@.jobs AS j (queue, task, params, headers, state, priority, max_attempts,
             retry, timeout_ms, max_duration_ms, max_delay_ms, cancel_at, idempotency_key, run_at,
-            created_at, ordering_key)
+            created_at, unique_key, unique_bucket, unique_states, ordering_key)
         VALUES (spawn.queue, spawn.task, coalesce(spawn.params, 'null'),
             nullif(o->'headers', 'null'), 'pending',
             coalesce((o->'priority')::numeric::integer, 0),
@@ -245,7 +252,9 @@ BEGIN
             (o->'timeout_ms')::numeric::bigint, (o->'max_duration_ms')::numeric::bigint,
             (o->'max_delay_ms')::numeric::bigint,
             r + (o->'max_delay_ms')::numeric::bigint * interval '1 millisecond',
-            o->>'idempotency_key', r, at, o->>'ordering_key')
+            o->>'idempotency_key', r, at, o->'unique'->>'key',
+            @schema@.unique_bucket(o->'unique', r), @schema@.unique_mask(o->'unique'),
+            o->>'ordering_key')
         ON CONFLICT DO NOTHING
         RETURNING j.id, j.run_seq, j.attempt INTO job_id, run_seq, attempt;
     IF FOUND THEN
@@ -253,14 +262,26 @@ BEGIN
         IF r <= at THEN
             PERFORM pg_notify('@channel@', spawn.queue);
         END IF;
-    ELSE
-        -- The key is taken. A new statement, so a key taken by a transaction that committed
-        -- meanwhile is seen.
+        EXIT;
+    END IF;
+    -- The key or the unique slot is taken. A new statement, so a key taken by a transaction
+    -- that committed meanwhile is seen.
+    created := false;
+    IF o ? 'idempotency_key' THEN
         SELECT k.id, k.run_seq, k.attempt INTO job_id, run_seq, attempt
             FROM @schema@.jobs AS k
             WHERE k.queue = spawn.queue AND k.idempotency_key = o->>'idempotency_key';
-        created := false;
+        EXIT WHEN FOUND;
     END IF;
+    SELECT h.id, h.run_seq, h.attempt INTO job_id, run_seq, attempt
+        FROM @schema@.jobs AS h
+        WHERE h.unique_key = o->'unique'->>'key'
+            AND h.unique_bucket = @schema@.unique_bucket(o->'unique', r)
+            AND (h.unique_states & @schema@.unique_bit(h.state)) <> 0
+        LIMIT 1;
+    EXIT WHEN FOUND;
+    -- The holder left its unique states meanwhile: the slot is free, insert again.
+    END LOOP;
     RETURN NEXT;
 END
 $fn$;

@@ -24,7 +24,7 @@ macro_rules! ms {
 macro_rules! job_columns {
     () => {
         "id, run_seq, queue, task, params, headers, state, priority, attempt, max_attempts, \
-         retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, result, failure, \
+         retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, unique_key, result, failure, \
          errors, worker_id, created_at, run_at, first_started_at, attempted_at, finished_at, \
          lease_expires_at, now() AS now"
     };

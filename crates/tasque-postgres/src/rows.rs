@@ -177,6 +177,7 @@ fn job_info_of(id: JobId, row: &PgRow) -> Result<JobInfo> {
             max_delay: millis(get(row, "max_delay_ms")?),
         },
         idempotency_key: get(row, "idempotency_key")?,
+        unique_key: get(row, "unique_key")?,
         result: get(row, "result")?,
         failure: get(row, "failure")?,
         errors,

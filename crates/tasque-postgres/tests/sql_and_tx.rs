@@ -249,3 +249,117 @@ async fn concurrent_migrations_apply_each_version_once() {
     .unwrap();
     assert_eq!(versions, tasque_postgres::SCHEMA_VERSION);
 }
+
+/// The `unique` option of `spawn` and `spawn_batch`: a held slot returns the existing job to
+/// SQL and to Rust alike; a bad `unique` document is refused (22023) naming the option and
+/// agreeing with the Rust parser.
+#[tokio::test]
+async fn sql_spawn_unique_returns_the_holder_and_refuses_bad_documents() {
+    let Some(pool) = support::server().await else {
+        return;
+    };
+    let fresh = support::Fresh::new("s");
+    let store = fresh.store("main").await;
+    let call = format!(
+        "SELECT * FROM \"{}\".spawn('reports', 'build', '{{}}', $1::jsonb)",
+        store.schema()
+    );
+    let options = json!({"unique": {"key": "report:7", "period_ms": 3600000}});
+    let first = sqlx::query(&call)
+        .bind(options.to_string())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let again = sqlx::query(&call)
+        .bind(options.to_string())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(first.get::<bool, _>("created"));
+    assert!(!again.get::<bool, _>("created"));
+    let id: i64 = first.get("job_id");
+    assert_eq!(again.get::<i64, _>("job_id"), id);
+    let info = store.get_job(JobId(id)).await.unwrap();
+    assert_eq!(info.unique_key.as_deref(), Some("report:7"));
+    // The Rust API finds the same slot.
+    let unique =
+        tasque_durable::unique::Uniqueness::key("report:7").period(Duration::from_secs(3600));
+    let from_rust = store
+        .spawn(
+            Spawn::new("reports", "build", json!({}))
+                .with_options(tasque_durable::SpawnOptions::new().with_unique(unique)),
+        )
+        .await
+        .unwrap();
+    assert_eq!((from_rust.created, from_rust.job_id), (false, JobId(id)));
+    // A batch with a duplicate inside and one of the existing slot.
+    let batch = format!(
+        "SELECT * FROM \"{}\".spawn_batch(ARRAY['r','r','r'], ARRAY['b','b','b'], \
+         ARRAY['{{}}','{{}}','{{}}']::jsonb[], $1::jsonb[])",
+        store.schema()
+    );
+    let docs = vec![
+        json!({"unique": {"key": "x"}}).to_string(),
+        json!({"unique": {"key": "x"}}).to_string(),
+        options.to_string(),
+    ];
+    let rows = sqlx::query(&batch)
+        .bind(docs)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let created: Vec<bool> = rows.iter().map(|r| r.get("created")).collect();
+    assert_eq!(created, vec![true, false, false]);
+    assert_eq!(
+        rows[1].get::<i64, _>("job_id"),
+        rows[0].get::<i64, _>("job_id")
+    );
+    assert_eq!(rows[2].get::<i64, _>("job_id"), id);
+
+    for (bad, option) in [
+        (json!({"unique": "k"}), "unique"),
+        (json!({"unique": {"key": "k", "colour": 1}}), "unique"),
+        (json!({"unique": {"key": 7}}), "unique.key"),
+        (json!({"unique": {"key": ""}}), "unique.key"),
+        (
+            json!({"unique": {"key": "k", "period_ms": 0}}),
+            "unique.period_ms",
+        ),
+        (
+            json!({"unique": {"key": "k", "states": ["running"]}}),
+            "unique.states",
+        ),
+        (
+            json!({"unique": {"key": "k", "states": ["bogus"]}}),
+            "unique.states",
+        ),
+    ] {
+        let parsed = tasque_durable::validate::parse_options(&bad);
+        assert!(
+            matches!(&parsed, Err(Error::InvalidOption { option: o, .. }) if *o == option),
+            "rust: {bad} gave {parsed:?}"
+        );
+        let refused = sqlx::query(&call)
+            .bind(bad.to_string())
+            .fetch_one(&pool)
+            .await
+            .expect_err("refused");
+        let db = refused.as_database_error().expect("a database error");
+        assert_eq!(db.code().as_deref(), Some("22023"), "{bad}");
+        assert!(
+            db.message().contains(&format!("`{option}`")),
+            "{bad}: {}",
+            db.message()
+        );
+    }
+    let states =
+        json!({"unique": {"key": "k2", "states": ["AVAILABLE", "scheduled", "running", "failed"]}});
+    let parsed = tasque_durable::validate::parse_options(&states).unwrap();
+    assert_eq!(parsed.unique.unwrap().states.mask(), 35);
+    let row = sqlx::query(&call)
+        .bind(states.to_string())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(row.get::<bool, _>("created"));
+}

@@ -20,7 +20,8 @@ macro_rules! job_columns {
     () => {
         concat!(
             "id, run_seq, queue, task, params, headers, state, priority, attempt, max_attempts, ",
-            "retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, result, failure, ",
+            "retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, unique_key, ",
+            "result, failure, ",
             "errors, worker_id, created_at, run_at, first_started_at, attempted_at, finished_at, ",
             "lease_expires_at, ",
             now!(),
@@ -70,32 +71,45 @@ pub const QUEUE_COUNTS: &str = concat!(
 );
 
 /// Inserts a batch of jobs in one statement, in array order (so their ids rise in that order);
-/// jobs whose idempotency key is taken are skipped. Binds: 1 ns, 2 a JSON array with one array
-/// per job: `[queue, task, params, headers, priority, max_attempts, retry, timeout_ms,
-/// max_duration_ms, max_delay_ms, idempotency_key, run_at, delay_ms, ordering_key]`, `run_at`
-/// absolute or null (then `delay_ms` from now).
-/// Returns `id, run_seq, attempt, queue, idempotency_key` of the inserted jobs, in no set order.
+/// jobs whose idempotency key or unique slot is taken are skipped. Binds: 1 ns, 2 a JSON array
+/// with one array per job: `[queue, task, params, headers, priority, max_attempts, retry,
+/// timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, run_at, delay_ms, unique_key,
+/// unique_period_ms, unique_states, ordering_key]`, `run_at` absolute or null (then `delay_ms` from now).
+/// Returns `id, run_seq, attempt, queue, idempotency_key, unique_key, unique_bucket,
+/// created_at` of the inserted jobs, in no set order.
 pub const INSERT_JOBS: &str = concat!(
     "INSERT INTO tasque_jobs (ns, queue, task, params, headers, state, priority, max_attempts, ",
     "retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, run_at, created_at, cancel_at, ",
-    "ordering_key) ",
+    "unique_key, unique_bucket, unique_states, ordering_key) ",
     "SELECT ?1, j.queue, j.task, j.params, j.headers, 'pending', j.priority, j.max_attempts, ",
     "j.retry, j.timeout_ms, j.max_duration_ms, j.max_delay_ms, j.idempotency_key, j.run_at, j.now, ",
-    "CASE WHEN j.max_delay_ms IS NULL THEN NULL ELSE j.run_at + j.max_delay_ms END, j.ordering_key ",
+    "CASE WHEN j.max_delay_ms IS NULL THEN NULL ELSE j.run_at + j.max_delay_ms END, ",
+    "j.unique_key, CASE WHEN j.unique_period_ms IS NULL THEN 0 ",
+    "ELSE j.run_at / j.unique_period_ms END, coalesce(j.unique_states, 0), j.ordering_key ",
     "FROM (SELECT x.key AS ord, x.value ->> 0 AS queue, x.value ->> 1 AS task, ",
     "x.value ->> 2 AS params, x.value ->> 3 AS headers, x.value ->> 4 AS priority, ",
     "x.value ->> 5 AS max_attempts, x.value ->> 6 AS retry, x.value ->> 7 AS timeout_ms, ",
     "x.value ->> 8 AS max_duration_ms, x.value ->> 9 AS max_delay_ms, ",
-    "x.value ->> 10 AS idempotency_key, x.value ->> 13 AS ordering_key, t.n AS now, ",
-    "COALESCE(x.value ->> 11, t.n + (x.value ->> 12)) AS run_at ",
+    "x.value ->> 10 AS idempotency_key, t.n AS now, ",
+    "COALESCE(x.value ->> 11, t.n + (x.value ->> 12)) AS run_at, ",
+    "x.value ->> 13 AS unique_key, x.value ->> 14 AS unique_period_ms, ",
+    "x.value ->> 15 AS unique_states, x.value ->> 16 AS ordering_key ",
     "FROM json_each(?2) AS x CROSS JOIN (SELECT ",
     now!(),
     " AS n) AS t) AS j WHERE true ORDER BY j.ord ",
-    "ON CONFLICT DO NOTHING RETURNING id, run_seq, attempt, queue, idempotency_key"
+    "ON CONFLICT DO NOTHING RETURNING id, run_seq, attempt, queue, idempotency_key, unique_key, ",
+    "unique_bucket, created_at"
 );
 /// The job holding an idempotency key.
 pub const FIND_BY_IDEMPOTENCY_KEY: &str = "SELECT id, run_seq, attempt FROM tasque_jobs
     WHERE ns = ?1 AND queue = ?2 AND idempotency_key = ?3";
+/// The job holding a unique slot: its key, its bucket, and a state in its unique states.
+/// Binds: 1 ns, 2 unique key, 3 bucket.
+pub const FIND_BY_UNIQUE_KEY: &str = "SELECT id, run_seq, attempt FROM tasque_jobs
+    WHERE ns = ?1 AND unique_key = ?2 AND unique_bucket = ?3 AND unique_key IS NOT NULL
+    AND (unique_states & (CASE state WHEN 'pending' THEN 1 WHEN 'running' THEN 2
+        WHEN 'sleeping' THEN 4 WHEN 'waiting' THEN 8 WHEN 'completed' THEN 16
+        WHEN 'failed' THEN 32 WHEN 'cancelled' THEN 64 ELSE 0 END)) <> 0";
 
 /// Builds the claim statement for `queue_count` queues: one atomic UPDATE whose subquery picks
 /// the ready jobs, so concurrent claimers (threads or processes) never share a job. Queues with

@@ -134,6 +134,7 @@ fn job_info_of(id: JobId, row: &SqliteRow) -> Result<JobInfo> {
             max_delay: millis(get(row, "max_delay_ms")?),
         },
         idempotency_key: get(row, "idempotency_key")?,
+        unique_key: get(row, "unique_key")?,
         result: opt_json_of(row, "result")?,
         failure: opt_json_of(row, "failure")?,
         errors,

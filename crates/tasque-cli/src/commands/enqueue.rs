@@ -28,6 +28,11 @@ pub fn build(args: &EnqueueArgs) -> Result<Spawn, CliError> {
     if let Some(key) = &args.ordering_key {
         options = options.with_ordering_key(key.clone());
     }
+    if let Some(key) = &args.unique_key {
+        let mut unique = tasque_durable::unique::Uniqueness::key(key.clone());
+        unique.period = args.unique_period;
+        options = options.with_unique(unique);
+    }
     if let Some(timeout) = args.timeout {
         options = options.with_timeout(timeout);
     }
@@ -66,7 +71,7 @@ pub async fn run(store: Arc<dyn Store>, spawn: Spawn, json_output: bool) -> Resu
         println!("enqueued job {} (run {})", result.job_id, result.run_id);
     } else {
         println!(
-            "job {} already exists with this idempotency key; nothing enqueued",
+            "job {} already exists with this idempotency or unique key; nothing enqueued",
             result.job_id
         );
     }

@@ -114,6 +114,9 @@ fn show(job: &JobInfo, checkpoints: &[Checkpoint]) {
     if let Some(key) = &job.idempotency_key {
         println!("  idempotency key {key}");
     }
+    if let Some(key) = &job.unique_key {
+        println!("  unique key {key}");
+    }
     println!("  params     {}", pretty(&job.params));
     if !job.headers.is_null() {
         println!("  headers    {}", pretty(&job.headers));

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::options::{CancellationPolicy, RetryStrategy, SpawnOptions};
+use crate::unique::Unique;
 
 /// The queue a job goes to when neither its kind nor the caller names one.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -60,6 +61,7 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
 pub struct JobOptions {
     queue: Option<String>,
     spawn: SpawnOptions,
+    unique: Option<Unique>,
 }
 
 impl JobOptions {
@@ -70,7 +72,11 @@ impl JobOptions {
 
     /// Options from spawn options, with no queue set.
     pub fn from_spawn(spawn: SpawnOptions) -> Self {
-        JobOptions { queue: None, spawn }
+        JobOptions {
+            queue: None,
+            spawn,
+            unique: None,
+        }
     }
 
     /// Sets the queue.
@@ -141,6 +147,18 @@ impl JobOptions {
         self
     }
 
+    /// Makes the job unique by its kind and the chosen args (see [`Unique`]): enqueueing a
+    /// duplicate returns the existing job, with `created: false`.
+    pub fn unique(mut self, unique: Unique) -> Self {
+        self.unique = Some(unique);
+        self
+    }
+
+    /// The unique constraint, if set.
+    pub fn unique_spec(&self) -> Option<&Unique> {
+        self.unique.as_ref()
+    }
+
     /// The queue, if set.
     pub fn queue_name(&self) -> Option<&str> {
         self.queue.as_deref()
@@ -156,15 +174,23 @@ impl JobOptions {
         JobOptions {
             queue: self.queue.or(base.queue),
             spawn: self.spawn.or(&base.spawn),
+            unique: self.unique.or(base.unique),
         }
     }
 
-    /// The queue (or [`DEFAULT_QUEUE`]) and the spawn options.
-    pub(crate) fn into_parts(self) -> (String, SpawnOptions) {
-        (
-            self.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_string()),
-            self.spawn,
-        )
+    /// The queue (or [`DEFAULT_QUEUE`]) and the spawn options, the unique constraint resolved
+    /// for a job of `kind` with `args`.
+    pub(crate) fn into_parts(
+        self,
+        kind: &str,
+        args: &Value,
+    ) -> crate::Result<(String, SpawnOptions)> {
+        let queue = self.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_string());
+        let mut spawn = self.spawn;
+        if let Some(unique) = &self.unique {
+            spawn.unique = Some(unique.resolve(kind, &queue, args)?);
+        }
+        Ok((queue, spawn))
     }
 }
 

@@ -81,9 +81,18 @@ pub struct Enqueued<J> {
     pub job_id: JobId,
     /// Its pending run.
     pub run_id: RunId,
-    /// False when the idempotency key matched an existing job, which is returned instead.
+    /// False when the idempotency key or the unique constraint matched an existing job, which
+    /// is returned instead.
     pub created: bool,
     kind: PhantomData<fn() -> J>,
+}
+
+impl<J> Enqueued<J> {
+    /// True when this enqueue was a duplicate: an existing job (same idempotency key, or same
+    /// unique key in one of its unique states) was returned and nothing was inserted.
+    pub fn is_duplicate(&self) -> bool {
+        !self.created
+    }
 }
 
 impl<J> Enqueued<J> {
@@ -342,11 +351,11 @@ impl<S: Store + ?Sized> Client<S> {
 
 /// A typed job as a spawn: its kind, its JSON args, `options` over the kind's defaults.
 fn encode<J: Job>(job: &J, options: JobOptions) -> Result<Spawn, ClientError> {
-    let (queue, options) = options.or(job.options()).into_parts();
     let params = serde_json::to_value(job).map_err(|source| ClientError::Encode {
         kind: J::KIND,
         source,
     })?;
+    let (queue, options) = options.or(job.options()).into_parts(J::KIND, &params)?;
     Ok(Spawn::new(queue, J::KIND, params).with_options(with_trace_context(options)))
 }
 

@@ -34,6 +34,7 @@ mod runs;
 pub mod schedules;
 mod spawn;
 mod undecodable;
+mod unique;
 mod workflow;
 
 use std::future::Future;
@@ -52,6 +53,7 @@ pub use runs::*;
 pub use schedules::*;
 pub use spawn::*;
 pub use undecodable::*;
+pub use unique::*;
 pub use workflow::*;
 
 use crate::{Claim, ClaimParams, JobId, PollOrder, Spawn, SpawnOptions, Store};
@@ -174,6 +176,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("schedules.rs", include_str!("schedules.rs")),
     ("spawn.rs", include_str!("spawn.rs")),
     ("undecodable.rs", include_str!("undecodable.rs")),
+    ("unique.rs", include_str!("unique.rs")),
     ("workflow.rs", include_str!("workflow.rs")),
 ];
 
@@ -320,6 +323,11 @@ macro_rules! conformance_tests {
             a_manual_trigger_and_the_fire_share_the_tick,
             upsert_keeps_the_firing_state_and_namespaces_are_isolated,
             the_leader_lease_has_one_holder_at_a_time,
+            unique_conflict_returns_the_existing_job,
+            unique_period_buckets_by_scheduled_time,
+            unique_states_decide_which_jobs_hold_the_slot,
+            concurrent_unique_enqueuers_create_one_job,
+            client_unique_by_args_reports_duplicates,
         );
     };
     (@every $factory:path; $($case:ident),+ $(,)?) => {

@@ -148,6 +148,8 @@ pub struct JobInfo {
     pub cancellation: CancellationPolicy,
     /// Its idempotency key.
     pub idempotency_key: Option<String>,
+    /// Its unique key, if it was spawned unique (see [`unique`](crate::unique)).
+    pub unique_key: Option<String>,
     /// The result, once completed.
     pub result: Option<Value>,
     /// The final failure or cancellation reason, once failed or cancelled.
@@ -185,6 +187,7 @@ impl JobInfo {
             idempotency_key: self.idempotency_key.clone(),
             // A job keeps its key: retry never moves it to another key.
             ordering_key: None,
+            unique: None,
         }
     }
 }

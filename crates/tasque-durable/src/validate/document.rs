@@ -17,6 +17,7 @@
 //! | `max_duration_ms`, `max_delay_ms` | milliseconds, as `delay_ms` |
 //! | `headers` | a JSON object, or null (none) |
 //! | `idempotency_key` | a string of 1 to 255 bytes without control characters |
+//! | `unique` | `{"key": TEXT, "period_ms": MS, "states": [STATE, ...]}`: `key` as `idempotency_key`; `period_ms` optional, as `delay_ms`; `states` optional (default: every state but failed and cancelled), names of job states that must include available, scheduled and running; no other keys (see [`unique`](crate::unique)) |
 //! | `ordering_key` | a string of 1 to 255 bytes without control characters |
 //!
 //! "An integer" is any JSON number with an integral value: `3`, `3.0` and `3e0` are all 3
@@ -31,10 +32,12 @@ use serde_json::{Map, Value};
 use super::time::{check_timestamp, parse_timestamp, MAX_DURATION_MS, TIMESTAMP_FORMAT};
 use super::validate_idempotency_key;
 use crate::error::{Error, Result};
+use crate::model::JobState;
 use crate::options::{CancellationPolicy, RetryStrategy, RunAt, SpawnOptions};
+use crate::unique::{UniqueStates, Uniqueness};
 
 /// The keys an option document may hold.
-pub const KNOWN_OPTIONS: [&str; 11] = [
+pub const KNOWN_OPTIONS: [&str; 12] = [
     "max_attempts",
     "priority",
     "run_at",
@@ -45,6 +48,7 @@ pub const KNOWN_OPTIONS: [&str; 11] = [
     "max_delay_ms",
     "headers",
     "idempotency_key",
+    "unique",
     "ordering_key",
 ];
 
@@ -177,6 +181,9 @@ pub fn parse_options(document: &Value) -> Result<SpawnOptions> {
             .ok_or_else(|| Error::invalid_option("idempotency_key", reason))?;
         options.idempotency_key = Some(key.to_string());
     }
+    if let Some(v) = doc.get("unique") {
+        options.unique = Some(parse_unique(v)?);
+    }
     if let Some(v) = doc.get("ordering_key") {
         let reason = "must be a string of 1 to 255 bytes without control characters";
         let key = v
@@ -187,6 +194,67 @@ pub fn parse_options(document: &Value) -> Result<SpawnOptions> {
     }
     super::validate_options(&options)?;
     Ok(options)
+}
+
+/// Parses a unique constraint document.
+fn parse_unique(value: &Value) -> Result<Uniqueness> {
+    let Value::Object(u) = value else {
+        return Err(Error::invalid_option(
+            "unique",
+            "must be a JSON object such as {\"key\": \"digest:42\", \"period_ms\": 3600000}",
+        ));
+    };
+    let fields = ["key", "period_ms", "states"];
+    if let Some(key) = first_unknown(u, &fields) {
+        return Err(Error::invalid_option(
+            "unique",
+            format!("unknown field `{key}`; its fields: {}", fields.join(", ")),
+        ));
+    }
+    let key = u.get("key").and_then(Value::as_str).ok_or_else(|| {
+        Error::invalid_option(
+            "unique.key",
+            "must be a string of 1 to 255 bytes without control characters",
+        )
+    })?;
+    let mut unique = Uniqueness::key(key);
+    if let Some(v) = u.get("period_ms") {
+        unique.period = Some(millis("unique.period_ms", v)?);
+    }
+    if let Some(v) = u.get("states") {
+        let reason =
+            "must be an array of job state names including available, scheduled and running";
+        let names = v
+            .as_array()
+            .ok_or_else(|| Error::invalid_option("unique.states", reason))?;
+        let states = names
+            .iter()
+            .map(|n| n.as_str().and_then(|n| n.parse::<JobState>().ok()))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::invalid_option("unique.states", reason))?;
+        unique.states = UniqueStates::of(states)?;
+    }
+    unique.validate()?;
+    Ok(unique)
+}
+
+/// A unique constraint as a document.
+fn unique_document(u: &Uniqueness) -> Value {
+    let mut m = Map::new();
+    m.insert("key".into(), u.key.clone().into());
+    if let Some(p) = u.period {
+        m.insert("period_ms".into(), document_millis(p).into());
+    }
+    if u.states != UniqueStates::DEFAULT {
+        let names: Vec<Value> = u
+            .states
+            .states()
+            .into_iter()
+            .map(|s| s.as_str().into())
+            .collect();
+        m.insert("states".into(), Value::Array(names));
+    }
+    Value::Object(m)
 }
 
 /// Parses a retry strategy document.
@@ -292,6 +360,9 @@ pub fn options_document(o: &SpawnOptions) -> Value {
     }
     if let Some(key) = &o.idempotency_key {
         m.insert("idempotency_key".into(), key.clone().into());
+    }
+    if let Some(unique) = &o.unique {
+        m.insert("unique".into(), unique_document(unique));
     }
     if let Some(key) = &o.ordering_key {
         m.insert("ordering_key".into(), key.clone().into());

@@ -188,6 +188,9 @@ pub fn validate_options(options: &SpawnOptions) -> Result<()> {
     if let Some(key) = &options.idempotency_key {
         validate_idempotency_key(key)?;
     }
+    if let Some(unique) = &options.unique {
+        unique.validate()?;
+    }
     if let Some(key) = &options.ordering_key {
         validate_ordering_key(key)?;
     }

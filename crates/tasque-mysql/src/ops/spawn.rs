@@ -17,7 +17,7 @@ use super::{ms, retry_conflicts, run_at_binds, us_of_ms};
 use crate::queries::Sql;
 use crate::{rows, sql_err, MySqlStore};
 
-/// Rows per `INSERT` (16 binds each, under the protocol's 65,535).
+/// Rows per `INSERT` (22 binds each, under the protocol's 65,535).
 const ROWS_PER_INSERT: usize = 1000;
 
 /// One validated job, as the insert binds it.
@@ -37,6 +37,28 @@ pub struct Encoded {
     run_at: Option<DateTime<Utc>>,
     delay_us: i64,
     ordering_key: Option<String>,
+    unique_key: Option<String>,
+    unique_period_ms: Option<i64>,
+    unique_states: i64,
+}
+
+impl Encoded {
+    /// Binds the unique bucket of this job (see `unique_bucket!` in the queries).
+    fn bind_bucket<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments> {
+        query
+            .bind(self.unique_period_ms)
+            .bind(self.run_at)
+            .bind(self.delay_us)
+            .bind(self.unique_period_ms)
+    }
+
+    /// True when the job has an idempotency key or a unique key (it may be skipped).
+    fn is_keyed(&self) -> bool {
+        self.key.is_some() || self.unique_key.is_some()
+    }
 }
 
 /// A validated job's binds.
@@ -60,6 +82,9 @@ pub fn encode(job: JobInsert) -> Encoded {
         run_at,
         delay_us,
         ordering_key: o.ordering_key,
+        unique_key: o.unique.as_ref().map(|u| u.key.clone()),
+        unique_period_ms: o.unique.as_ref().and_then(|u| u.period_ms()),
+        unique_states: o.unique.as_ref().map_or(0, |u| u.states.mask()),
     }
 }
 
@@ -105,14 +130,14 @@ async fn insert_chunk(
     sql: &Sql,
     jobs: &[Encoded],
 ) -> Result<Vec<SpawnResult>> {
-    let mut keyed: Vec<&str> = jobs
+    let mut ordered: Vec<&str> = jobs
         .iter()
         .filter(|j| j.ordering_key.is_some())
         .map(|j| j.queue.as_str())
         .collect();
-    keyed.sort_unstable();
-    keyed.dedup();
-    for queue in keyed {
+    ordered.sort_unstable();
+    ordered.dedup();
+    for queue in ordered {
         // A queue with keyed jobs is claimed through the gated path (see `ops/gated.rs`).
         sqlx::query(&sql.mark_keyed)
             .bind(queue)
@@ -121,8 +146,8 @@ async fn insert_chunk(
             .map_err(sql_err)?;
     }
     let token: i64 = rand::random();
-    let keyed = jobs.iter().any(|j| j.ordering_key.is_some());
-    let statement = sql.insert_jobs(jobs.len(), keyed);
+    let ordered = jobs.iter().any(|j| j.ordering_key.is_some());
+    let statement = sql.insert_jobs(jobs.len(), ordered);
     let mut query = sqlx::query(&statement);
     for (ord, job) in jobs.iter().enumerate() {
         query = query
@@ -141,15 +166,18 @@ async fn insert_chunk(
             .bind(job.delay_us)
             .bind(us_of_ms(job.max_delay_ms))
             .bind(token)
-            .bind(i32::try_from(ord).unwrap_or(i32::MAX));
-        if keyed {
+            .bind(i32::try_from(ord).unwrap_or(i32::MAX))
+            .bind(&job.unique_key)
+            .bind(job.unique_states);
+        query = job.bind_bucket(query);
+        if ordered {
             query = query.bind(&job.ordering_key);
         }
     }
     let done = query.execute(&mut *conn).await.map_err(sql_err)?;
     let first = i64::try_from(done.last_insert_id()).unwrap_or(0);
     // One job without a key: the id the server reports is its own.
-    if jobs.len() == 1 && jobs[0].key.is_none() && first > 0 {
+    if jobs.len() == 1 && !jobs[0].is_keyed() && first > 0 {
         return Ok(vec![created(first)]);
     }
     let mut ids: HashMap<usize, i64> = HashMap::with_capacity(jobs.len());
@@ -173,18 +201,52 @@ async fn insert_chunk(
     } else {
         HashMap::new()
     };
-    jobs.iter()
-        .enumerate()
-        .map(|(ord, job)| match ids.get(&ord) {
-            Some(id) => Ok(created(*id)),
-            None => job
-                .key
-                .as_ref()
-                .and_then(|key| existing.get(&(job.queue.clone(), key.clone())))
-                .copied()
-                .ok_or_else(|| Error::Corrupt(format!("job {ord} of a spawn batch vanished"))),
-        })
-        .collect()
+    let mut results = Vec::with_capacity(jobs.len());
+    for (ord, job) in jobs.iter().enumerate() {
+        if let Some(id) = ids.get(&ord) {
+            results.push(created(*id));
+            continue;
+        }
+        let by_key = job
+            .key
+            .as_ref()
+            .and_then(|key| existing.get(&(job.queue.clone(), key.clone())))
+            .copied();
+        let found = match (by_key, &job.unique_key) {
+            (Some(found), _) => Some(found),
+            (None, Some(unique_key)) => find_unique(conn, sql, job, unique_key).await?,
+            (None, None) => None,
+        };
+        // A unique slot's holder left its states between the insert and the read: the caller
+        // (retrying serialization conflicts) or the user tries again.
+        results.push(
+            found.ok_or_else(|| Error::Corrupt(format!("job {ord} of a spawn batch vanished")))?,
+        );
+    }
+    Ok(results)
+}
+
+/// The job holding the unique slot of `job`, not inserted.
+async fn find_unique(
+    conn: &mut MySqlConnection,
+    sql: &Sql,
+    job: &Encoded,
+    unique_key: &str,
+) -> Result<Option<SpawnResult>> {
+    let statement = sql.find_unique();
+    let query = job.bind_bucket(sqlx::query(&statement).bind(unique_key));
+    let row = query.fetch_optional(&mut *conn).await.map_err(sql_err)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let job = JobId(rows::at(&row, 0)?);
+    let attempt: i32 = rows::at(&row, 2)?;
+    Ok(Some(SpawnResult {
+        job_id: job,
+        run_id: RunId::new(job, rows::at(&row, 1)?),
+        attempt: u32::try_from(attempt).unwrap_or(1),
+        created: false,
+    }))
 }
 
 /// The jobs holding the keys of the jobs not inserted, by (queue, key).
@@ -263,7 +325,7 @@ impl MySqlStore {
         }
         self.ensure_queues_of(&jobs).await?;
         let sql = &self.inner.sql;
-        let results = if jobs.len() == 1 && jobs[0].key.is_none() {
+        let results = if jobs.len() == 1 && !jobs[0].is_keyed() {
             let mut conn = self.inner.pool.acquire().await.map_err(sql_err)?;
             insert(&mut conn, sql, &jobs).await?
         } else {

@@ -51,20 +51,3 @@ pub const LEASE_HOLDER: &str = concat!(
 );
 /// Gives a lease up. Binds name, holder.
 pub const RELEASE_LEASE: &str = "DELETE FROM `@stem@_leases` WHERE name = ? AND holder = ?";
-
-/// The tables of schema version 4.
-pub const CREATE_SCHEDULES: &str = "CREATE TABLE IF NOT EXISTS `@stem@_schedules` (
-    id VARCHAR(128) NOT NULL PRIMARY KEY,
-    definition LONGTEXT NOT NULL,
-    registered_at DATETIME(6) NOT NULL,
-    last_tick DATETIME(6) NULL,
-    last_fired_at DATETIME(6) NULL,
-    last_job BIGINT NULL,
-    paused BOOLEAN NOT NULL DEFAULT FALSE
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
-/// The lease table of schema version 4.
-pub const CREATE_LEASES: &str = "CREATE TABLE IF NOT EXISTS `@stem@_leases` (
-    name VARCHAR(128) NOT NULL PRIMARY KEY,
-    holder VARCHAR(255) NOT NULL,
-    expires_at DATETIME(6) NOT NULL
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";

@@ -27,6 +27,9 @@ pub struct Encoded {
     run_at: Option<i64>,
     delay_ms: i64,
     ordering_key: Option<String>,
+    unique_key: Option<String>,
+    unique_period_ms: Option<i64>,
+    unique_states: Option<i64>,
 }
 
 /// A validated job's binds.
@@ -50,6 +53,9 @@ pub fn encode(job: JobInsert) -> Encoded {
         run_at,
         delay_ms,
         ordering_key: o.ordering_key,
+        unique_key: o.unique.as_ref().map(|u| u.key.clone()),
+        unique_period_ms: o.unique.as_ref().and_then(|u| u.period_ms()),
+        unique_states: o.unique.as_ref().map(|u| u.states.mask()),
     }
 }
 
@@ -57,6 +63,14 @@ impl Encoded {
     /// The job's queue.
     pub(crate) fn queue(&self) -> &str {
         &self.queue
+    }
+
+    /// The job's unique bucket for a spawn at `now_ms` (as the insert computes it).
+    fn unique_bucket(&self, now_ms: i64) -> i64 {
+        match self.unique_period_ms {
+            None => 0,
+            Some(period) => self.run_at.unwrap_or(now_ms + self.delay_ms) / period.max(1),
+        }
     }
 }
 
@@ -103,6 +117,9 @@ fn as_row(job: &Encoded) -> Value {
         job.key,
         job.run_at,
         job.delay_ms,
+        job.unique_key,
+        job.unique_period_ms,
+        job.unique_states,
         job.ordering_key
     ])
 }
@@ -112,11 +129,26 @@ struct Inserted {
     result: SpawnResult,
     queue: String,
     key: Option<String>,
+    unique_key: Option<String>,
+    unique_bucket: i64,
 }
 
+impl Inserted {
+    /// True when this row is `job`'s, the statement's clock reading `now_ms`.
+    fn is(&self, job: &Encoded, now_ms: i64) -> bool {
+        self.queue == job.queue
+            && self.key == job.key
+            && self.unique_key == job.unique_key
+            && (job.unique_key.is_none() || self.unique_bucket == job.unique_bucket(now_ms))
+    }
+}
+
+/// How many times a skipped unique job whose holder left its slot meanwhile is inserted again.
+const UNIQUE_ROUNDS: usize = 16;
+
 /// Inserts a chunk of jobs with one statement and returns their results in input order. A job
-/// whose idempotency key was taken (by an earlier job, or earlier in the same batch) gets the
-/// job holding the key, with `created` false.
+/// whose idempotency key or unique slot was taken (by an earlier job, or earlier in the same
+/// batch) gets the job holding it, with `created` false.
 pub(crate) async fn insert_chunk(
     conn: &mut SqliteConnection,
     ns: &str,
@@ -146,38 +178,99 @@ pub(crate) async fn insert_chunk(
         .await
         .map_err(sql_err)?;
     let mut inserted = Vec::with_capacity(returned.len());
+    let mut now_ms = None;
     for row in &returned {
+        now_ms = Some(row.try_get::<i64, _>(7).map_err(sql_err)?);
         inserted.push(Inserted {
             result: spawn_result(row, true)?,
             queue: row.try_get(3).map_err(sql_err)?,
             key: row.try_get(4).map_err(sql_err)?,
+            unique_key: row.try_get(5).map_err(sql_err)?,
+            unique_bucket: row.try_get(6).map_err(sql_err)?,
         });
     }
+    let now_ms = match now_ms {
+        Some(now) => now,
+        None if jobs.iter().any(|j| j.unique_period_ms.is_some()) => {
+            sqlx::query_scalar(queries::SELECT_NOW)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(sql_err)?
+        }
+        None => 0,
+    };
     // Ids rise in insertion order (AUTOINCREMENT), which is the array's order.
     inserted.sort_unstable_by_key(|i| i.result.job_id.0);
     let mut inserted = inserted.into_iter().peekable();
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let next_is_this_job = inserted
-            .peek()
-            .is_some_and(|i| i.queue == job.queue && i.key == job.key);
-        if next_is_this_job {
+        if inserted.peek().is_some_and(|i| i.is(job, now_ms)) {
             if let Some(row) = inserted.next() {
                 results.push(row.result);
             }
             continue;
         }
-        // Only a job with an idempotency key can have been skipped.
+        results.push(holder(conn, ns, job, now_ms).await?);
+    }
+    Ok(results)
+}
+
+/// The job holding a skipped job's idempotency key or unique slot. A unique slot's holder may
+/// leave its states (or the period turn) before it is read: the job is then inserted again.
+async fn holder(
+    conn: &mut SqliteConnection,
+    ns: &str,
+    job: &Encoded,
+    now_ms: i64,
+) -> Result<SpawnResult> {
+    if job.key.is_some() {
         let row = sqlx::query(queries::FIND_BY_IDEMPOTENCY_KEY)
             .bind(ns)
             .bind(&job.queue)
             .bind(&job.key)
-            .fetch_one(&mut *conn)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(sql_err)?;
-        results.push(spawn_result(&row, false)?);
+        if let Some(row) = row {
+            return spawn_result(&row, false);
+        }
     }
-    Ok(results)
+    let Some(unique_key) = &job.unique_key else {
+        return Err(Error::Corrupt("a job without keys was not inserted".into()));
+    };
+    let mut bucket = job.unique_bucket(now_ms);
+    for _ in 0..UNIQUE_ROUNDS {
+        let row = sqlx::query(queries::FIND_BY_UNIQUE_KEY)
+            .bind(ns)
+            .bind(unique_key)
+            .bind(bucket)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+        if let Some(row) = row {
+            return spawn_result(&row, false);
+        }
+        let row = as_row(job);
+        let returned = sqlx::query(queries::INSERT_JOBS)
+            .bind(ns)
+            .bind(Value::Array(vec![row]).to_string())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+        match returned {
+            Some(row) => return spawn_result(&row, true),
+            None => {
+                let now: i64 = sqlx::query_scalar(queries::SELECT_NOW)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(sql_err)?;
+                bucket = job.unique_bucket(now);
+            }
+        }
+    }
+    Err(Error::Corrupt(format!(
+        "unique key {unique_key:?}: its slot kept changing hands"
+    )))
 }
 
 impl SqliteStore {
