@@ -8,6 +8,7 @@
 //!   `unique_enqueue_vs_plain` is their ratio (goal: at least 0.7). `unique_duplicate_per_s`
 //!   measures enqueues that all conflict with one existing job (each returns that job).
 //! - The same three on SQLite (`sqlite_` prefix), on a temporary file.
+//! - keyed order ([`flow_keyed`](crate::flow_keyed)): `keyed_vs_plain` on PostgreSQL.
 //!
 //! The PostgreSQL server is `TASQUE_TEST_POSTGRES_URL`; its namespaces live in schemas with a
 //! random prefix, dropped at the end.
@@ -42,7 +43,10 @@ pub fn run(quick: bool) -> Result<()> {
         let admin = PgPool::connect(&url())
             .await
             .with_context(|| format!("PostgreSQL at {} (set TASQUE_TEST_POSTGRES_URL)", url()))?;
-        let outcome = postgres_unique(&prefix, per_round).await;
+        let mut outcome = postgres_unique(&prefix, per_round).await;
+        if outcome.is_ok() {
+            outcome = crate::flow_keyed::postgres_keyed(&prefix, quick).await;
+        }
         drop_schemas(&admin, &prefix).await?;
         outcome?;
         sqlite_unique(per_round).await

@@ -10,6 +10,7 @@ mod burn;
 mod core_suite;
 mod cron_suite;
 mod dashboard_suite;
+mod flow_keyed;
 mod flow_suite;
 mod mysql_suite;
 mod postgres_sql;

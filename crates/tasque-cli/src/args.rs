@@ -240,6 +240,10 @@ pub struct EnqueueArgs {
     /// A key that makes the enqueue idempotent: a second enqueue returns the first job.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// An ordering key: jobs of the queue with the same key run in enqueue order, at most the
+    /// queue's key concurrency at a time (see `tasque queues keys`).
+    #[arg(long)]
+    pub ordering_key: Option<String>,
     /// A unique key: while a job with this key is pending, running or completed (in the same
     /// period, with --unique-period), an enqueue returns it instead of adding another.
     #[arg(long)]
@@ -451,6 +455,60 @@ runs `tasque retry ID` or `tasque cancel ID`; `tasque queues` shows which job it
         #[arg(long, value_parser = parse_policy)]
         on_exhausted: Option<BlockedPolicy>,
     },
+    /// Set how a queue's ordering keys run: at most CONCURRENCY jobs of one key at a time, in
+    /// enqueue order (1 = strictly serial per key, the default).
+    #[command(after_help = "Examples:\n  \
+tasque queues keys orders 1 --on-exhausted stay-blocked\n  \
+tasque queues keys imports 4\n\n\
+Jobs get their key at enqueue (`tasque enqueue ... --ordering-key K`, `ordering_key` in an \
+option document). With stay-blocked, a keyed job that exhausts its attempts holds its key \
+until `tasque retry ID`, `tasque cancel ID` or a delete.")]
+    Keys {
+        /// The queue.
+        queue: String,
+        /// Most jobs of one key running at once (at least 1).
+        #[arg(value_parser = clap::value_parser!(u32).range(1..))]
+        concurrency: u32,
+        /// When a keyed job exhausts its attempts: `continue` (the key goes on, the default)
+        /// or `stay-blocked` (the key waits for an operator).
+        #[arg(long, value_parser = parse_policy, default_value = "continue")]
+        on_exhausted: BlockedPolicy,
+    },
+    /// Set a queue's rate limit: at most LIMIT starts per WINDOW (epoch-aligned), for the
+    /// whole queue or per key; `none` removes it.
+    #[command(after_help = "Examples:\n  \
+tasque queues rate mail 50 --per-window 1s\n  \
+tasque queues rate api 10 --per-window 1m --key arg:customer.id\n  \
+tasque queues rate api none")]
+    Rate {
+        /// The queue.
+        queue: String,
+        /// Starts per window (a positive number), or `none`.
+        #[arg(value_parser = parse_limit)]
+        limit: QueueLimit,
+        /// The window (e.g. 1s, 500ms, 1m).
+        #[arg(long, value_parser = parse_duration, default_value = "1s")]
+        per_window: std::time::Duration,
+        /// What the starts are counted by: `queue` (the default), `ordering-key`, or
+        /// `arg:PATH` (a dotted path into the params).
+        #[arg(long, value_parser = parse_rate_key, default_value = "queue")]
+        key: tasque_durable::flow::RateKey,
+    },
+}
+
+/// Parses a rate key: `queue`, `ordering-key` or `arg:PATH`.
+pub fn parse_rate_key(text: &str) -> Result<tasque_durable::flow::RateKey, String> {
+    use tasque_durable::flow::RateKey;
+    match text {
+        "queue" => Ok(RateKey::Queue),
+        "ordering-key" | "ordering_key" => Ok(RateKey::OrderingKey),
+        _ => match text.strip_prefix("arg:") {
+            Some(path) => tasque_durable::flow::validate_arg_path(path)
+                .map(|()| RateKey::Arg(path.to_string()))
+                .map_err(|e| e.to_string()),
+            None => Err(format!("{text:?}: use queue, ordering-key or arg:PATH")),
+        },
+    }
 }
 
 /// A queue's concurrency limit as typed: a number or `none`.

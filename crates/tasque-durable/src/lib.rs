@@ -95,6 +95,7 @@ pub mod conformance;
 pub mod engine;
 mod error;
 mod failure;
+pub mod flow;
 pub mod insight;
 pub mod model;
 pub mod options;

@@ -114,6 +114,9 @@ pub struct SpawnOptions {
     /// Spawning again with a key already used in the same queue returns the existing job
     /// instead of creating one (whatever its state, until the cleaner deletes it).
     pub idempotency_key: Option<String>,
+    /// Per-key order: jobs of one queue with the same ordering key start in enqueue order, at
+    /// most the queue's key concurrency (default 1) at a time; see [`crate::flow`].
+    pub ordering_key: Option<String>,
     /// At most one job per unique key (and period) among chosen states: a conflicting spawn
     /// returns the existing job with `created: false`. See [`unique`](crate::unique).
     pub unique: Option<crate::unique::Uniqueness>,
@@ -179,6 +182,12 @@ impl SpawnOptions {
         self
     }
 
+    /// Sets the ordering key (see [`crate::flow`]).
+    pub fn with_ordering_key(mut self, key: impl Into<String>) -> Self {
+        self.ordering_key = Some(key.into());
+        self
+    }
+
     /// Sets the unique constraint.
     pub fn with_unique(mut self, unique: crate::unique::Uniqueness) -> Self {
         self.unique = Some(unique);
@@ -198,6 +207,7 @@ impl SpawnOptions {
             idempotency_key: self
                 .idempotency_key
                 .or_else(|| base.idempotency_key.clone()),
+            ordering_key: self.ordering_key.or_else(|| base.ordering_key.clone()),
             unique: self.unique.or_else(|| base.unique.clone()),
         }
     }

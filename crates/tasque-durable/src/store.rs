@@ -360,4 +360,10 @@ pub trait Store: Send + Sync + 'static {
     fn registry(&self) -> Option<&dyn crate::registry::WorkerRegistry> {
         None
     }
+
+    /// Flow control: ordering keys' policy, rate limits, and why a job waits
+    /// ([`crate::flow`]); `None`, the default, for stores without it.
+    fn flow(&self) -> Option<crate::flow::Flow<'_>> {
+        None
+    }
 }

@@ -287,6 +287,10 @@ impl tasque_durable::engine::EngineBase for MySqlStore {
         Some(self)
     }
 
+    fn flow_engine(&self) -> Option<&dyn tasque_durable::flow::FlowEngine> {
+        Some(self)
+    }
+
     fn ns(&self) -> &str {
         &self.inner.ns
     }

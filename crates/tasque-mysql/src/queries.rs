@@ -102,11 +102,72 @@ macro_rules! pick_columns {
     };
 }
 
+/// The per-key window over jobs aliased `j`: no K-th unfinished job of its key before it
+/// (binds 1: the key concurrency minus one; a scalar subquery, as MariaDB does not let a
+/// derived table see the outer row).
+macro_rules! key_window {
+    () => {
+        "(j.ordering_key IS NULL OR (SELECT p.id FROM @jobs@ AS p \
+         WHERE p.queue = j.queue AND p.ordering_key = j.ordering_key AND p.id < j.id \
+         AND (p.state IN ('pending', 'running', 'sleeping', 'waiting') OR p.holds_queue) \
+         ORDER BY p.id LIMIT 1 OFFSET ?) IS NULL)"
+    };
+}
+
+/// The start (epoch ms) of the current window (binds 2: the window ms, twice).
+macro_rules! epoch_window {
+    () => {
+        concat!(
+            "(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', ",
+            now!(),
+            ") DIV 1000 DIV ?) * ?"
+        )
+    };
+}
+
+/// A job's rate key (alias `j`; binds 2: the key kind, the JSON path).
+macro_rules! rate_key {
+    () => {
+        "LEFT(CASE ? WHEN 'ordering_key' THEN COALESCE(j.ordering_key, '') \
+         WHEN 'arg' THEN COALESCE(JSON_UNQUOTE(JSON_EXTRACT(j.params, ?)), '') ELSE '' END, 600)"
+    };
+}
+
+/// The ids a rate-limited gated queue may start, in `order_by`.
+macro_rules! pick_rated {
+    ($order_by:literal) => {
+        concat!(
+            "SELECT id FROM (SELECT c.id, c.priority, c.run_at, ROW_NUMBER() OVER \
+             (PARTITION BY c.rkey ORDER BY ",
+            $order_by,
+            ") + COALESCE((SELECT w.starts \
+             FROM `@stem@_rate_windows` AS w WHERE w.queue = c.queue AND w.`key` = c.rkey \
+             AND w.window_start_ms = c.cur), 0) AS nth FROM (SELECT j.id, j.queue, j.priority, \
+             j.run_at, ",
+            epoch_window!(),
+            " AS cur, ",
+            rate_key!(),
+            " AS rkey FROM @jobs@ AS j \
+             WHERE j.state = 'pending' AND j.queue = ? AND j.run_at <= ",
+            now!(),
+            " \
+             AND (j.cancel_at IS NULL OR j.cancel_at > ",
+            now!(),
+            ") AND ",
+            key_window!(),
+            ") AS c) AS r WHERE r.nth <= ? ORDER BY ",
+            $order_by,
+            " LIMIT ?"
+        )
+    };
+}
+
 /// The plain claim's condition: the queue (bound) is neither paused nor gated.
 macro_rules! ungated {
     () => {
         "NOT EXISTS (SELECT 1 FROM @queues@ AS q WHERE q.name = ? \
-         AND (q.paused OR q.concurrency_limit IS NOT NULL OR q.blocking))"
+         AND (q.paused OR q.concurrency_limit IS NOT NULL OR q.blocking OR q.keyed \
+         OR q.rate_limit IS NOT NULL))"
     };
 }
 
@@ -234,6 +295,66 @@ statements! {
         WHERE state = 'pending' AND queue = ? AND run_at <= ", now!(), " \
         AND (cancel_at IS NULL OR cancel_at > ", now!(), ") \
         ORDER BY run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
+    /// Like `pick_by_priority`, for a gated queue: honours the per-key window (a keyed job
+    /// is picked only while fewer than the queue's key concurrency jobs of its key created
+    /// before it are unfinished). Binds 1 lease µs, 2 queue, 3 key concurrency minus one, 4 limit.
+    pick_keyed_by_priority = concat!("SELECT ", pick_columns!(), " FROM @jobs@ AS j \
+        FORCE INDEX (jobs_claim) WHERE state = 'pending' AND queue = ? AND run_at <= ", now!(), " \
+        AND (cancel_at IS NULL OR cancel_at > ", now!(), ") AND ", key_window!(), " \
+        ORDER BY priority, run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
+    /// Like `pick_keyed_by_priority`, oldest first.
+    pick_keyed_by_age = concat!("SELECT ", pick_columns!(), " FROM @jobs@ AS j \
+        FORCE INDEX (jobs_claim_age) WHERE state = 'pending' AND queue = ? AND run_at <= ", now!(), " \
+        AND (cancel_at IS NULL OR cancel_at > ", now!(), ") AND ", key_window!(), " \
+        ORDER BY run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
+    /// The ids a rate-limited gated queue may start (unlocked: the caller locks each), by
+    /// priority: the per-key window, then at most the limit per rate key in the current
+    /// window. Binds 1 window ms, 2 window ms, 3 key kind, 4 JSON path, 5 queue, 6 key
+    /// concurrency minus one, 7 rate limit, 8 limit.
+    pick_rated_by_priority = pick_rated!("priority, run_at, id");
+    /// Like `pick_rated_by_priority`, oldest first.
+    pick_rated_by_age = pick_rated!("run_at, id");
+    /// Counts the starts of claimed jobs in their rate keys' windows: the window of their start
+    /// (`attempted_at`; `@ids@`: the claimed ids, written in). Binds 1 queue, 2 key kind,
+    /// 3 JSON path, 4 window ms, 5 window ms.
+    count_starts = concat!("INSERT INTO `@stem@_rate_windows` (queue, `key`, window_start_ms, \
+        starts) SELECT ?, k.rkey, MAX(k.w), COUNT(*) FROM (SELECT ", rate_key!(), " AS rkey, \
+        (TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', j.attempted_at) DIV 1000 DIV ?) * ? AS w \
+        FROM @jobs@ AS j WHERE j.id IN (@ids@)) AS k GROUP BY k.rkey \
+        ON DUPLICATE KEY UPDATE starts = CASE WHEN window_start_ms = VALUES(window_start_ms) \
+        THEN starts + VALUES(starts) WHEN window_start_ms > VALUES(window_start_ms) THEN starts \
+        ELSE VALUES(starts) END, \
+        window_start_ms = GREATEST(window_start_ms, VALUES(window_start_ms))");
+    /// Flags a queue as keyed. Binds 1 name.
+    mark_keyed = "UPDATE @queues@ SET keyed = TRUE WHERE name = ? AND NOT keyed";
+    /// Sets a queue's key policy (creating it). Binds 1 name, 2 concurrency, 3 policy.
+    set_key_policy = concat!("INSERT INTO @queues@ (name, key_concurrency, key_on_exhausted, \
+        created_at) VALUES (?, ?, ?, ", now!(), ") ON DUPLICATE KEY UPDATE \
+        key_concurrency = VALUES(key_concurrency), key_on_exhausted = VALUES(key_on_exhausted)");
+    /// Sets or removes a queue's rate limit (creating it). Binds 1 name, 2 limit (or NULL),
+    /// 3 window ms, 4 key.
+    set_rate_limit = concat!("INSERT INTO @queues@ (name, rate_limit, rate_window_ms, rate_key, \
+        created_at) VALUES (?, ?, ?, ?, ", now!(), ") ON DUPLICATE KEY UPDATE \
+        rate_limit = VALUES(rate_limit), rate_window_ms = VALUES(rate_window_ms), \
+        rate_key = VALUES(rate_key)");
+    /// A queue's flow settings. Binds 1 name.
+    queue_flow = "SELECT key_concurrency, key_on_exhausted, rate_limit, rate_window_ms, rate_key \
+        FROM @queues@ WHERE name = ?";
+    /// A job's queue, ordering key, whether it is ready now, and the clock. Binds 1 id.
+    job_flow = concat!("SELECT queue, ordering_key, CAST(state = 'pending' AND run_at <= ", now!(), " \
+        AND (cancel_at IS NULL OR cancel_at > ", now!(), ") AS SIGNED), ", now!(), " \
+        FROM @jobs@ WHERE id = ?");
+    /// The unfinished jobs of a key created before a job. Binds 1 queue, 2 key, 3 id, 4 limit.
+    key_ahead = "SELECT id, CAST(holds_queue AS SIGNED) FROM @jobs@ WHERE queue = ? \
+        AND ordering_key = ? AND id < ? \
+        AND (state IN ('pending', 'running', 'sleeping', 'waiting') OR holds_queue) \
+        ORDER BY id LIMIT ?";
+    /// A job's rate key and the starts counted in its current window. Binds 1 window ms,
+    /// 2 window ms, 3 key kind, 4 JSON path, 5 id.
+    job_rate = concat!("SELECT k.rkey, CAST(COALESCE((SELECT w.starts FROM `@stem@_rate_windows` AS w \
+        WHERE w.queue = k.queue AND w.`key` = k.rkey AND w.window_start_ms = k.cur), 0) AS SIGNED) \
+        FROM (SELECT j.queue, ", epoch_window!(), " AS cur, ", rate_key!(), " AS rkey \
+        FROM @jobs@ AS j WHERE j.id = ?) AS k");
     /// Like `pick_by_priority`, for the plain claim: picks nothing in a queue that is paused
     /// or gated (a concurrency limit or blocking mode), which the gated claim serves. (The
     /// queue's row is read, not locked: a locking clause does not reach a subquery.) Binds 1
@@ -258,7 +379,8 @@ statements! {
     fail_final = concat!("UPDATE @jobs@ SET ", append_error!(), ", state = 'failed', \
         failure = ?, lease_expires_at = NULL, cancel_at = NULL, finished_at = ", now!(), ", \
         holds_queue = EXISTS (SELECT 1 FROM @queues@ AS q WHERE q.name = @jobs@.queue \
-          AND q.blocking AND q.on_exhausted = 'stay_blocked') \
+          AND ((q.blocking AND q.on_exhausted = 'stay_blocked') \
+          OR (@jobs@.ordering_key IS NOT NULL AND q.key_on_exhausted = 'stay_blocked'))) \
         WHERE id = ? AND run_seq = ? AND state = 'running'");
     /// A job's run time. Binds 1 id.
     run_at = "SELECT run_at FROM @jobs@ WHERE id = ?";
@@ -397,8 +519,9 @@ impl Sql {
     /// job: 1 queue, 2 task, 3 params, 4 headers, 5 priority, 6 max_attempts, 7 retry,
     /// 8 timeout ms, 9 max_duration ms, 10 max_delay ms, 11 idempotency key, 12 run_at (or
     /// NULL), 13 delay µs, 14 max_delay µs, 15 batch token, 16 batch position, 17 unique key,
-    /// 18 unique states, then the bucket's binds (see [`unique_bucket!`]).
-    pub fn insert_jobs(&self, n: usize) -> String {
+    /// 18 unique states, then the bucket's binds (see [`unique_bucket!`]), and when `ordered`
+    /// the ordering key.
+    pub fn insert_jobs(&self, n: usize, ordered: bool) -> String {
         let row = concat!(
             "(?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, COALESCE(?, ",
             now!(),
@@ -407,15 +530,21 @@ impl Sql {
             ", ",
             now!(),
             ", '[]', ?, ?, ?, ?, ",
-            unique_bucket!(),
-            ")"
+            unique_bucket!()
         );
+        // The ordering key only when a job has one: plain batches keep their statement.
+        let row = if ordered {
+            format!("{row}, ?)")
+        } else {
+            format!("{row})")
+        };
         let rows = vec![row; n.max(1)].join(", ");
+        let key_column = if ordered { ", ordering_key" } else { "" };
         self.render(&format!(
             "INSERT INTO @jobs@ (queue, task, params, headers, state, priority, max_attempts, \
              retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, run_at, \
              cancel_at, created_at, errors, batch_token, batch_ord, unique_key, unique_states, \
-             unique_bucket) VALUES {rows} \
+             unique_bucket{key_column}) VALUES {rows} \
              ON DUPLICATE KEY UPDATE id = id"
         ))
     }
@@ -470,7 +599,8 @@ impl Sql {
     pub fn gated_among(&self, n: usize) -> String {
         self.render(&format!(
             "SELECT name FROM @queues@ WHERE name IN ({}) \
-             AND NOT paused AND (concurrency_limit IS NOT NULL OR blocking)",
+             AND NOT paused AND (concurrency_limit IS NOT NULL OR blocking OR keyed \
+             OR rate_limit IS NOT NULL)",
             marks(n)
         ))
     }
@@ -479,8 +609,10 @@ impl Sql {
     /// concurrent claimers lock in one order). Binds n names.
     pub fn lock_gated_queues(&self, n: usize) -> String {
         self.render(&format!(
-            "SELECT name, concurrency_limit, blocking FROM @queues@ WHERE name IN ({}) \
-             AND NOT paused AND (concurrency_limit IS NOT NULL OR blocking) \
+            "SELECT name, concurrency_limit, blocking, key_concurrency, rate_limit, \
+             rate_window_ms, rate_key FROM @queues@ WHERE name IN ({}) \
+             AND NOT paused AND (concurrency_limit IS NOT NULL OR blocking OR keyed \
+             OR rate_limit IS NOT NULL) \
              ORDER BY name FOR UPDATE",
             marks(n)
         ))
@@ -644,11 +776,19 @@ fn push_in<S: AsRef<str>>(qb: &mut QueryBuilder<'_, MySql>, column: &str, values
     qb.push(")");
 }
 
-/// The statement picking ready jobs of one queue in `order`.
-pub fn pick(sql: &Sql, order: PollOrder) -> &str {
+/// A gated queue's statement picking ready jobs in `order` under the per-key window.
+pub fn pick_keyed(sql: &Sql, order: PollOrder) -> &str {
     match order {
-        PollOrder::PriorityThenAge => &sql.pick_by_priority,
-        PollOrder::Age => &sql.pick_by_age,
+        PollOrder::PriorityThenAge => &sql.pick_keyed_by_priority,
+        PollOrder::Age => &sql.pick_keyed_by_age,
+    }
+}
+
+/// A rate-limited gated queue's statement picking the ids it may start, in `order`.
+pub fn pick_rated(sql: &Sql, order: PollOrder) -> &str {
+    match order {
+        PollOrder::PriorityThenAge => &sql.pick_rated_by_priority,
+        PollOrder::Age => &sql.pick_rated_by_age,
     }
 }
 

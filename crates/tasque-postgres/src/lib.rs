@@ -201,6 +201,10 @@ impl tasque_durable::engine::EngineBase for PostgresStore {
         Some(self)
     }
 
+    fn flow_engine(&self) -> Option<&dyn tasque_durable::flow::FlowEngine> {
+        Some(self)
+    }
+
     fn ns(&self) -> &str {
         &self.inner.ns
     }

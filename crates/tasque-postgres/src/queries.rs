@@ -109,12 +109,84 @@ pub struct ClaimSql {
     many_by_age: String,
     gated_by_priority: String,
     gated_by_age: String,
+    rated_by_priority: String,
+    rated_by_age: String,
 }
 
 /// Queues the plain claim leaves out: paused ones, and those whose claims are gated (a
 /// concurrency limit or blocking mode), which [`ClaimSql::gated`] claims from under the queue's
 /// row lock.
-const UNGATED: &str = "paused OR concurrency_limit IS NOT NULL OR blocking";
+const UNGATED: &str =
+    "paused OR concurrency_limit IS NOT NULL OR blocking OR keyed OR rate_limit IS NOT NULL";
+
+/// The states in which a keyed job holds a place in its key's window (with `OR holds_queue`:
+/// failed and kept by the key's policy). Matches the predicate of `jobs_key_unfinished`.
+const KEY_UNFINISHED: &str =
+    "state IN ('pending', 'running', 'sleeping', 'waiting') OR holds_queue";
+
+/// The per-key window of a gated claim: a keyed job is claimable only while fewer than `$5`
+/// (the queue's key concurrency) jobs of its key created before it are unfinished.
+fn key_window(alias: &str) -> String {
+    format!(
+        "({alias}.ordering_key IS NULL OR (SELECT count(*) FROM (SELECT 1 FROM @schema@.jobs AS p \
+           WHERE p.queue = {alias}.queue AND p.ordering_key = {alias}.ordering_key \
+           AND p.id < {alias}.id AND p.ordering_key IS NOT NULL AND ({KEY_UNFINISHED}) \
+           LIMIT $5) AS ahead) < $5)"
+    )
+}
+
+/// The claim of one gated queue under its row lock, honouring the per-key window. Binds as
+/// [`claim`] plus 5 key concurrency.
+fn claim_gated(order_by: &str) -> String {
+    claim(&claim_pick(false, order_by, "paused")).replacen(
+        "ORDER BY",
+        &format!("AND {} ORDER BY", key_window("@schema@.jobs")),
+        1,
+    )
+}
+
+/// The claim of one rate-limited queue under its row lock (its clock is the statement's start,
+/// after the lock was taken, so windows only move forward): the per-key window, then at most
+/// `$6` starts per rate key in the current window of `$7` ms (epoch-aligned), the key being
+/// `$8` ('queue', 'ordering_key' or 'arg' with the path `$9`); the window counts are updated
+/// in the same statement. Binds as [`claim_gated`] plus 6 limit, 7 window ms, 8 key kind,
+/// 9 path.
+fn claim_rated(order_by: &str) -> String {
+    format!(
+        "WITH cur AS (SELECT (floor(extract(epoch FROM statement_timestamp()) * 1000 / $7::bigint))::bigint \
+           * $7::bigint AS w), \
+         cand AS (SELECT j.id, j.priority, j.run_at, CASE $8::text \
+             WHEN 'ordering_key' THEN coalesce(j.ordering_key, '') \
+             WHEN 'arg' THEN coalesce(j.params #>> $9::text[], '') ELSE '' END AS rkey \
+           FROM @schema@.jobs AS j WHERE j.queue = $1 AND j.state = 'pending' \
+           AND j.run_at <= statement_timestamp() AND (j.cancel_at IS NULL OR j.cancel_at > statement_timestamp()) AND {window}), \
+         ranked AS (SELECT c.id, c.priority, c.run_at, c.rkey, \
+             row_number() OVER (PARTITION BY c.rkey ORDER BY {order_by}) \
+             + coalesce((SELECT w.starts FROM @schema@.rate_windows AS w, cur \
+               WHERE w.queue = $1 AND w.key = c.rkey AND w.window_start_ms = cur.w), 0) AS nth \
+           FROM cand AS c), \
+         picked AS (SELECT id, rkey FROM ranked WHERE nth <= $6 ORDER BY {order_by} LIMIT $2), \
+         claimed AS (UPDATE @schema@.jobs AS j SET state = 'running', worker_id = $3, \
+           lease_expires_at = statement_timestamp() + {lease}, attempted_at = statement_timestamp(), \
+           first_started_at = coalesce(j.first_started_at, statement_timestamp()), \
+           cancel_at = CASE WHEN j.first_started_at IS NOT NULL THEN j.cancel_at \
+             WHEN j.max_duration_ms IS NULL THEN NULL \
+             ELSE statement_timestamp() + j.max_duration_ms * interval '1 millisecond' END \
+           FROM picked WHERE j.id = picked.id AND j.state = 'pending'{CLAIM_RETURNING}, picked.rkey), \
+         counted AS (INSERT INTO @schema@.rate_windows (queue, key, window_start_ms, starts) \
+           SELECT $1, c.rkey, cur.w, count(*) FROM claimed AS c, cur GROUP BY c.rkey, cur.w \
+           ON CONFLICT (queue, key) DO UPDATE SET \
+             starts = CASE WHEN rate_windows.window_start_ms = excluded.window_start_ms \
+               THEN rate_windows.starts + excluded.starts \
+               WHEN rate_windows.window_start_ms > excluded.window_start_ms \
+               THEN rate_windows.starts ELSE excluded.starts END, \
+             window_start_ms = greatest(rate_windows.window_start_ms, excluded.window_start_ms)) \
+         SELECT id, run_seq, queue, task, params, headers, attempt, max_attempts, retry, \
+           priority, timeout_ms, lease_expires_at, wake_event, event_payload, run_at FROM claimed",
+        window = key_window("j"),
+        lease = ms!(4),
+    )
+}
 
 impl ClaimSql {
     /// The statement for one gated queue (binds as the others; the caller computed the limit
@@ -123,6 +195,14 @@ impl ClaimSql {
         match order {
             PollOrder::PriorityThenAge => &self.gated_by_priority,
             PollOrder::Age => &self.gated_by_age,
+        }
+    }
+
+    /// The statement for one rate-limited queue (see [`claim_rated`]).
+    pub fn rated(&self, order: PollOrder) -> &str {
+        match order {
+            PollOrder::PriorityThenAge => &self.rated_by_priority,
+            PollOrder::Age => &self.rated_by_age,
         }
     }
 
@@ -159,8 +239,10 @@ macro_rules! statements {
                         one_by_age: render(&claim(&claim_pick(false, "run_at, id", UNGATED))),
                         many_by_priority: render(&claim(&claim_pick(true, "priority, run_at, id", UNGATED))),
                         many_by_age: render(&claim(&claim_pick(true, "run_at, id", UNGATED))),
-                        gated_by_priority: render(&claim(&claim_pick(false, "priority, run_at, id", "paused"))),
-                        gated_by_age: render(&claim(&claim_pick(false, "run_at, id", "paused"))),
+                        gated_by_priority: render(&claim_gated("priority, run_at, id")),
+                        gated_by_age: render(&claim_gated("run_at, id")),
+                        rated_by_priority: render(&claim_rated("priority, run_at, id")),
+                        rated_by_age: render(&claim_rated("run_at, id")),
                     },
                     schema: schema.to_string(),
                     $($name: render($sql),)*
@@ -235,12 +317,44 @@ statements! {
         on_exhausted = excluded.on_exhausted RETURNING name) \
         SELECT pg_notify('@channel@', name) FROM q";
     /// The unpaused gated queues among some, locked for the claim's transaction. Binds 1 names.
-    lock_gated_queues = "SELECT name, concurrency_limit, blocking FROM @schema@.queues \
+    lock_gated_queues = "SELECT name, concurrency_limit, blocking, key_concurrency, rate_limit, \
+        rate_window_ms, rate_key FROM @schema@.queues \
         WHERE name = ANY($1::text[]) AND NOT paused \
-        AND (concurrency_limit IS NOT NULL OR blocking) ORDER BY name FOR UPDATE";
+        AND (concurrency_limit IS NOT NULL OR blocking OR keyed OR rate_limit IS NOT NULL) \
+        ORDER BY name FOR UPDATE";
     /// Whether any of some queues is gated (unlocked). Binds 1 names.
     any_gated = "SELECT EXISTS (SELECT 1 FROM @schema@.queues WHERE name = ANY($1::text[]) \
-        AND NOT paused AND (concurrency_limit IS NOT NULL OR blocking))";
+        AND NOT paused AND (concurrency_limit IS NOT NULL OR blocking OR keyed \
+        OR rate_limit IS NOT NULL))";
+    /// Sets a queue's key policy (creating it). Binds 1 name, 2 concurrency, 3 policy.
+    set_key_policy = "INSERT INTO @schema@.queues (name, key_concurrency, key_on_exhausted) \
+        VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET \
+        key_concurrency = excluded.key_concurrency, key_on_exhausted = excluded.key_on_exhausted";
+    /// Sets or removes a queue's rate limit (creating it). Binds 1 name, 2 limit (or NULL),
+    /// 3 window ms, 4 key.
+    set_rate_limit = "INSERT INTO @schema@.queues (name, rate_limit, rate_window_ms, rate_key) \
+        VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET \
+        rate_limit = excluded.rate_limit, rate_window_ms = excluded.rate_window_ms, \
+        rate_key = excluded.rate_key";
+    /// A queue's flow settings. Binds 1 name.
+    queue_flow = "SELECT key_concurrency, key_on_exhausted, rate_limit, rate_window_ms, rate_key \
+        FROM @schema@.queues WHERE name = $1";
+    /// A job's flow facts: queue, ordering key, ready now, the clock. Binds 1 id.
+    job_flow = "SELECT queue, ordering_key, state = 'pending' AND run_at <= now() \
+        AND (cancel_at IS NULL OR cancel_at > now()), now() FROM @schema@.jobs WHERE id = $1";
+    /// The unfinished jobs of a key created before a job. Binds 1 queue, 2 key, 3 id, 4 limit.
+    key_ahead = "SELECT id, holds_queue FROM @schema@.jobs WHERE queue = $1 \
+        AND ordering_key = $2 AND id < $3 AND ordering_key IS NOT NULL \
+        AND (state IN ('pending', 'running', 'sleeping', 'waiting') OR holds_queue) \
+        ORDER BY id LIMIT $4";
+    /// A job's rate key and the starts counted in its current window. Binds 1 id, 2 window
+    /// ms, 3 key kind, 4 path.
+    job_rate = "SELECT k.rkey, coalesce((SELECT w.starts FROM @schema@.rate_windows AS w \
+        WHERE w.queue = k.queue AND w.key = k.rkey AND w.window_start_ms = \
+        (floor(extract(epoch FROM now()) * 1000 / $2::bigint))::bigint * $2::bigint), 0) \
+        FROM (SELECT j.queue, CASE $3::text WHEN 'ordering_key' THEN coalesce(j.ordering_key, '') \
+          WHEN 'arg' THEN coalesce(j.params #>> $4::text[], '') ELSE '' END AS rkey \
+          FROM @schema@.jobs AS j WHERE j.id = $1) AS k";
     /// How many jobs of a queue run. Binds 1 queue.
     running_in_queue = "SELECT count(*) FROM @schema@.jobs WHERE queue = $1 AND state = 'running'";
     /// A failed job holding its blocking queue. Binds 1 queue.
@@ -332,7 +446,8 @@ statements! {
         cancel_at = CASE WHEN $3::text = 'failed' THEN NULL ELSE cancel_at END, \
         finished_at = CASE WHEN $3::text = 'failed' THEN now() ELSE NULL END, \
         holds_queue = ($3::text = 'failed' AND EXISTS (SELECT 1 FROM @schema@.queues AS q \
-          WHERE q.name = queue AND q.blocking AND q.on_exhausted = 'stay_blocked'))",
+          WHERE q.name = queue AND ((q.blocking AND q.on_exhausted = 'stay_blocked') \
+          OR (ordering_key IS NOT NULL AND q.key_on_exhausted = 'stay_blocked'))))",
         if_running!(), " RETURNING run_at");
     /// Fails a run for good with a reason, reading nothing of the job (its row may not decode:
     /// the retry strategy may be the corrupt part). Binds 1 id, 2 seq, 3 reason (JSON text).
@@ -342,7 +457,8 @@ statements! {
           'at_ms', (extract(epoch FROM now()) * 1000)::bigint, 'reason', $3::text::jsonb)), \
         failure = $3::text::jsonb, cancel_at = NULL, finished_at = now(), \
         holds_queue = EXISTS (SELECT 1 FROM @schema@.queues AS q \
-          WHERE q.name = queue AND q.blocking AND q.on_exhausted = 'stay_blocked')",
+          WHERE q.name = queue AND ((q.blocking AND q.on_exhausted = 'stay_blocked') \
+          OR (ordering_key IS NOT NULL AND q.key_on_exhausted = 'stay_blocked')))",
         if_running!());
     /// Gives a run back until a time, attempt not counted. Binds 1 id, 2 seq, 3 run_at (or
     /// NULL), 4 delay ms.

@@ -138,3 +138,19 @@ async fn blocking_queue_runs_in_order_across_3_worker_processes() {
         processes::blocking_queue_runs_in_order_across_worker_processes(&h).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_50_per_s_on_a_key_holds_across_3_worker_processes() {
+    let fresh = support::Fresh::new("fr");
+    if let Some(h) = harness(&fresh).await {
+        processes::rate_limit_per_key_holds_across_worker_processes(&h).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_order_20_keys_x_100_jobs_holds_across_3_worker_processes() {
+    let fresh = support::Fresh::new("fo");
+    if let Some(h) = harness(&fresh).await {
+        processes::keyed_order_holds_across_worker_processes(&h).await;
+    }
+}

@@ -177,6 +177,10 @@ impl EngineBase for SqliteStore {
         Some(self)
     }
 
+    fn flow_engine(&self) -> Option<&dyn tasque_durable::flow::FlowEngine> {
+        Some(self)
+    }
+
     fn ns(&self) -> &str {
         &self.ns
     }

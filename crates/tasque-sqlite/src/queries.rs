@@ -76,18 +76,18 @@ pub const QUEUE_COUNTS: &str = concat!(
 /// jobs whose idempotency key or unique slot is taken are skipped. Binds: 1 ns, 2 a JSON array
 /// with one array per job: `[queue, task, params, headers, priority, max_attempts, retry,
 /// timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, run_at, delay_ms, unique_key,
-/// unique_period_ms, unique_states]`, `run_at` absolute or null (then `delay_ms` from now).
+/// unique_period_ms, unique_states, ordering_key]`, `run_at` absolute or null (then `delay_ms` from now).
 /// Returns `id, run_seq, attempt, queue, idempotency_key, unique_key, unique_bucket,
 /// created_at` of the inserted jobs, in no set order.
 pub const INSERT_JOBS: &str = concat!(
     "INSERT INTO tasque_jobs (ns, queue, task, params, headers, state, priority, max_attempts, ",
     "retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, run_at, created_at, cancel_at, ",
-    "unique_key, unique_bucket, unique_states) ",
+    "unique_key, unique_bucket, unique_states, ordering_key) ",
     "SELECT ?1, j.queue, j.task, j.params, j.headers, 'pending', j.priority, j.max_attempts, ",
     "j.retry, j.timeout_ms, j.max_duration_ms, j.max_delay_ms, j.idempotency_key, j.run_at, j.now, ",
     "CASE WHEN j.max_delay_ms IS NULL THEN NULL ELSE j.run_at + j.max_delay_ms END, ",
     "j.unique_key, CASE WHEN j.unique_period_ms IS NULL THEN 0 ",
-    "ELSE j.run_at / j.unique_period_ms END, coalesce(j.unique_states, 0) ",
+    "ELSE j.run_at / j.unique_period_ms END, coalesce(j.unique_states, 0), j.ordering_key ",
     "FROM (SELECT x.key AS ord, x.value ->> 0 AS queue, x.value ->> 1 AS task, ",
     "x.value ->> 2 AS params, x.value ->> 3 AS headers, x.value ->> 4 AS priority, ",
     "x.value ->> 5 AS max_attempts, x.value ->> 6 AS retry, x.value ->> 7 AS timeout_ms, ",
@@ -95,7 +95,7 @@ pub const INSERT_JOBS: &str = concat!(
     "x.value ->> 10 AS idempotency_key, t.n AS now, ",
     "COALESCE(x.value ->> 11, t.n + (x.value ->> 12)) AS run_at, ",
     "x.value ->> 13 AS unique_key, x.value ->> 14 AS unique_period_ms, ",
-    "x.value ->> 15 AS unique_states ",
+    "x.value ->> 15 AS unique_states, x.value ->> 16 AS ordering_key ",
     "FROM json_each(?2) AS x CROSS JOIN (SELECT ",
     now!(),
     " AS n) AS t) AS j WHERE true ORDER BY j.ord ",
@@ -123,14 +123,26 @@ pub fn claim(queue_count: usize, order: PollOrder) -> String {
     pick_and_claim(
         &placeholders.join(", "),
         order,
-        "q.paused = 1 OR q.concurrency_limit IS NOT NULL OR q.blocking = 1",
+        "q.paused = 1 OR q.concurrency_limit IS NOT NULL OR q.blocking = 1 OR q.keyed = 1 \
+         OR q.rate_limit IS NOT NULL",
     )
 }
 
-/// The claim statement for one queue with a concurrency limit (the caller computed how many
-/// may start). Binds: 1 ns, 2 worker_id, 3 lease_ms, 4 limit, 5 queue.
+/// The claim statement for one gated queue (the caller computed how many may start),
+/// honouring the per-key window ([`KEY_WINDOW`]). Binds: 1 ns, 2 worker_id, 3 lease_ms,
+/// 4 limit, 5 queue, 6 key concurrency.
 pub fn claim_gated(order: PollOrder) -> String {
-    pick_and_claim("?5", order, "q.paused = 1")
+    pick_and_claim("?5", order, "q.paused = 1").replacen(
+        "ORDER BY",
+        &format!("AND {KEY_WINDOW} ORDER BY"),
+        1,
+    )
+}
+
+/// The claim statement for one rate-limited gated queue ([`pick_rated`]'s binds and 2
+/// worker_id, 3 lease_ms).
+pub fn claim_rated(order: PollOrder) -> String {
+    claim_update(&pick_rated(order))
 }
 
 fn pick_and_claim(queues: &str, order: PollOrder, excluded: &str) -> String {
@@ -221,6 +233,8 @@ mod cron;
 pub use cron::*;
 mod registry;
 pub use registry::*;
+mod flow;
+pub use flow::*;
 
 /// What a rejected run write ran into: the job's state and run.
 pub const RUN_STATUS: &str = "SELECT state, run_seq FROM tasque_jobs WHERE ns = ?1 AND id = ?2";
@@ -304,8 +318,9 @@ pub const FAIL_RUN: &str = concat!(
     now!(),
     " ELSE NULL END, ",
     "holds_queue = CASE WHEN ?4 = 'failed' AND EXISTS (SELECT 1 FROM tasque_queues AS q ",
-    "WHERE q.ns = tasque_jobs.ns AND q.name = tasque_jobs.queue AND q.blocking = 1 ",
-    "AND q.on_exhausted = 'stay_blocked') THEN 1 ELSE 0 END",
+    "WHERE q.ns = tasque_jobs.ns AND q.name = tasque_jobs.queue AND ((q.blocking = 1 ",
+    "AND q.on_exhausted = 'stay_blocked') OR (tasque_jobs.ordering_key IS NOT NULL ",
+    "AND q.key_on_exhausted = 'stay_blocked'))) THEN 1 ELSE 0 END",
     if_running!(),
     " RETURNING run_at"
 );
@@ -326,8 +341,9 @@ pub const FAIL_FOR_GOOD: &str = concat!(
     "failure = json(?4), cancel_at = NULL, finished_at = ",
     now!(),
     ", holds_queue = CASE WHEN EXISTS (SELECT 1 FROM tasque_queues AS q ",
-    "WHERE q.ns = tasque_jobs.ns AND q.name = tasque_jobs.queue AND q.blocking = 1 ",
-    "AND q.on_exhausted = 'stay_blocked') THEN 1 ELSE 0 END",
+    "WHERE q.ns = tasque_jobs.ns AND q.name = tasque_jobs.queue AND ((q.blocking = 1 ",
+    "AND q.on_exhausted = 'stay_blocked') OR (tasque_jobs.ordering_key IS NOT NULL ",
+    "AND q.key_on_exhausted = 'stay_blocked'))) THEN 1 ELSE 0 END",
     if_running!()
 );
 

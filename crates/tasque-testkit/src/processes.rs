@@ -27,6 +27,9 @@ use tasque_worker::{Handlers, JobContext, Worker};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
+mod flow;
+pub use flow::*;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long anything may take on a loaded two-core machine.
@@ -216,12 +219,23 @@ impl Harness {
     }
 
     async fn until_completed(&self, n: u64) {
+        self.until_completed_within(n, PATIENCE).await;
+    }
+
+    /// Polls until `n` jobs completed, or fails after `patience`.
+    async fn until_completed_within(&self, n: u64, patience: Duration) {
         let completed = JobFilter::all().states([JobState::Completed]);
-        self.until(&format!("{n} jobs to complete"), |store| {
-            let filter = completed.clone();
-            async move { store.count(filter).await.unwrap() >= n }
-        })
-        .await;
+        let deadline = Instant::now() + patience;
+        loop {
+            if self.store.count(completed.clone()).await.unwrap() >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {n} jobs to complete"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

@@ -104,11 +104,16 @@ pub async fn load(
         Some(registry) => Some(served_queues(&registry.worker_list().await?)),
         None => None,
     };
+    let flow = match (store.flow(), job.state) {
+        (Some(flow), JobState::Available) => flow.job(id).await?.waits,
+        _ => None,
+    };
     let why = diagnose(
         &job,
         snapshot.queue(&job.queue),
         suspension.as_ref(),
         served.as_ref(),
+        flow.as_ref(),
         now_ms,
     );
     let timeline = timeline(&job, &checkpoints);

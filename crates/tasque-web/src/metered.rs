@@ -327,4 +327,8 @@ impl Store for MeteredStore {
     fn registry(&self) -> Option<&dyn tasque_durable::registry::WorkerRegistry> {
         self.inner.registry()
     }
+
+    fn flow(&self) -> Option<tasque_durable::flow::Flow<'_>> {
+        self.inner.flow()
+    }
 }

@@ -5,15 +5,17 @@
 //! For a job that is not running, [`diagnose`] names every reason that holds now, most
 //! decisive first: finished; scheduled for later (or waiting out a retry backoff); sleeping;
 //! waiting for an event; queue paused; queue at its concurrency limit; behind the head of a
-//! blocking queue; that no worker serves its queue. On engines with a worker registry
-//! ([`tasque_durable::registry`]) the last is exact: no live worker lists the queue. Without
-//! one, it is a guess for a job that has been ready for over a minute in a queue where nothing
-//! runs. A running job gets the lease its worker holds. A ready job with none of these is
-//! simply next in line.
+//! blocking queue; its ordering key at its limit or blocked by a failed job; its queue's rate
+//! limit used up (with the next start); that no worker serves its queue. On engines with a
+//! worker registry ([`tasque_durable::registry`]) the last is exact: no live worker lists the
+//! queue. Without one, it is a guess for a job that has been ready for over a minute in a
+//! queue where nothing runs. A running job gets the lease its worker holds. A ready job with
+//! none of these is simply next in line.
 
 use std::collections::BTreeSet;
 
 use serde::Serialize;
+use tasque_durable::flow::FlowWait;
 use tasque_durable::insight::Suspension;
 use tasque_durable::{JobInfo, JobState, QueueInfo};
 
@@ -75,6 +77,27 @@ pub enum Reason {
         /// The job holding the queue.
         head: i64,
     },
+    /// Its ordering key already runs as many jobs as the queue's key concurrency allows.
+    KeyAtLimit {
+        /// The ordering key.
+        key: String,
+        /// The queue's key concurrency.
+        limit: u32,
+    },
+    /// Its ordering key is held by a failed job kept by the queue's key policy.
+    KeyBlocked {
+        /// The ordering key.
+        key: String,
+        /// The failed job.
+        by: i64,
+    },
+    /// Its rate key used up the current window of the queue's rate limit.
+    RateLimited {
+        /// The rate key (empty: the whole queue).
+        key: String,
+        /// Milliseconds until the next window opens.
+        next_start_in_ms: i64,
+    },
     /// No live worker lists its queue (the worker registry says so).
     NoLiveWorker {
         /// The queue.
@@ -127,6 +150,19 @@ impl Reason {
             Reason::NoLiveWorker { queue } => format!(
                 "No live worker serves its queue {queue:?}: start a worker with this queue (see the workers page)."
             ),
+            Reason::KeyAtLimit { key, limit } => format!(
+                "Its ordering key {key} is at its limit: {limit} of its jobs at a time, in enqueue order."
+            ),
+            Reason::KeyBlocked { key, by } => format!(
+                "Its ordering key {key} is blocked by job {by}, which failed for good: retry, cancel or delete it."
+            ),
+            Reason::RateLimited { key, next_start_in_ms } => {
+                let whose = if key.is_empty() { String::new() } else { format!(" of key {key}") };
+                format!(
+                    "Its queue's rate limit{whose} is used up: the next start is in {}.",
+                    human_ms(*next_start_in_ms)
+                )
+            }
             Reason::NoWorker { ready_for_ms } => format!(
                 "It has been ready for {} and nothing runs in its queue: no worker seems to serve this queue.",
                 human_ms(*ready_for_ms)
@@ -138,12 +174,14 @@ impl Reason {
 
 /// Every reason that holds for `job` now. `now_ms` is the engine clock (ms since the epoch);
 /// `queue` the job's queue (from the cached snapshot); `suspension` what a suspended job waits
-/// for; `served` the queues live workers serve, when the engine keeps a worker registry.
+/// for; `served` the queues live workers serve, when the engine keeps a worker registry;
+/// `flow` the flow control rule holding it, if any (its key or a rate limit).
 pub fn diagnose(
     job: &JobInfo,
     queue: Option<&QueueInfo>,
     suspension: Option<&Suspension>,
     served: Option<&BTreeSet<String>>,
+    flow: Option<&FlowWait>,
     now_ms: i64,
 ) -> Vec<Reason> {
     let until = |at: chrono::DateTime<chrono::Utc>| at.timestamp_millis() - now_ms;
@@ -189,6 +227,22 @@ pub fn diagnose(
         }
         if let Some(head) = queue.blocked_by.filter(|head| *head != job.id) {
             reasons.push(Reason::BehindBlockingHead { head: head.0 });
+        }
+        if let Some(wait) = flow {
+            reasons.push(match wait {
+                FlowWait::KeyAtLimit { key, limit } => Reason::KeyAtLimit {
+                    key: key.clone(),
+                    limit: *limit,
+                },
+                FlowWait::KeyBlocked { key, by } => Reason::KeyBlocked {
+                    key: key.clone(),
+                    by: by.0,
+                },
+                FlowWait::RateLimited { key, next_start } => Reason::RateLimited {
+                    key: key.clone(),
+                    next_start_in_ms: until(*next_start),
+                },
+            });
         }
         let ready_for = now_ms - job.run_at.timestamp_millis();
         if served.is_none()

@@ -25,6 +25,9 @@ pub fn build(args: &EnqueueArgs) -> Result<Spawn, CliError> {
     if let Some(key) = &args.idempotency_key {
         options = options.with_idempotency_key(key.clone());
     }
+    if let Some(key) = &args.ordering_key {
+        options = options.with_ordering_key(key.clone());
+    }
     if let Some(key) = &args.unique_key {
         let mut unique = tasque_durable::unique::Uniqueness::key(key.clone());
         unique.period = args.unique_period;

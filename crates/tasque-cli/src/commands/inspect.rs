@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use tasque_durable::flow::JobFlow;
 use tasque_durable::{Checkpoint, JobId, JobInfo, PageRequest, StateCounts, Store};
 
 use super::listing::Listing;
@@ -19,13 +20,24 @@ pub async fn jobs(
     if let Some(crate::args::JobsShow::Show { id }) = args.show {
         let job = store.get_job(JobId(id)).await?;
         let checkpoints = store.get_checkpoints(JobId(id)).await?;
+        let flow = match store.flow() {
+            Some(flow) => Some(flow.job(JobId(id)).await?),
+            None => None,
+        };
         if json_output {
             let mut document = output::job_json(&job);
             document["checkpoints"] = checkpoints.iter().map(checkpoint_json).collect();
             document["progress"] = progress(&checkpoints).cloned().unwrap_or_default();
+            if let Some(flow) = &flow {
+                document["ordering_key"] = json!(flow.ordering_key);
+                document["waits"] = json!(flow.waits.as_ref().map(ToString::to_string));
+            }
             output::json(&document);
         } else {
             show(&job, &checkpoints);
+            if let Some(flow) = &flow {
+                show_flow(flow);
+            }
         }
         return Ok(());
     }
@@ -70,6 +82,16 @@ fn progress(checkpoints: &[Checkpoint]) -> Option<&serde_json::Value> {
         .iter()
         .find(|c| c.name == tasque_durable::client::PROGRESS_CHECKPOINT)
         .map(|c| &c.value)
+}
+
+/// A job's ordering key and why it waits, if a flow rule holds it.
+fn show_flow(flow: &JobFlow) {
+    if let Some(key) = &flow.ordering_key {
+        println!("  ordering key {key}");
+    }
+    if let Some(wait) = &flow.waits {
+        println!("  waits      {wait}");
+    }
 }
 
 fn show(job: &JobInfo, checkpoints: &[Checkpoint]) {

@@ -140,6 +140,13 @@ impl JobOptions {
         self
     }
 
+    /// Sets the ordering key: jobs of the queue with the same key start in enqueue order, at
+    /// most the queue's key concurrency at a time (see [`crate::flow`]).
+    pub fn ordering_key(mut self, key: impl Into<String>) -> Self {
+        self.spawn.ordering_key = Some(key.into());
+        self
+    }
+
     /// Makes the job unique by its kind and the chosen args (see [`Unique`]): enqueueing a
     /// duplicate returns the existing job, with `created: false`.
     pub fn unique(mut self, unique: Unique) -> Self {

@@ -26,6 +26,7 @@
 mod cancel_retry;
 mod claim;
 pub mod documents;
+mod flow;
 mod gated;
 mod inspect;
 mod registry;
@@ -45,6 +46,7 @@ use serde_json::json;
 
 pub use cancel_retry::*;
 pub use claim::*;
+pub use flow::*;
 pub use gated::*;
 pub use inspect::*;
 pub use registry::*;
@@ -167,6 +169,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("cancel_retry.rs", include_str!("cancel_retry.rs")),
     ("claim.rs", include_str!("claim.rs")),
     ("documents.rs", include_str!("documents.rs")),
+    ("flow.rs", include_str!("flow.rs")),
     ("gated.rs", include_str!("gated.rs")),
     ("inspect.rs", include_str!("inspect.rs")),
     ("mod.rs", include_str!("mod.rs")),
@@ -302,6 +305,15 @@ macro_rules! conformance_tests {
             blocking_queue_gives_up_and_continues,
             blocking_queue_stays_blocked_until_an_operator_acts,
             blocking_mode_can_be_turned_off,
+            keyed_jobs_run_one_at_a_time_in_enqueue_order,
+            key_concurrency_lets_k_jobs_of_a_key_run,
+            a_busy_key_does_not_starve_other_keys,
+            keyed_order_holds_under_concurrent_claimers,
+            an_exhausted_keyed_job_holds_its_key_until_an_operator_acts,
+            an_exhausted_keyed_job_lets_its_key_go_on_by_default,
+            a_rate_limit_caps_starts_per_window,
+            a_rate_limit_per_key_skips_throttled_keys,
+            bad_flow_settings_are_refused,
             claim_fails_an_undecodable_job_for_good_and_returns_the_others,
             rescuer_fails_an_expired_undecodable_job_for_good,
             concurrent_passes_fire_each_tick_once,

@@ -89,6 +89,11 @@ pub trait EngineBase: Send + Sync + 'static {
     fn registry_engine(&self) -> Option<&dyn crate::registry::WorkerRegistry> {
         None
     }
+
+    /// The engine's flow control storage (see [`crate::flow`]); `None` by default.
+    fn flow_engine(&self) -> Option<&dyn crate::flow::FlowEngine> {
+        None
+    }
 }
 
 /// Inserting jobs (`ops/spawn.rs`).

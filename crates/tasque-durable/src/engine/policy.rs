@@ -478,6 +478,10 @@ impl<E: Engine> Store for E {
     fn registry(&self) -> Option<&dyn crate::registry::WorkerRegistry> {
         self.registry_engine()
     }
+
+    fn flow(&self) -> Option<crate::flow::Flow<'_>> {
+        self.flow_engine().map(crate::flow::Flow::new)
+    }
 }
 
 #[cfg(test)]

@@ -185,6 +185,8 @@ impl JobInfo {
             cancellation: Some(self.cancellation),
             headers: Some(self.headers.clone()),
             idempotency_key: self.idempotency_key.clone(),
+            // A job keeps its key: retry never moves it to another key.
+            ordering_key: None,
             unique: None,
         }
     }

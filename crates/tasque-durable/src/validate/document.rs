@@ -18,6 +18,7 @@
 //! | `headers` | a JSON object, or null (none) |
 //! | `idempotency_key` | a string of 1 to 255 bytes without control characters |
 //! | `unique` | `{"key": TEXT, "period_ms": MS, "states": [STATE, ...]}`: `key` as `idempotency_key`; `period_ms` optional, as `delay_ms`; `states` optional (default: every state but failed and cancelled), names of job states that must include every unfinished state (available, scheduled, running, sleeping, waiting); no other keys (see [`unique`](crate::unique)) |
+//! | `ordering_key` | a string of 1 to 255 bytes without control characters |
 //!
 //! "An integer" is any JSON number with an integral value: `3`, `3.0` and `3e0` are all 3
 //! (Python's `json` writes floats as `3.0`); `3.5`, strings, booleans and null are refused.
@@ -36,7 +37,7 @@ use crate::options::{CancellationPolicy, RetryStrategy, RunAt, SpawnOptions};
 use crate::unique::{UniqueStates, Uniqueness};
 
 /// The keys an option document may hold.
-pub const KNOWN_OPTIONS: [&str; 11] = [
+pub const KNOWN_OPTIONS: [&str; 12] = [
     "max_attempts",
     "priority",
     "run_at",
@@ -48,6 +49,7 @@ pub const KNOWN_OPTIONS: [&str; 11] = [
     "headers",
     "idempotency_key",
     "unique",
+    "ordering_key",
 ];
 
 /// The largest growth factor of an exponential retry strategy.
@@ -181,6 +183,14 @@ pub fn parse_options(document: &Value) -> Result<SpawnOptions> {
     }
     if let Some(v) = doc.get("unique") {
         options.unique = Some(parse_unique(v)?);
+    }
+    if let Some(v) = doc.get("ordering_key") {
+        let reason = "must be a string of 1 to 255 bytes without control characters";
+        let key = v
+            .as_str()
+            .filter(|k| super::validate_ordering_key(k).is_ok())
+            .ok_or_else(|| Error::invalid_option("ordering_key", reason))?;
+        options.ordering_key = Some(key.to_string());
     }
     super::validate_options(&options)?;
     Ok(options)
@@ -352,6 +362,9 @@ pub fn options_document(o: &SpawnOptions) -> Value {
     }
     if let Some(unique) = &o.unique {
         m.insert("unique".into(), unique_document(unique));
+    }
+    if let Some(key) = &o.ordering_key {
+        m.insert("ordering_key".into(), key.clone().into());
     }
     Value::Object(m)
 }

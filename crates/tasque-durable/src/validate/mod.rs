@@ -74,8 +74,18 @@ pub fn validate_name(kind: &'static str, name: &str) -> Result<()> {
 
 /// Checks an idempotency key: 1 to 255 bytes without control characters.
 pub fn validate_idempotency_key(key: &str) -> Result<()> {
+    validate_key("idempotency key", key)
+}
+
+/// Checks an ordering key: 1 to 255 bytes without control characters.
+pub fn validate_ordering_key(key: &str) -> Result<()> {
+    validate_key("ordering key", key)
+}
+
+/// Checks a key of some kind: 1 to 255 bytes without control characters.
+fn validate_key(kind: &'static str, key: &str) -> Result<()> {
     let refuse = |reason| Error::InvalidName {
-        kind: "idempotency key",
+        kind,
         name: key.chars().take(200).collect(),
         reason,
     };
@@ -180,6 +190,9 @@ pub fn validate_options(options: &SpawnOptions) -> Result<()> {
     }
     if let Some(unique) = &options.unique {
         unique.validate()?;
+    }
+    if let Some(key) = &options.ordering_key {
+        validate_ordering_key(key)?;
     }
     Ok(())
 }

@@ -111,24 +111,6 @@ impl MySqlStore {
         found.iter().map(|row| rows::text_at(row, 0)).collect()
     }
 
-    /// Picks (and locks) up to `limit` ready jobs of one queue in poll order.
-    pub(crate) async fn pick(
-        &self,
-        conn: &mut MySqlConnection,
-        params: &ClaimParams,
-        queue: &str,
-        limit: u32,
-    ) -> Result<rows::Claimed> {
-        let found = sqlx::query(queries::pick(&self.inner.sql, params.order))
-            .bind(us(params.lease))
-            .bind(queue)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(sql_err)?;
-        rows::claims(&found)
-    }
-
     /// Takes picked (and locked) jobs, the undecodable ones too, under one lease: the earliest
     /// lease end their picks computed, so every claim says exactly what the row holds.
     pub(crate) async fn take_picked(

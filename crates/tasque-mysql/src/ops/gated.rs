@@ -9,11 +9,21 @@
 use async_trait::async_trait;
 use sqlx::MySqlConnection;
 use tasque_durable::engine::{EngineGated, QueueBlocking, QueueLimit};
+use tasque_durable::flow::{rate_key_binds, RateLimit};
 use tasque_durable::{ClaimParams, JobId, Result};
 
 use super::claim::Picked;
 use super::{retry_conflicts, us};
-use crate::{rows, sql_err, MySqlStore};
+use crate::{queries, rows, sql_err, MySqlStore};
+
+/// A JSON path (`$."a"."b"`) of validated argument path segments.
+pub(crate) fn json_path(segments: &[String]) -> String {
+    let mut path = String::from("$");
+    for s in segments {
+        path.push_str(&format!(".\"{s}\""));
+    }
+    path
+}
 
 /// A blocking queue's head.
 enum Head {
@@ -25,8 +35,26 @@ enum Head {
     Blocked(i64),
 }
 
-/// A locked gate: queue name, concurrency limit, blocking mode.
-type Gate = (String, Option<i32>, bool);
+/// A locked gate.
+struct Gate {
+    name: String,
+    limit: Option<i32>,
+    blocking: bool,
+    keys: i64,
+    rate: Option<RateLimit>,
+}
+
+fn gate(r: &sqlx::mysql::MySqlRow) -> Result<Gate> {
+    let limit: Option<i64> = rows::at(r, 4)?;
+    let window: Option<i64> = rows::at(r, 5)?;
+    Ok(Gate {
+        name: rows::text_at(r, 0)?,
+        limit: rows::at(r, 1)?,
+        blocking: rows::at(r, 2)?,
+        keys: i64::from(rows::at::<i32>(r, 3)?),
+        rate: RateLimit::from_stored(limit, window, &rows::text_at(r, 6)?)?,
+    })
+}
 
 impl MySqlStore {
     /// Claims up to `room` jobs from the gated queues `gated` (names among the claim's
@@ -57,12 +85,17 @@ impl MySqlStore {
             query = query.bind(name);
         }
         let rows = query.fetch_all(&mut *tx).await.map_err(sql_err)?;
-        let gates = rows
-            .iter()
-            .map(|r| Ok((rows::text_at(r, 0)?, rows::at(r, 1)?, rows::at(r, 2)?)))
-            .collect::<Result<Vec<Gate>>>()?;
+        let gates = rows.iter().map(gate).collect::<Result<Vec<Gate>>>()?;
         let mut picked = Picked::default();
-        for (name, limit, blocking) in &gates {
+        let mut counts = Vec::new();
+        for Gate {
+            name,
+            limit,
+            blocking,
+            keys,
+            rate,
+        } in &gates
+        {
             let left = i64::from(room) - picked.len() as i64;
             if left <= 0 {
                 break;
@@ -81,18 +114,77 @@ impl MySqlStore {
                 }
                 continue;
             }
-            let running: i64 = sqlx::query_scalar(&sql.running_in_queue)
+            let free = match limit {
+                Some(limit) => {
+                    let running: i64 = sqlx::query_scalar(&sql.running_in_queue)
+                        .bind(name)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(sql_err)?;
+                    i64::from(*limit) - running
+                }
+                None => i64::MAX,
+            };
+            let n = free.min(left);
+            if n <= 0 {
+                continue;
+            }
+            let Some(rate) = rate else {
+                let found = sqlx::query(queries::pick_keyed(sql, params.order))
+                    .bind(us(params.lease))
+                    .bind(name)
+                    .bind(keys.max(&1) - 1)
+                    .bind(n)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(sql_err)?;
+                picked.extend(rows::claims(&found)?);
+                continue;
+            };
+            let (kind, path) = rate_key_binds(&rate.key);
+            let path = json_path(&path);
+            let ids: Vec<i64> = sqlx::query_scalar(queries::pick_rated(sql, params.order))
+                .bind(rate.window_ms())
+                .bind(rate.window_ms())
+                .bind(kind)
+                .bind(&path)
                 .bind(name)
-                .fetch_one(&mut *tx)
+                .bind(keys.max(&1) - 1)
+                .bind(i64::from(rate.limit))
+                .bind(n)
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(sql_err)?;
-            let n = (i64::from(limit.unwrap_or(i32::MAX)) - running).min(left);
-            if n > 0 {
-                let n = u32::try_from(n).unwrap_or(u32::MAX);
-                picked.extend(self.pick(&mut tx, params, name, n).await?);
+            let mut taken = Vec::new();
+            for id in ids {
+                let found = sqlx::query(&sql.lock_pending)
+                    .bind(us(params.lease))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(sql_err)?;
+                if let Some(row) = found {
+                    picked.extend(rows::claims(&[row])?);
+                    taken.push(id);
+                }
+            }
+            if !taken.is_empty() {
+                counts.push((name, rate, kind, path, taken));
             }
         }
         let claims = self.take_picked(&mut tx, params, picked).await?;
+        for (name, rate, kind, path, taken) in counts {
+            let ids: Vec<String> = taken.iter().map(i64::to_string).collect();
+            sqlx::query(&sql.count_starts.replace("@ids@", &ids.join(", ")))
+                .bind(name)
+                .bind(kind)
+                .bind(&path)
+                .bind(rate.window_ms())
+                .bind(rate.window_ms())
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err)?;
+        }
         tx.commit().await.map_err(sql_err)?;
         Ok(claims)
     }

@@ -36,6 +36,7 @@ pub struct Encoded {
     key: Option<String>,
     run_at: Option<DateTime<Utc>>,
     delay_us: i64,
+    ordering_key: Option<String>,
     unique_key: Option<String>,
     unique_period_ms: Option<i64>,
     unique_states: i64,
@@ -80,6 +81,7 @@ pub fn encode(job: JobInsert) -> Encoded {
         key: o.idempotency_key,
         run_at,
         delay_us,
+        ordering_key: o.ordering_key,
         unique_key: o.unique.as_ref().map(|u| u.key.clone()),
         unique_period_ms: o.unique.as_ref().and_then(|u| u.period_ms()),
         unique_states: o.unique.as_ref().map_or(0, |u| u.states.mask()),
@@ -128,8 +130,24 @@ async fn insert_chunk(
     sql: &Sql,
     jobs: &[Encoded],
 ) -> Result<Vec<SpawnResult>> {
+    let mut ordered: Vec<&str> = jobs
+        .iter()
+        .filter(|j| j.ordering_key.is_some())
+        .map(|j| j.queue.as_str())
+        .collect();
+    ordered.sort_unstable();
+    ordered.dedup();
+    for queue in ordered {
+        // A queue with keyed jobs is claimed through the gated path (see `ops/gated.rs`).
+        sqlx::query(&sql.mark_keyed)
+            .bind(queue)
+            .execute(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+    }
     let token: i64 = rand::random();
-    let statement = sql.insert_jobs(jobs.len());
+    let ordered = jobs.iter().any(|j| j.ordering_key.is_some());
+    let statement = sql.insert_jobs(jobs.len(), ordered);
     let mut query = sqlx::query(&statement);
     for (ord, job) in jobs.iter().enumerate() {
         query = query
@@ -152,6 +170,9 @@ async fn insert_chunk(
             .bind(&job.unique_key)
             .bind(job.unique_states);
         query = job.bind_bucket(query);
+        if ordered {
+            query = query.bind(&job.ordering_key);
+        }
     }
     let done = query.execute(&mut *conn).await.map_err(sql_err)?;
     let first = i64::try_from(done.last_insert_id()).unwrap_or(0);

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use sqlx::postgres::PgConnection;
 use sqlx::Row;
 use tasque_durable::engine::{Claimed, EngineGated, QueueBlocking, QueueLimit};
+use tasque_durable::flow::{rate_key_binds, RateLimit};
 use tasque_durable::{ClaimParams, JobId, Result};
 
 use super::ms;
@@ -19,6 +20,27 @@ enum Head {
     Ready(i64),
     /// This job holds the queue (failed and kept, or not ready).
     Blocked(i64),
+}
+
+/// A gate row's rate limit (columns 4 limit, 5 window ms, 6 key).
+fn rate_of(gate: &sqlx::postgres::PgRow) -> Result<Option<RateLimit>> {
+    let limit: Option<i32> = gate.try_get(4).map_err(sql_err)?;
+    let window_ms: Option<i64> = gate.try_get(5).map_err(sql_err)?;
+    let key: String = gate.try_get(6).map_err(sql_err)?;
+    RateLimit::from_stored(limit.map(i64::from), window_ms, &key)
+}
+
+/// Binds a rate limit as the rated claim's 6 limit, 7 window ms, 8 key kind, 9 path.
+pub(crate) fn rate_binds<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    rate: &RateLimit,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let (kind, path) = rate_key_binds(&rate.key);
+    query
+        .bind(i64::from(rate.limit))
+        .bind(rate.window_ms())
+        .bind(kind)
+        .bind(path)
 }
 
 impl PostgresStore {
@@ -49,6 +71,8 @@ impl PostgresStore {
             let name: String = gate.try_get(0).map_err(sql_err)?;
             let limit: Option<i32> = gate.try_get(1).map_err(sql_err)?;
             let blocking: bool = gate.try_get(2).map_err(sql_err)?;
+            let keys: i32 = gate.try_get(3).map_err(sql_err)?;
+            let rate = rate_of(gate)?;
             let n = if blocking {
                 match self.head(&mut tx, &name).await? {
                     Head::Ready(id) => {
@@ -59,23 +83,32 @@ impl PostgresStore {
                     }
                     _ => 0,
                 }
-            } else {
+            } else if let Some(limit) = limit {
                 let running: i64 = sqlx::query_scalar(&sql.running_in_queue)
                     .bind(&name)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(sql_err)?;
-                (i64::from(limit.unwrap_or(i32::MAX)) - running).min(i64::from(left))
+                (i64::from(limit) - running).min(i64::from(left))
+            } else {
+                i64::from(left)
             };
             if n > 0 {
-                let found = sqlx::query(sql.claim.gated(params.order))
+                let query = match &rate {
+                    None => sqlx::query(sql.claim.gated(params.order)),
+                    Some(_) => sqlx::query(sql.claim.rated(params.order)),
+                };
+                let query = query
                     .bind(&name)
                     .bind(n)
                     .bind(&params.worker_id)
                     .bind(ms(params.lease))
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(sql_err)?;
+                    .bind(keys.max(1));
+                let query = match &rate {
+                    None => query,
+                    Some(rate) => rate_binds(query, rate),
+                };
+                let found = query.fetch_all(&mut *tx).await.map_err(sql_err)?;
                 let (found, bad) = rows::claims(&found)?;
                 claims.extend(found);
                 undecodable.extend(bad);

@@ -5,6 +5,7 @@ pub mod claim;
 pub mod cron;
 pub mod election;
 pub mod finished;
+pub mod flow;
 pub mod gated;
 pub mod insight;
 pub mod inspect;

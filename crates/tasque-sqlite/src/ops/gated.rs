@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{Row, Sqlite, Transaction};
 use tasque_durable::engine::{EngineGated, QueueBlocking, QueueLimit};
+use tasque_durable::flow::{rate_key_binds, RateLimit};
 use tasque_durable::{ClaimParams, JobId, Result};
 
 use super::ms;
@@ -17,13 +18,22 @@ struct Gate {
     name: String,
     limit: Option<i64>,
     blocking: bool,
+    keys: i64,
+    rate: Option<RateLimit>,
 }
 
 fn gate(row: &SqliteRow) -> Result<Gate> {
+    let rate_key: String = row.try_get(6).map_err(sql_err)?;
     Ok(Gate {
         name: row.try_get(0).map_err(sql_err)?,
         limit: row.try_get(1).map_err(sql_err)?,
         blocking: row.try_get(2).map_err(sql_err)?,
+        keys: row.try_get(3).map_err(sql_err)?,
+        rate: RateLimit::from_stored(
+            row.try_get(4).map_err(sql_err)?,
+            row.try_get(5).map_err(sql_err)?,
+            &rate_key,
+        )?,
     })
 }
 
@@ -88,29 +98,71 @@ impl SqliteStore {
         gate: &Gate,
         left: u32,
     ) -> Result<Claimed> {
-        let running: i64 = sqlx::query_scalar(crate::clock::clocked(queries::RUNNING_IN_QUEUE))
-            .bind(&*self.ns)
-            .bind(&gate.name)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(sql_err)?;
-        let free = gate.limit.unwrap_or(i64::MAX).saturating_sub(running);
+        let free = match gate.limit {
+            Some(limit) => {
+                let running: i64 = sqlx::query_scalar(crate::clock::clocked(queries::RUNNING_IN_QUEUE))
+                    .bind(&*self.ns)
+                    .bind(&gate.name)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(sql_err)?;
+                limit.saturating_sub(running)
+            }
+            None => i64::MAX,
+        };
         let n = free.min(i64::from(left));
         if n <= 0 {
             return Ok(Claimed::default());
         }
-        let found = sqlx::query(&crate::clock::clocked_string(queries::claim_gated(
-            params.order,
-        )))
-        .bind(&*self.ns)
-        .bind(&params.worker_id)
-        .bind(ms(params.lease))
-        .bind(n)
-        .bind(&gate.name)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(sql_err)?;
-        rows::claims(&found)
+        let Some(rate) = &gate.rate else {
+            let found = sqlx::query(&crate::clock::clocked_string(queries::claim_gated(params.order)))
+                .bind(&*self.ns)
+                .bind(&params.worker_id)
+                .bind(ms(params.lease))
+                .bind(n)
+                .bind(&gate.name)
+                .bind(gate.keys.max(1))
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(sql_err)?;
+            return rows::claims(&found);
+        };
+        let (kind, path) = rate_key_binds(&rate.key);
+        let path = queries::json_path(&path);
+        let found = sqlx::query(&crate::clock::clocked_string(queries::claim_rated(params.order)))
+            .bind(&*self.ns)
+            .bind(&params.worker_id)
+            .bind(ms(params.lease))
+            .bind(n)
+            .bind(&gate.name)
+            .bind(gate.keys.max(1))
+            .bind(i64::from(rate.limit))
+            .bind(rate.window_ms())
+            .bind(kind)
+            .bind(&path)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(sql_err)?;
+        let claimed = rows::claims(&found)?;
+        let ids: Vec<i64> = claimed
+            .0
+            .iter()
+            .map(|(c, _)| c.job_id.0)
+            .chain(claimed.1.iter().map(|(r, _)| r.job.0))
+            .collect();
+        if !ids.is_empty() {
+            sqlx::query(&crate::clock::clocked_string(queries::count_starts()))
+                .bind(&*self.ns)
+                .bind(&gate.name)
+                .bind(rate.window_ms())
+                .bind(kind)
+                .bind(&path)
+                .bind(serde_json::json!(ids).to_string())
+                .execute(&mut **tx)
+                .await
+                .map_err(sql_err)?;
+        }
+        Ok(claimed)
     }
 
     async fn claim_head(

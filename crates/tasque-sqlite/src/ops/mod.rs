@@ -3,6 +3,7 @@
 
 pub mod claim;
 pub mod cron;
+pub mod flow;
 pub mod gated;
 pub mod insight;
 pub mod inspect;

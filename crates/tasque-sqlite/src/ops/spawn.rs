@@ -26,6 +26,7 @@ pub struct Encoded {
     key: Option<String>,
     run_at: Option<i64>,
     delay_ms: i64,
+    ordering_key: Option<String>,
     unique_key: Option<String>,
     unique_period_ms: Option<i64>,
     unique_states: Option<i64>,
@@ -51,6 +52,7 @@ pub fn encode(job: JobInsert) -> Encoded {
         key: o.idempotency_key,
         run_at,
         delay_ms,
+        ordering_key: o.ordering_key,
         unique_key: o.unique.as_ref().map(|u| u.key.clone()),
         unique_period_ms: o.unique.as_ref().and_then(|u| u.period_ms()),
         unique_states: o.unique.as_ref().map(|u| u.states.mask()),
@@ -117,7 +119,8 @@ fn as_row(job: &Encoded) -> Value {
         job.delay_ms,
         job.unique_key,
         job.unique_period_ms,
-        job.unique_states
+        job.unique_states,
+        job.ordering_key
     ])
 }
 
@@ -151,6 +154,22 @@ pub(crate) async fn insert_chunk(
     ns: &str,
     jobs: &[Encoded],
 ) -> Result<Vec<SpawnResult>> {
+    let mut keyed: Vec<&str> = jobs
+        .iter()
+        .filter(|j| j.ordering_key.is_some())
+        .map(|j| j.queue.as_str())
+        .collect();
+    if !keyed.is_empty() {
+        // A queue with keyed jobs is claimed through the gated path (see `ops/gated.rs`).
+        keyed.sort_unstable();
+        keyed.dedup();
+        sqlx::query(queries::MARK_KEYED)
+            .bind(ns)
+            .bind(serde_json::json!(keyed).to_string())
+            .execute(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+    }
     let rows: Vec<Value> = jobs.iter().map(as_row).collect();
     let returned = sqlx::query(crate::clock::clocked(queries::INSERT_JOBS))
         .bind(ns)

@@ -105,8 +105,10 @@ pub const SET_QUEUE_BLOCKING: &str = concat!(
 );
 /// The unpaused queues among a JSON list that have a limit or are blocking. Binds 1 ns,
 /// 2 JSON names.
-pub const GATED_QUEUES: &str = "SELECT name, concurrency_limit, blocking FROM tasque_queues
-    WHERE ns = ?1 AND paused = 0 AND (concurrency_limit IS NOT NULL OR blocking = 1)
+pub const GATED_QUEUES: &str = "SELECT name, concurrency_limit, blocking, key_concurrency,
+    rate_limit, rate_window_ms, rate_key FROM tasque_queues
+    WHERE ns = ?1 AND paused = 0 AND (concurrency_limit IS NOT NULL OR blocking = 1 OR keyed = 1
+    OR rate_limit IS NOT NULL)
     AND name IN (SELECT value FROM json_each(?2)) ORDER BY name";
 /// How many jobs of a queue are running. Binds 1 ns, 2 queue.
 pub const RUNNING_IN_QUEUE: &str =
