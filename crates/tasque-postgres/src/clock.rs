@@ -4,7 +4,7 @@
 //! in its spawn functions). A store opened with
 //! [`PostgresConfig::with_virtual_clock`](crate::PostgresConfig::with_virtual_clock) puts its
 //! schema before `pg_catalog` on its connections' `search_path`, so both names resolve to the
-//! schema's own functions (migration v10): the virtual time of the namespace's one-row `clock`
+//! schema's own functions (migration v9): the virtual time of the namespace's one-row `clock`
 //! table while it is set, the database clock otherwise. Production statements are the same
 //! strings and, with `pg_catalog` searched first, never call those functions: no cost.
 //!
@@ -26,7 +26,7 @@ pub const UNREDIRECTABLE_CLOCKS: &[&str] = &[
     "current_timestamp",
     "localtimestamp",
     "pg_catalog.now",
-    "statement_timestamp",
+    "pg_catalog.statement_timestamp",
     "transaction_timestamp",
     "current_time",
     "current_date",

@@ -113,7 +113,7 @@ impl PostgresConfig {
             .map_err(sql_err)?
             .application_name(&self.application_name);
         if self.virtual_clock {
-            // The schema's now() and clock_timestamp() shadow pg_catalog's (migration v10).
+            // The schema's now() and clock_timestamp() shadow pg_catalog's (migration v9).
             let path = format!("{},pg_catalog", self.schema_name()?);
             options = options.options([("search_path", path)]);
         }

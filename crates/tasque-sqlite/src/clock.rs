@@ -5,7 +5,7 @@
 //! Statements are constants, so production runs them unchanged. In **test mode**
 //! ([`use_virtual_clock`], switched on by `tasque::testing::TestClock`), every statement is
 //! rendered once through [`clocked`], which replaces that expression by a read of the
-//! database's one-row `tasque_clock` table (migration v12), falling back to the database clock
+//! database's one-row `tasque_clock` table (migration v11), falling back to the database clock
 //! while no virtual time is set. So every connection and every store on the database sees the
 //! same virtual "now", and advancing it is one UPDATE ([`set_virtual_now`]).
 //!
