@@ -100,12 +100,13 @@ impl SqliteStore {
     ) -> Result<Claimed> {
         let free = match gate.limit {
             Some(limit) => {
-                let running: i64 = sqlx::query_scalar(crate::clock::clocked(queries::RUNNING_IN_QUEUE))
-                    .bind(&*self.ns)
-                    .bind(&gate.name)
-                    .fetch_one(&mut **tx)
-                    .await
-                    .map_err(sql_err)?;
+                let running: i64 =
+                    sqlx::query_scalar(crate::clock::clocked(queries::RUNNING_IN_QUEUE))
+                        .bind(&*self.ns)
+                        .bind(&gate.name)
+                        .fetch_one(&mut **tx)
+                        .await
+                        .map_err(sql_err)?;
                 limit.saturating_sub(running)
             }
             None => i64::MAX,
@@ -115,34 +116,38 @@ impl SqliteStore {
             return Ok(Claimed::default());
         }
         let Some(rate) = &gate.rate else {
-            let found = sqlx::query(&crate::clock::clocked_string(queries::claim_gated(params.order)))
-                .bind(&*self.ns)
-                .bind(&params.worker_id)
-                .bind(ms(params.lease))
-                .bind(n)
-                .bind(&gate.name)
-                .bind(gate.keys.max(1))
-                .fetch_all(&mut **tx)
-                .await
-                .map_err(sql_err)?;
-            return rows::claims(&found);
-        };
-        let (kind, path) = rate_key_binds(&rate.key);
-        let path = queries::json_path(&path);
-        let found = sqlx::query(&crate::clock::clocked_string(queries::claim_rated(params.order)))
+            let found = sqlx::query(&crate::clock::clocked_string(queries::claim_gated(
+                params.order,
+            )))
             .bind(&*self.ns)
             .bind(&params.worker_id)
             .bind(ms(params.lease))
             .bind(n)
             .bind(&gate.name)
             .bind(gate.keys.max(1))
-            .bind(i64::from(rate.limit))
-            .bind(rate.window_ms())
-            .bind(kind)
-            .bind(&path)
             .fetch_all(&mut **tx)
             .await
             .map_err(sql_err)?;
+            return rows::claims(&found);
+        };
+        let (kind, path) = rate_key_binds(&rate.key);
+        let path = queries::json_path(&path);
+        let found = sqlx::query(&crate::clock::clocked_string(queries::claim_rated(
+            params.order,
+        )))
+        .bind(&*self.ns)
+        .bind(&params.worker_id)
+        .bind(ms(params.lease))
+        .bind(n)
+        .bind(&gate.name)
+        .bind(gate.keys.max(1))
+        .bind(i64::from(rate.limit))
+        .bind(rate.window_ms())
+        .bind(kind)
+        .bind(&path)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(sql_err)?;
         let claimed = rows::claims(&found)?;
         let ids: Vec<i64> = claimed
             .0
