@@ -126,7 +126,7 @@ impl ScheduleEngine for SqliteStore {
     }
 
     async fn delete_schedule(&self, id: &str) -> Result<bool> {
-        let deleted = sqlx::query(queries::DELETE_SCHEDULE)
+        let deleted = sqlx::query(crate::clock::clocked(queries::DELETE_SCHEDULE))
             .bind(&*self.ns)
             .bind(id)
             .execute(&self.pool)

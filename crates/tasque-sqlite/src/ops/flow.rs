@@ -14,7 +14,7 @@ use crate::{queries, sql_err, SqliteStore};
 #[async_trait]
 impl FlowEngine for SqliteStore {
     async fn flow_set_keys(&self, queue: &str, policy: KeyPolicy) -> Result<()> {
-        sqlx::query(queries::SET_KEY_POLICY)
+        sqlx::query(crate::clock::clocked(queries::SET_KEY_POLICY))
             .bind(&*self.ns)
             .bind(queue)
             .bind(i64::from(policy.concurrency))
@@ -27,7 +27,7 @@ impl FlowEngine for SqliteStore {
     }
 
     async fn flow_set_rate(&self, queue: &str, rate: Option<&RateLimit>) -> Result<()> {
-        sqlx::query(queries::SET_RATE_LIMIT)
+        sqlx::query(crate::clock::clocked(queries::SET_RATE_LIMIT))
             .bind(&*self.ns)
             .bind(queue)
             .bind(rate.map(|r| i64::from(r.limit)))
@@ -41,7 +41,7 @@ impl FlowEngine for SqliteStore {
     }
 
     async fn flow_queue(&self, queue: &str) -> Result<QueueFlow> {
-        let row = sqlx::query(queries::QUEUE_FLOW)
+        let row = sqlx::query(crate::clock::clocked(queries::QUEUE_FLOW))
             .bind(&*self.ns)
             .bind(queue)
             .fetch_optional(&self.readers)
@@ -62,7 +62,7 @@ impl FlowEngine for SqliteStore {
     }
 
     async fn flow_job(&self, job: JobId) -> Result<JobFlowFacts> {
-        let row = sqlx::query(queries::JOB_FLOW)
+        let row = sqlx::query(crate::clock::clocked(queries::JOB_FLOW))
             .bind(&*self.ns)
             .bind(job.0)
             .fetch_optional(&self.readers)
@@ -80,7 +80,7 @@ impl FlowEngine for SqliteStore {
         let queue = self.flow_queue(&queue_name).await?;
         let mut ahead = Vec::new();
         if let Some(key) = &ordering_key {
-            let rows = sqlx::query(queries::KEY_AHEAD)
+            let rows = sqlx::query(crate::clock::clocked(queries::KEY_AHEAD))
                 .bind(&*self.ns)
                 .bind(&queue_name)
                 .bind(key)
@@ -98,7 +98,7 @@ impl FlowEngine for SqliteStore {
         let (mut rate_key, mut rate_used) = (None, 0);
         if let Some(rate) = &queue.rate {
             let (kind, path) = rate_key_binds(&rate.key);
-            let r = sqlx::query(&queries::job_rate())
+            let r = sqlx::query(&crate::clock::clocked_string(queries::job_rate()))
                 .bind(&*self.ns)
                 .bind(job.0)
                 .bind(rate.window_ms())

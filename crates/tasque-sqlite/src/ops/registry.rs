@@ -55,7 +55,7 @@ impl WorkerRegistry for SqliteStore {
     }
 
     async fn worker_forget(&self, id: &str) -> Result<bool> {
-        let deleted = sqlx::query(queries::FORGET_WORKER)
+        let deleted = sqlx::query(crate::clock::clocked(queries::FORGET_WORKER))
             .bind(&*self.ns)
             .bind(id)
             .execute(&self.pool)

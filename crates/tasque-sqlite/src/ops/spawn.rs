@@ -163,7 +163,7 @@ pub(crate) async fn insert_chunk(
         // A queue with keyed jobs is claimed through the gated path (see `ops/gated.rs`).
         keyed.sort_unstable();
         keyed.dedup();
-        sqlx::query(queries::MARK_KEYED)
+        sqlx::query(crate::clock::clocked(queries::MARK_KEYED))
             .bind(ns)
             .bind(serde_json::json!(keyed).to_string())
             .execute(&mut *conn)
