@@ -255,6 +255,26 @@ async fn an_operator_works_the_dashboard_in_a_real_browser() {
     }
     shot(&client, "bulk-done").await;
 
+    // The workers page lists a live worker and the queues it serves.
+    let beat = tasque_durable::registry::WorkerBeat {
+        id: "browser-worker".to_string(),
+        host: "test-host".to_string(),
+        pid: 7,
+        queues: vec!["default".to_string(), "mail".to_string()],
+        ttl: Duration::from_secs(3600),
+    };
+    store
+        .registry()
+        .expect("SQLite keeps a worker registry")
+        .worker_beat(&beat)
+        .await
+        .unwrap();
+    client.goto(&format!("{base}/workers")).await.unwrap();
+    let row = wait_css(&client, "tr[data-worker=browser-worker]").await;
+    let text = row.text().await.unwrap();
+    assert!(text.contains("alive") && text.contains("mail"), "{text}");
+    shot(&client, "workers").await;
+
     client.close().await.unwrap();
     let _ = stop.send(());
     serving.await.unwrap().unwrap();
