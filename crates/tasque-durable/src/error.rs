@@ -73,6 +73,16 @@ pub enum Error {
         /// The operation, e.g. `"cancel"`.
         operation: &'static str,
     },
+    /// Retrying a failed or cancelled unique job would put it back in its unique slot, which a
+    /// newer job of the same key and period now holds. Nothing was changed: finish, cancel or
+    /// delete the holder first, or enqueue a new job.
+    #[error("job {job} cannot be retried: its unique slot is held by job {holder}")]
+    UniqueSlotTaken {
+        /// The job that was to be retried.
+        job: JobId,
+        /// The job holding the slot.
+        holder: JobId,
+    },
     /// The database was migrated by a newer Tasque; this binary refuses to touch it.
     #[error("database schema is at version {found}, newer than the {supported} this build supports; upgrade Tasque")]
     SchemaTooNew {

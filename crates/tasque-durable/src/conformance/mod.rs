@@ -313,6 +313,7 @@ macro_rules! conformance_tests {
             an_exhausted_keyed_job_lets_its_key_go_on_by_default,
             a_rate_limit_caps_starts_per_window,
             a_rate_limit_per_key_skips_throttled_keys,
+            a_rate_limit_holds_a_blocking_queue,
             bad_flow_settings_are_refused,
             claim_fails_an_undecodable_job_for_good_and_returns_the_others,
             rescuer_fails_an_expired_undecodable_job_for_good,
@@ -333,6 +334,7 @@ macro_rules! conformance_tests {
             unique_states_decide_which_jobs_hold_the_slot,
             concurrent_unique_enqueuers_create_one_job,
             client_unique_by_args_reports_duplicates,
+            retrying_a_unique_job_whose_slot_is_taken_names_the_holder,
             one_seat_leads_and_hands_over_when_it_resigns_or_goes,
             the_worker_registry_tracks_live_workers,
         );
