@@ -132,6 +132,19 @@ impl Error {
         serde_json::json!({ "kind": "undecodable_job", "error": detail })
     }
 
+    /// The error of a retry the unique index refused: [`Error::UniqueSlotTaken`] naming
+    /// `holder`, or [`Error::Contended`] when no job holds the slot any more (it left its
+    /// states meanwhile: trying again may succeed).
+    pub fn retry_slot_taken(job: JobId, holder: Option<JobId>) -> Error {
+        match holder {
+            Some(holder) => Error::UniqueSlotTaken { job, holder },
+            None => Error::Contended {
+                job,
+                operation: "retry",
+            },
+        }
+    }
+
     /// True for errors caused by the caller's input, which changed nothing.
     pub fn is_validation(&self) -> bool {
         matches!(

@@ -14,6 +14,7 @@ use sqlx::mysql::MySqlRow;
 use sqlx::{Column, Row};
 use tasque_durable::conformance::documents::{
     option_document, option_document_cases, option_named_in, same_stored_options,
+    unique_refusal_cases,
 };
 use tasque_durable::unique::Uniqueness;
 use tasque_durable::validate::parse_options;
@@ -203,37 +204,7 @@ async fn a_unique_slot_returns_its_holder_to_sql_and_rust_and_bad_documents_are_
         .unwrap();
     assert!(created(&two) && job_id(&two) != job_id(&one));
 
-    for (bad, option) in [
-        (json!({"unique": "k"}), "unique"),
-        (json!({"unique": {"key": "k", "colour": 1}}), "unique"),
-        (json!({"unique": {"key": 7}}), "unique.key"),
-        (json!({"unique": {"key": ""}}), "unique.key"),
-        (json!({"unique": {"period_ms": 10}}), "unique.key"),
-        (
-            json!({"unique": {"key": "k", "period_ms": 0}}),
-            "unique.period_ms",
-        ),
-        (
-            json!({"unique": {"key": "k", "period_ms": 1.5}}),
-            "unique.period_ms",
-        ),
-        (
-            json!({"unique": {"key": "k", "states": "running"}}),
-            "unique.states",
-        ),
-        (
-            json!({"unique": {"key": "k", "states": ["running"]}}),
-            "unique.states",
-        ),
-        (
-            json!({"unique": {"key": "k", "states": ["bogus"]}}),
-            "unique.states",
-        ),
-        (
-            json!({"unique": {"key": "k", "states": ["available", "scheduled", "running"]}}),
-            "unique.states",
-        ),
-    ] {
+    for (bad, option) in unique_refusal_cases() {
         let parsed = parse_options(&bad);
         assert!(
             matches!(&parsed, Err(Error::InvalidOption { option: o, .. }) if *o == option),

@@ -143,16 +143,7 @@ impl EngineMaintain for MySqlStore {
                         .await
                         .map_err(sql_err)?;
                     tx.rollback().await.map_err(sql_err)?;
-                    return Err(match holder {
-                        Some(holder) => Error::UniqueSlotTaken {
-                            job,
-                            holder: JobId(holder),
-                        },
-                        None => Error::Contended {
-                            job,
-                            operation: "retry",
-                        },
-                    });
+                    return Err(Error::retry_slot_taken(job, holder.map(JobId)));
                 }
                 other => other.map_err(sql_err)?,
             };

@@ -102,14 +102,7 @@ impl PostgresStore {
             .fetch_optional(&self.inner.pool)
             .await;
         match holder {
-            Ok(Some(holder)) => Error::UniqueSlotTaken {
-                job,
-                holder: JobId(holder),
-            },
-            Ok(None) => Error::Contended {
-                job,
-                operation: "retry",
-            },
+            Ok(holder) => Error::retry_slot_taken(job, holder.map(JobId)),
             Err(e) => sql_err(e),
         }
     }

@@ -113,14 +113,7 @@ impl SqliteStore {
             .fetch_optional(&self.readers)
             .await;
         match holder {
-            Ok(Some(holder)) => Error::UniqueSlotTaken {
-                job,
-                holder: JobId(holder),
-            },
-            Ok(None) => Error::Contended {
-                job,
-                operation: "retry",
-            },
+            Ok(holder) => Error::retry_slot_taken(job, holder.map(JobId)),
             Err(e) => sql_err(e),
         }
     }
