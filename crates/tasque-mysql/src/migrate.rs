@@ -36,6 +36,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::new(6, include_str!("../migrations/v6.sql")),
     Migration::new(7, include_str!("../migrations/v7.sql")),
     Migration::new(8, include_str!("../migrations/v8.sql")),
+    Migration::new(9, include_str!("../migrations/v9.sql")),
 ];
 
 /// The first versions' tables in their final shape, for a namespace that has none.
