@@ -1,0 +1,3 @@
+-- name: placeholder
+-- Version 8: reserved for another branch's migration (its file replaces this one when the
+-- branches merge). Nothing to do.

@@ -1,0 +1,3 @@
+-- name: placeholder
+-- Version 9: reserved for another branch's migration (its file replaces this one when the
+-- branches merge). Nothing to do.
