@@ -249,6 +249,34 @@ async fn mysql_connections_all_see_the_virtual_time_and_production_ones_do_not()
     store.drop_tables().await.unwrap();
 }
 
+#[tokio::test]
+async fn mysql_spawn_procedure_of_a_test_mode_namespace_reads_the_virtual_clock() {
+    use sqlx::Row;
+    let Some(store) = mysql().await else {
+        return;
+    };
+    let clock = TestClock::mysql(&store).await.unwrap();
+    let later = clock
+        .advance(Duration::from_secs(10 * 86_400))
+        .await
+        .unwrap();
+    // Enqueued from plain SQL (the namespace's stored procedure, created by the test-mode
+    // migration): stamped with the virtual time, not the server's.
+    let row = sqlx::query(&format!("CALL `{}_spawn`(?, ?, ?, ?)", store.table_stem()))
+        .bind("default")
+        .bind("from_sql")
+        .bind(Some("1"))
+        .bind(None::<&str>)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let job = tasque::durable::JobId(row.get(0));
+    let info = tasque::durable::Store::get_job(&store, job).await.unwrap();
+    assert_eq!((info.created_at, info.run_at), (later, later));
+    assert_eq!(info.state, JobState::Available);
+    store.drop_tables().await.unwrap();
+}
+
 fn mysql_url() -> String {
     std::env::var("TASQUE_TEST_MYSQL_URL")
         .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_string())
