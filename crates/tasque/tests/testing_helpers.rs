@@ -138,7 +138,7 @@ async fn postgres_connections_all_see_the_virtual_time_and_production_ones_do_no
         .await
         .unwrap();
     // Every pooled connection reads the same virtual time.
-    let reads = futures_now(&store, 8).await;
+    let reads = futures_now(Arc::new(store.clone()), 8).await;
     assert!(reads.iter().all(|at| *at == later), "{reads:?}");
     // A store on the same schema outside test mode keeps the database clock.
     let plain = tasque::postgres::PostgresStore::connect(
@@ -154,16 +154,15 @@ async fn postgres_connections_all_see_the_virtual_time_and_production_ones_do_no
     store.drop_schema().await.unwrap();
 }
 
+/// `n` concurrent readings of the store's clock (on as many pooled connections).
 async fn futures_now(
-    store: &tasque::postgres::PostgresStore,
+    store: Arc<dyn tasque::durable::Store>,
     n: usize,
 ) -> Vec<chrono::DateTime<chrono::Utc>> {
     let mut tasks = Vec::new();
     for _ in 0..n {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            tasque::durable::Store::now(&store).await.unwrap()
-        }));
+        tasks.push(tokio::spawn(async move { store.now().await.unwrap() }));
     }
     let mut out = Vec::new();
     for task in tasks {
@@ -219,16 +218,8 @@ async fn mysql_connections_all_see_the_virtual_time_and_production_ones_do_not()
         .await
         .unwrap();
     // Every pooled connection reads the same virtual time.
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            tasque::durable::Store::now(&store).await.unwrap()
-        }));
-    }
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), later);
-    }
+    let reads = futures_now(Arc::new(store.clone()), 8).await;
+    assert!(reads.iter().all(|at| *at == later), "{reads:?}");
     // A store on the same tables outside test mode keeps the server clock, and a clock
     // refuses it.
     let plain = tasque::mysql::MySqlStore::connect(
