@@ -201,8 +201,9 @@ async fn mysql_retry_backoff_sleep_and_event_timeout_follow_the_virtual_clock() 
     let Some(store) = mysql().await else {
         return;
     };
-    let clock = TestClock::mysql(&store).await.unwrap();
-    let env = TestEnv::new(Client::new(Arc::new(store.clone())), clock, Mode::Manual);
+    let env = TestEnv::from_mysql(store.clone(), Mode::Manual)
+        .await
+        .unwrap();
     retry_sleep_and_week_long_wait(&env).await;
     store.drop_tables().await.unwrap();
 }

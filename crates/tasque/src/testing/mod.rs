@@ -218,6 +218,18 @@ impl TestEnv {
         Ok(Self::new(Client::new(Arc::new(store)), clock, mode))
     }
 
+    /// A test env over a MySQL/MariaDB store opened with `with_virtual_clock()`, migrated
+    /// (its namespace best created by it, so its stored procedures read the virtual clock too).
+    #[cfg(feature = "mysql")]
+    pub async fn from_mysql(
+        store: tasque_mysql::MySqlStore,
+        mode: Mode,
+    ) -> Result<TestEnv, TestingError> {
+        store.migrate().await?;
+        let clock = TestClock::mysql(&store).await?;
+        Ok(Self::new(Client::new(Arc::new(store)), clock, mode))
+    }
+
     /// A test env over any store opened in test mode, with its clock (the test worker,
     /// [`perform`](TestEnv::perform), binds the clock's store to its transaction: give the
     /// clock of the client's store). In inline mode, the
