@@ -17,11 +17,7 @@ use crate::{queries, rows, sql_err, SqliteStore};
 #[async_trait]
 impl ScheduleEngine for SqliteStore {
     async fn upsert_schedules(&self, schedules: &[Schedule]) -> Result<()> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(sql_err)?;
+        let mut tx = self.begin_write().await.map_err(sql_err)?;
         for schedule in schedules {
             let definition =
                 serde_json::to_string(schedule).map_err(|e| Error::Corrupt(e.to_string()))?;
@@ -56,11 +52,7 @@ impl ScheduleEngine for SqliteStore {
             }
             None => None,
         };
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(sql_err)?;
+        let mut tx = self.begin_write().await.map_err(sql_err)?;
         let advanced = sqlx::query(crate::clock::clocked(queries::ADVANCE_TICK))
             .bind(&*self.ns)
             .bind(&fire.id)

@@ -319,11 +319,7 @@ impl SqliteStore {
 
     async fn insert_batch(&self, jobs: &[Encoded]) -> Result<Vec<SpawnResult>> {
         let missing = self.unknown_queues(jobs);
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(sql_err)?;
+        let mut tx = self.begin_write().await.map_err(sql_err)?;
         for queue in &missing {
             sqlx::query(crate::clock::clocked(queries::ENSURE_QUEUE))
                 .bind(&*self.ns)

@@ -107,11 +107,7 @@ impl EngineWorkflow for SqliteStore {
     async fn event_await(&self, params: AwaitEvent) -> Result<AwaitOutcome> {
         let run = params.run;
         // One write transaction: an emit cannot slip between the look-up and the wait.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(sql_err)?;
+        let mut tx = self.begin_write().await.map_err(sql_err)?;
         let owns = sqlx::query(crate::clock::clocked(queries::RUN_OWNS))
             .bind(&*self.ns)
             .bind(run.job.0)
@@ -153,11 +149,7 @@ impl EngineWorkflow for SqliteStore {
     async fn event_emit(&self, params: EventEmit) -> Result<u64> {
         let EventEmit { name, payload } = params;
         let name = name.as_str();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(sql_err)?;
+        let mut tx = self.begin_write().await.map_err(sql_err)?;
         sqlx::query(crate::clock::clocked(queries::STORE_EVENT))
             .bind(&*self.ns)
             .bind(name)
