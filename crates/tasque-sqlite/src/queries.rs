@@ -235,6 +235,8 @@ mod registry;
 pub use registry::*;
 mod flow;
 pub use flow::*;
+mod deps;
+pub use deps::*;
 
 /// What a rejected run write ran into: the job's state and run.
 pub const RUN_STATUS: &str = "SELECT state, run_seq FROM tasque_jobs WHERE ns = ?1 AND id = ?2";
@@ -380,7 +382,7 @@ pub const CANCEL_JOB: &str = concat!(
     "UPDATE tasque_jobs SET state = 'cancelled', finished_at = ",
     now!(),
     ", lease_expires_at = NULL, cancel_at = NULL, failure = json_object('error', 'cancelled') ",
-    "WHERE ns = ?1 AND id = ?2 AND state IN ('pending', 'running', 'sleeping', 'waiting')"
+    "WHERE ns = ?1 AND id = ?2 AND state IN ('pending', 'running', 'sleeping', 'waiting', 'on_hold')"
 );
 
 /// Revives a failed or cancelled job as attempt 1 of a new run. Binds 1 ns, 2 id,
