@@ -170,13 +170,13 @@ pub(crate) async fn insert_chunk(
             .await
             .map_err(sql_err)?;
     }
-    let rows = rows_json(jobs)?;
     if jobs
         .iter()
         .all(|j| j.key.is_none() && j.unique_key.is_none())
     {
-        return insert_unkeyed(conn, ns, jobs.len(), &rows).await;
+        return insert_unkeyed(conn, ns, jobs).await;
     }
+    let rows = rows_json(jobs)?;
     let returned = sqlx::query(crate::clock::clocked(queries::INSERT_JOBS))
         .bind(ns)
         .bind(rows)
@@ -221,22 +221,35 @@ pub(crate) async fn insert_chunk(
     Ok(results)
 }
 
-/// Inserts `count` jobs (`rows`, as [`rows_json`] wrote them) none of which has an idempotency
-/// or unique key, so none is skipped: one row comes back (the last id and the count) instead of
-/// one per job, and the ids are the consecutive run ending at the last one, in array order.
+/// Inserts jobs none of which has an idempotency or unique key, so none is skipped: bound as
+/// plain values (no JSON for SQLite to parse), and one row comes back (the last id and the
+/// count) instead of one per job; the ids are the consecutive run ending at the last one, in
+/// the jobs' order.
 async fn insert_unkeyed(
     conn: &mut SqliteConnection,
     ns: &str,
-    count: usize,
-    rows: &str,
+    jobs: &[Encoded],
 ) -> Result<Vec<SpawnResult>> {
-    let (last, inserted): (i64, i64) =
-        sqlx::query_as(crate::clock::clocked(queries::INSERT_JOBS_COUNTED))
-            .bind(ns)
-            .bind(rows)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(sql_err)?;
+    let sql = crate::clock::clocked_string(queries::insert_unkeyed(jobs.len()));
+    let mut query = sqlx::query_as(&sql).bind(ns);
+    for job in jobs {
+        query = query
+            .bind(&job.queue)
+            .bind(&job.task)
+            .bind(&job.params)
+            .bind(&job.headers)
+            .bind(job.priority)
+            .bind(job.max_attempts)
+            .bind(&job.retry)
+            .bind(job.timeout_ms)
+            .bind(job.max_duration_ms)
+            .bind(job.max_delay_ms)
+            .bind(job.run_at)
+            .bind(job.delay_ms)
+            .bind(&job.ordering_key);
+    }
+    let (last, inserted): (i64, i64) = query.fetch_one(&mut *conn).await.map_err(sql_err)?;
+    let count = jobs.len();
     if usize::try_from(inserted).ok() != Some(count) {
         return Err(Error::Corrupt(format!(
             "{inserted} of {count} jobs without keys were inserted"
