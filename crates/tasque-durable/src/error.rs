@@ -44,6 +44,18 @@ pub enum Error {
     /// No job with this id exists in this store's namespace.
     #[error("job {0} not found")]
     NotFound(JobId),
+    /// A spawn names a parent job (see [`deps`](crate::deps)) that does not exist in this
+    /// store's namespace. Nothing was inserted.
+    #[error("parent job {0} does not exist")]
+    UnknownParent(JobId),
+    /// A spawn names more parent jobs than allowed. Nothing was inserted.
+    #[error("{count} parent jobs, over the limit of {max}")]
+    TooManyParents {
+        /// How many distinct parents were given.
+        count: usize,
+        /// The limit ([`MAX_PARENTS`](crate::deps::MAX_PARENTS)).
+        max: usize,
+    },
     /// The run no longer owns its job: its lease was lost (the job was rescued and possibly
     /// claimed again), it was released or rescheduled, or it already finished. The write was
     /// not applied.
@@ -126,7 +138,11 @@ impl Error {
     pub fn is_validation(&self) -> bool {
         matches!(
             self,
-            Error::InvalidOption { .. } | Error::InvalidName { .. } | Error::PayloadTooLarge { .. }
+            Error::InvalidOption { .. }
+                | Error::InvalidName { .. }
+                | Error::PayloadTooLarge { .. }
+                | Error::UnknownParent(_)
+                | Error::TooManyParents { .. }
         )
     }
 }

@@ -478,7 +478,7 @@ statements! {
     /// Cancels one unfinished job. Binds 1 id.
     cancel_job = "UPDATE @schema@.jobs SET state = 'cancelled', finished_at = now(), \
         lease_expires_at = NULL, cancel_at = NULL, failure = '{\"error\": \"cancelled\"}' \
-        WHERE id = $1 AND state IN ('pending', 'running', 'sleeping', 'waiting')";
+        WHERE id = $1 AND state IN ('pending', 'running', 'sleeping', 'waiting', 'on_hold')";
     /// Revives a failed or cancelled job as attempt 1 of a new run. Binds 1 id, 2 max_attempts,
     /// 3 retry (JSON text), 4 priority, 5 timeout ms, 6 max_duration ms, 7 max_delay ms,
     /// 8 headers (JSON text), 9 run_at (or NULL), 10 delay ms.
@@ -589,6 +589,7 @@ impl Sql {
 }
 
 pub mod cron;
+pub mod deps;
 pub mod registry;
 
 /// Statements of the migrator, which run before a store's statements exist.

@@ -277,6 +277,8 @@ mod registry;
 pub use registry::*;
 mod flow;
 pub use flow::*;
+mod deps;
+pub use deps::*;
 
 /// Ends a transaction begun inside a request that failed part way.
 pub const ROLLBACK: &str = "ROLLBACK";
@@ -417,7 +419,7 @@ pub const CANCEL_JOB: &str = concat!(
     "UPDATE tasque_jobs SET state = 'cancelled', finished_at = ",
     now!(),
     ", lease_expires_at = NULL, cancel_at = NULL, failure = json_object('error', 'cancelled') ",
-    "WHERE ns = ?1 AND id = ?2 AND state IN ('pending', 'running', 'sleeping', 'waiting')"
+    "WHERE ns = ?1 AND id = ?2 AND state IN ('pending', 'running', 'sleeping', 'waiting', 'on_hold')"
 );
 
 /// Revives a failed or cancelled job as attempt 1 of a new run. Binds 1 ns, 2 id,

@@ -53,6 +53,8 @@ impl EngineMaintain for MySqlStore {
                 .map_err(sql_err)
         })
         .await?;
+        // Resolves the dependents of the jobs just cancelled (and anything a crash left).
+        self.repair_deps().await?;
         Ok(done.rows_affected())
     }
 
@@ -91,6 +93,7 @@ impl EngineMaintain for MySqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(sql_err)?;
+            self.resolve_ended(&mut tx, job.0, "cancelled").await?;
             tx.commit().await.map_err(sql_err)?;
             Ok(CancelWrite::Cancelled { was: locked.state })
         })
