@@ -487,6 +487,7 @@ mod tests {
             unique_key: None,
             unique_period_ms: Some(1000),
             unique_states: Some(3),
+            deps: None,
         }
     }
 
