@@ -251,6 +251,13 @@ pub struct EnqueueArgs {
     /// The period of --unique-key: one job per key per period of scheduled time (e.g. 1h).
     #[arg(long, value_parser = parse_duration, requires = "unique_key")]
     pub unique_period: Option<Duration>,
+    /// A parent job (repeatable): the job is held (on_hold) until every parent completed.
+    #[arg(long = "depends-on", value_name = "ID")]
+    pub depends_on: Vec<i64>,
+    /// What a parent failing for good or cancelled does to the job: `cancel` (the default)
+    /// or `run` (count it as resolved).
+    #[arg(long, value_parser = parse_parent_failure, requires = "depends_on")]
+    pub on_parent_failure: Option<tasque_durable::deps::ParentFailure>,
     /// Per-run timeout of the job (e.g. 30s).
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
@@ -317,7 +324,8 @@ pub struct DashboardArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct FilterArgs {
     /// Only jobs in this state (repeatable): available, scheduled, running, sleeping,
-    /// waiting, completed, failed, cancelled (or `pending` for available + scheduled).
+    /// waiting, completed, failed, cancelled, on_hold (or `pending` for available +
+    /// scheduled).
     #[arg(long = "state", value_parser = parse_state)]
     pub states: Vec<Vec<JobState>>,
     /// Only jobs of this queue (repeatable).
@@ -545,6 +553,12 @@ pub fn parse_switch(text: &str) -> Result<Switch, String> {
 pub fn parse_policy(text: &str) -> Result<BlockedPolicy, String> {
     text.parse::<BlockedPolicy>()
         .map_err(|error| error.to_string())
+}
+
+/// Parses a parent failure policy: `cancel` or `run`.
+pub fn parse_parent_failure(text: &str) -> Result<tasque_durable::deps::ParentFailure, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?}: use cancel or run"))
 }
 
 /// Parses a state name; `pending` means available and scheduled.

@@ -21,7 +21,7 @@ pub fn state(state: JobState) -> String {
         JobState::Failed => "31",
         JobState::Cancelled => "90",
         JobState::Running => "36",
-        JobState::Scheduled | JobState::Sleeping | JobState::Waiting => "33",
+        JobState::Scheduled | JobState::Sleeping | JobState::Waiting | JobState::OnHold => "33",
         JobState::Available => "34",
     };
     format!("\x1b[{code}m{text}\x1b[0m")

@@ -172,6 +172,54 @@ fn unique_key_returns_the_existing_job_and_jobs_show_names_it() {
 }
 
 #[test]
+fn depends_on_holds_a_job_and_jobs_show_lists_its_parents() {
+    let cli = Cli::new();
+    let a = cli.enqueue(&["exec", "--", "true"]);
+    let b = cli.enqueue(&["exec", "--", "true"]);
+    let child = cli.enqueue(&[
+        "exec",
+        "--depends-on",
+        &a.to_string(),
+        "--depends-on",
+        &b.to_string(),
+        "--on-parent-failure",
+        "run",
+        "--",
+        "true",
+    ]);
+    let shown = cli.job(child);
+    assert_eq!(shown["state"], "on_hold");
+    assert_eq!(shown["on_parent_failure"], "run");
+    let parents = shown["parents"].as_array().unwrap();
+    assert_eq!(parents.len(), 2);
+    assert_eq!(
+        (parents[0]["id"].as_i64(), parents[1]["id"].as_i64()),
+        (Some(a), Some(b))
+    );
+    assert_eq!(parents[0]["state"], "available");
+    assert_eq!(
+        shown["waits"],
+        format!("waiting on 2 of 2 parents ({a}, {b})").as_str()
+    );
+    assert_eq!(cli.job(a)["dependents"], 1);
+    let text = cli.ok(&["jobs", "show", &child.to_string()]);
+    assert!(text.contains("parents    2"), "{text}");
+    assert!(text.contains(&format!("job {a}")), "{text}");
+    assert!(text.contains("waiting on 2 of 2 parents"), "{text}");
+    let held = cli.json(&["jobs", "--state", "on_hold"]);
+    assert_eq!(held["jobs"].as_array().map(Vec::len), Some(1), "{held}");
+
+    let refused = cli.run(&["enqueue", "later", "{}", "--depends-on", "987654"]);
+    assert_ne!(refused.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("987654"), "{stderr}");
+
+    cli.work_until_empty();
+    assert_eq!(cli.job(child)["state"], "completed");
+    assert_eq!(cli.job(child)["parents"][1]["state"], "completed");
+}
+
+#[test]
 fn cancel_retry_purge_and_clean() {
     let cli = Cli::new();
     let id = cli.enqueue(&["later", "{}", "--delay", "1h"]);

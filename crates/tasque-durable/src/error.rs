@@ -44,6 +44,18 @@ pub enum Error {
     /// No job with this id exists in this store's namespace.
     #[error("job {0} not found")]
     NotFound(JobId),
+    /// A spawn names a parent job (see [`deps`](crate::deps)) that does not exist in this
+    /// store's namespace. Nothing was inserted.
+    #[error("parent job {0} does not exist")]
+    UnknownParent(JobId),
+    /// A spawn names more parent jobs than allowed. Nothing was inserted.
+    #[error("{count} parent jobs, over the limit of {max}")]
+    TooManyParents {
+        /// How many distinct parents were given.
+        count: usize,
+        /// The limit ([`MAX_PARENTS`](crate::deps::MAX_PARENTS)).
+        max: usize,
+    },
     /// The run no longer owns its job: its lease was lost (the job was rescued and possibly
     /// claimed again), it was released or rescheduled, or it already finished. The write was
     /// not applied.
@@ -72,6 +84,16 @@ pub enum Error {
         job: JobId,
         /// The operation, e.g. `"cancel"`.
         operation: &'static str,
+    },
+    /// Retrying a failed or cancelled unique job would put it back in its unique slot, which a
+    /// newer job of the same key and period now holds. Nothing was changed: finish, cancel or
+    /// delete the holder first, or enqueue a new job.
+    #[error("job {job} cannot be retried: its unique slot is held by job {holder}")]
+    UniqueSlotTaken {
+        /// The job that was to be retried.
+        job: JobId,
+        /// The job holding the slot.
+        holder: JobId,
     },
     /// The database was migrated by a newer Tasque; this binary refuses to touch it.
     #[error("database schema is at version {found}, newer than the {supported} this build supports; upgrade Tasque")]
@@ -122,11 +144,28 @@ impl Error {
         serde_json::json!({ "kind": "undecodable_job", "error": detail })
     }
 
+    /// The error of a retry the unique index refused: [`Error::UniqueSlotTaken`] naming
+    /// `holder`, or [`Error::Contended`] when no job holds the slot any more (it left its
+    /// states meanwhile: trying again may succeed).
+    pub fn retry_slot_taken(job: JobId, holder: Option<JobId>) -> Error {
+        match holder {
+            Some(holder) => Error::UniqueSlotTaken { job, holder },
+            None => Error::Contended {
+                job,
+                operation: "retry",
+            },
+        }
+    }
+
     /// True for errors caused by the caller's input, which changed nothing.
     pub fn is_validation(&self) -> bool {
         matches!(
             self,
-            Error::InvalidOption { .. } | Error::InvalidName { .. } | Error::PayloadTooLarge { .. }
+            Error::InvalidOption { .. }
+                | Error::InvalidName { .. }
+                | Error::PayloadTooLarge { .. }
+                | Error::UnknownParent(_)
+                | Error::TooManyParents { .. }
         )
     }
 }

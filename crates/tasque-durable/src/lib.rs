@@ -92,6 +92,7 @@ pub mod batch;
 pub mod client;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod deps;
 pub mod engine;
 mod error;
 mod failure;

@@ -120,6 +120,9 @@ pub struct SpawnOptions {
     /// At most one job per unique key (and period) among chosen states: a conflicting spawn
     /// returns the existing job with `created: false`. See [`unique`](crate::unique).
     pub unique: Option<crate::unique::Uniqueness>,
+    /// Parents: the job is held until every one of them completed; see [`deps`](crate::deps).
+    /// Not carried by option documents.
+    pub depends_on: Option<crate::deps::Dependencies>,
 }
 
 impl SpawnOptions {
@@ -194,6 +197,25 @@ impl SpawnOptions {
         self
     }
 
+    /// Makes the job wait for `parents` (existing job ids), cancelling it if one of them
+    /// fails for good (see [`with_on_parent_failure`](Self::with_on_parent_failure)).
+    pub fn with_depends_on(mut self, parents: impl IntoIterator<Item = crate::JobId>) -> Self {
+        let policy = self
+            .depends_on
+            .as_ref()
+            .map(|d| d.on_parent_failure)
+            .unwrap_or_default();
+        self.depends_on = Some(crate::deps::Dependencies::on(parents).on_parent_failure(policy));
+        self
+    }
+
+    /// Sets what a parent's failure does to the job (with [`with_depends_on`](Self::with_depends_on)).
+    pub fn with_on_parent_failure(mut self, policy: crate::deps::ParentFailure) -> Self {
+        let deps = self.depends_on.take().unwrap_or_default();
+        self.depends_on = Some(deps.on_parent_failure(policy));
+        self
+    }
+
     /// The options with every unset field taken from `base`.
     pub fn or(self, base: &SpawnOptions) -> SpawnOptions {
         SpawnOptions {
@@ -209,6 +231,7 @@ impl SpawnOptions {
                 .or_else(|| base.idempotency_key.clone()),
             ordering_key: self.ordering_key.or_else(|| base.ordering_key.clone()),
             unique: self.unique.or_else(|| base.unique.clone()),
+            depends_on: self.depends_on.or_else(|| base.depends_on.clone()),
         }
     }
 }

@@ -366,4 +366,10 @@ pub trait Store: Send + Sync + 'static {
     fn flow(&self) -> Option<crate::flow::Flow<'_>> {
         None
     }
+
+    /// Job dependencies: a job's parents and dependents ([`crate::deps`]); `None`, the
+    /// default, for stores without them.
+    fn deps(&self) -> Option<crate::deps::Deps<'_>> {
+        None
+    }
 }

@@ -63,7 +63,8 @@ impl UniqueStates {
     /// The bit of a state.
     pub fn bit(state: JobState) -> u8 {
         match state {
-            JobState::Available | JobState::Scheduled => 1,
+            // A held job cannot be unique (refused at spawn); counted as pending.
+            JobState::Available | JobState::Scheduled | JobState::OnHold => 1,
             JobState::Running => 2,
             JobState::Sleeping => 4,
             JobState::Waiting => 8,

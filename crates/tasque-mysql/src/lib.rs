@@ -291,6 +291,10 @@ impl tasque_durable::engine::EngineBase for MySqlStore {
         Some(self)
     }
 
+    fn deps_engine(&self) -> Option<&dyn tasque_durable::deps::DepsEngine> {
+        Some(self)
+    }
+
     fn ns(&self) -> &str {
         &self.inner.ns
     }

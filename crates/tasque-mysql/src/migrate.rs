@@ -35,13 +35,15 @@ const MIGRATIONS: &[Migration] = &[
     Migration::new(5, include_str!("../migrations/v5.sql")),
     Migration::new(6, include_str!("../migrations/v6.sql")),
     Migration::new(7, include_str!("../migrations/v7.sql")),
+    Migration::new(8, include_str!("../migrations/v8.sql")),
+    Migration::new(9, include_str!("../migrations/v9.sql")),
 ];
 
 /// The first versions' tables in their final shape, for a namespace that has none.
 const FRESH: &str = include_str!("../migrations/fresh.sql");
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The schema version of a namespace (0 when it has never been migrated).
 pub async fn current_version(pool: &MySqlPool, sql: &Sql, stem: &str) -> Result<i64> {

@@ -95,3 +95,11 @@ async fn blocking_queue_runs_in_order_across_3_worker_processes() {
         processes::blocking_queue_runs_in_order_across_worker_processes(&h).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_in_of_100_parents_runs_the_child_once_across_3_worker_processes() {
+    let fresh = support::Fresh::new("fd");
+    if let Some(h) = harness(&fresh).await {
+        processes::fan_in_of_100_parents_across_worker_processes(&h).await;
+    }
+}

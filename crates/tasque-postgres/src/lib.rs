@@ -205,6 +205,10 @@ impl tasque_durable::engine::EngineBase for PostgresStore {
         Some(self)
     }
 
+    fn deps_engine(&self) -> Option<&dyn tasque_durable::deps::DepsEngine> {
+        Some(self)
+    }
+
     fn ns(&self) -> &str {
         &self.inner.ns
     }

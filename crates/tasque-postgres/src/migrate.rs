@@ -17,7 +17,7 @@ use crate::queries::migrate as q;
 use crate::sql_err;
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// Every migration, one file per version under `migrations/` (see
 /// [`tasque_durable::engine::migrations`]; `@schema@` and `@channel@` are rendered per
@@ -32,6 +32,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::new(7, include_str!("../migrations/v7.sql")),
     Migration::new(8, include_str!("../migrations/v8.sql")),
     Migration::new(9, include_str!("../migrations/v9.sql")),
+    Migration::new(10, include_str!("../migrations/v10.sql")),
 ];
 
 fn render(script: &str, schema: &str) -> String {

@@ -47,6 +47,11 @@ impl PostgresStore {
         spawns: Vec<Spawn>,
     ) -> Result<Vec<SpawnResult>> {
         let batch = Batch::encode(spawns, &self.inner.limits)?;
+        if batch.has_deps() {
+            return batch
+                .insert_in_tx(tx, &self.inner.sql, &self.inner.schema)
+                .await;
+        }
         batch.insert(&mut **tx, &self.inner.sql).await
     }
 }

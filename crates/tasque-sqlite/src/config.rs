@@ -146,7 +146,12 @@ impl SqliteConfig {
                 1,
             ),
         };
-        let options = options.synchronous(sync).busy_timeout(self.busy_timeout);
+        // Recursive triggers: a child cancelled by its parent's failure cancels its own
+        // dependents through the same trigger (migration v12).
+        let options = options
+            .synchronous(sync)
+            .busy_timeout(self.busy_timeout)
+            .pragma("recursive_triggers", "ON");
         if let Location::File(_) = self.location {
             // Switch a new file to WAL on one connection first: pool connections opening at
             // once would otherwise race for the exclusive lock that the switch needs.

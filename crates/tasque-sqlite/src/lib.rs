@@ -181,6 +181,10 @@ impl EngineBase for SqliteStore {
         Some(self)
     }
 
+    fn deps_engine(&self) -> Option<&dyn tasque_durable::deps::DepsEngine> {
+        Some(self)
+    }
+
     fn ns(&self) -> &str {
         &self.ns
     }

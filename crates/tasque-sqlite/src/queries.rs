@@ -235,6 +235,8 @@ mod registry;
 pub use registry::*;
 mod flow;
 pub use flow::*;
+mod deps;
+pub use deps::*;
 
 /// What a rejected run write ran into: the job's state and run.
 pub const RUN_STATUS: &str = "SELECT state, run_seq FROM tasque_jobs WHERE ns = ?1 AND id = ?2";
@@ -380,7 +382,7 @@ pub const CANCEL_JOB: &str = concat!(
     "UPDATE tasque_jobs SET state = 'cancelled', finished_at = ",
     now!(),
     ", lease_expires_at = NULL, cancel_at = NULL, failure = json_object('error', 'cancelled') ",
-    "WHERE ns = ?1 AND id = ?2 AND state IN ('pending', 'running', 'sleeping', 'waiting')"
+    "WHERE ns = ?1 AND id = ?2 AND state IN ('pending', 'running', 'sleeping', 'waiting', 'on_hold')"
 );
 
 /// Revives a failed or cancelled job as attempt 1 of a new run. Binds 1 ns, 2 id,
@@ -398,6 +400,14 @@ pub const RETRY_JOB: &str = concat!(
     " AS n)) AS t WHERE ns = ?1 AND id = ?2 AND state IN ('failed', 'cancelled') ",
     "RETURNING run_seq"
 );
+
+/// The job holding the unique slot of another job (its key and period). Binds 1 ns, 2 id.
+pub const UNIQUE_HOLDER: &str = "SELECT h.id FROM tasque_jobs AS j JOIN tasque_jobs AS h \
+    ON h.ns = j.ns AND h.unique_key = j.unique_key AND h.unique_bucket = j.unique_bucket \
+    AND (h.unique_states & (CASE h.state WHEN 'pending' THEN 1 WHEN 'running' THEN 2 \
+    WHEN 'sleeping' THEN 4 WHEN 'waiting' THEN 8 WHEN 'completed' THEN 16 \
+    WHEN 'failed' THEN 32 WHEN 'cancelled' THEN 64 ELSE 0 END)) <> 0 \
+    WHERE j.ns = ?1 AND j.id = ?2 AND h.id <> j.id LIMIT 1";
 
 /// One job's full record. Binds 1 ns, 2 id.
 pub const GET_JOB: &str = concat!(

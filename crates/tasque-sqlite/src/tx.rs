@@ -7,7 +7,7 @@ use tasque_durable::{Result, Spawn, SpawnResult};
 
 use tasque_durable::engine::JobInsert;
 
-use crate::ops::spawn::{encode, insert_chunk, INSERT_CHUNK};
+use crate::ops::spawn::{encode, insert_all};
 use crate::{queries, sql_err, SqliteStore};
 
 impl SqliteStore {
@@ -67,11 +67,7 @@ impl SqliteStore {
                 .await
                 .map_err(sql_err)?;
         }
-        let mut results = Vec::with_capacity(jobs.len());
-        for chunk in jobs.chunks(INSERT_CHUNK) {
-            results.extend(insert_chunk(tx, &self.ns, chunk).await?);
-        }
-        Ok(results)
+        insert_all(tx, &self.ns, &jobs).await
     }
 }
 

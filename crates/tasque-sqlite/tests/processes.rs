@@ -84,3 +84,8 @@ async fn rate_limit_50_per_s_on_a_key_holds_across_3_worker_processes() {
 async fn keyed_order_20_keys_x_100_jobs_holds_across_3_worker_processes() {
     processes::keyed_order_holds_across_worker_processes(&harness().await).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_in_of_100_parents_runs_the_child_once_across_3_worker_processes() {
+    processes::fan_in_of_100_parents_across_worker_processes(&harness().await).await;
+}

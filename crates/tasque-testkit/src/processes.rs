@@ -27,7 +27,9 @@ use tasque_worker::{Handlers, JobContext, Worker};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
+mod deps;
 mod flow;
+pub use deps::*;
 pub use flow::*;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

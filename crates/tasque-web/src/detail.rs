@@ -40,6 +40,17 @@ pub struct Step {
     pub state: Value,
 }
 
+/// One parent of a job with dependencies.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ParentView {
+    /// The parent.
+    pub id: i64,
+    /// Its state; `None` once deleted.
+    pub state: Option<JobState>,
+    /// True once its outcome was applied to the job.
+    pub resolved: bool,
+}
+
 /// Everything the job page shows.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct JobDetail {
@@ -75,6 +86,10 @@ pub struct JobDetail {
     pub timeline: Vec<Moment>,
     /// Why it is not running (or who runs it).
     pub why: Vec<Reason>,
+    /// Its parents (jobs it depends on), by id.
+    pub parents: Vec<ParentView>,
+    /// How many jobs depend on it.
+    pub dependents: u64,
     /// True when retry applies (failed or cancelled).
     pub can_retry: bool,
     /// True when cancel applies (unfinished).
@@ -108,17 +123,33 @@ pub async fn load(
         (Some(flow), JobState::Available) => flow.job(id).await?.waits,
         _ => None,
     };
+    let deps = match store.deps() {
+        Some(deps) => Some(deps.job(id).await?),
+        None => None,
+    };
     let why = diagnose(
         &job,
         snapshot.queue(&job.queue),
         suspension.as_ref(),
         served.as_ref(),
         flow.as_ref(),
+        deps.as_ref(),
         now_ms,
     );
+    let deps = deps.unwrap_or_default();
     let timeline = timeline(&job, &checkpoints);
     Ok(JobDetail {
         id: job.id.0,
+        parents: deps
+            .parents
+            .iter()
+            .map(|p| ParentView {
+                id: p.id.0,
+                state: p.state,
+                resolved: p.resolved,
+            })
+            .collect(),
+        dependents: deps.dependents,
         can_retry: job.state.is_retryable(),
         can_cancel: job.state.is_cancellable(),
         can_delete: job.state != JobState::Running,

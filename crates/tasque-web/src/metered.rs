@@ -331,4 +331,8 @@ impl Store for MeteredStore {
     fn flow(&self) -> Option<tasque_durable::flow::Flow<'_>> {
         self.inner.flow()
     }
+
+    fn deps(&self) -> Option<tasque_durable::deps::Deps<'_>> {
+        self.inner.deps()
+    }
 }

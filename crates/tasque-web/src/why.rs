@@ -4,7 +4,7 @@
 //!
 //! For a job that is not running, [`diagnose`] names every reason that holds now, most
 //! decisive first: finished; scheduled for later (or waiting out a retry backoff); sleeping;
-//! waiting for an event; queue paused; queue at its concurrency limit; behind the head of a
+//! waiting for an event; on hold, waiting on its parents; queue paused; queue at its concurrency limit; behind the head of a
 //! blocking queue; its ordering key at its limit or blocked by a failed job; its queue's rate
 //! limit used up (with the next start); that no worker serves its queue. On engines with a
 //! worker registry ([`tasque_durable::registry`]) the last is exact: no live worker lists the
@@ -15,6 +15,7 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
+use tasque_durable::deps::JobDeps;
 use tasque_durable::flow::FlowWait;
 use tasque_durable::insight::Suspension;
 use tasque_durable::{JobInfo, JobState, QueueInfo};
@@ -62,6 +63,15 @@ pub enum Reason {
         event: String,
         /// Milliseconds until the wait times out, if it has a timeout.
         timeout_in_ms: Option<i64>,
+    },
+    /// It is held until its parents complete (see `tasque_durable::deps`).
+    WaitingOnParents {
+        /// Parents not resolved yet.
+        waiting: usize,
+        /// All its parents.
+        total: usize,
+        /// The first few awaited parents.
+        parents: Vec<i64>,
     },
     /// Its queue is paused.
     QueuePaused,
@@ -140,6 +150,14 @@ impl Reason {
                 ),
                 None => format!("It waits for event \"{event}\"."),
             },
+            Reason::WaitingOnParents { waiting, total, parents } => {
+                let ids: Vec<String> = parents.iter().map(i64::to_string).collect();
+                let more = if *waiting > parents.len() { ", ..." } else { "" };
+                format!(
+                    "It is on hold, waiting on {waiting} of {total} parents ({}{more}): it becomes ready when they complete.",
+                    ids.join(", ")
+                )
+            }
             Reason::QueuePaused => "Its queue is paused: resume it on the queues page.".to_string(),
             Reason::QueueAtLimit { limit, running } => format!(
                 "Its queue is at its limit: {running} running of {limit} allowed across all workers."
@@ -175,13 +193,15 @@ impl Reason {
 /// Every reason that holds for `job` now. `now_ms` is the engine clock (ms since the epoch);
 /// `queue` the job's queue (from the cached snapshot); `suspension` what a suspended job waits
 /// for; `served` the queues live workers serve, when the engine keeps a worker registry;
-/// `flow` the flow control rule holding it, if any (its key or a rate limit).
+/// `flow` the flow control rule holding it, if any (its key or a rate limit); `deps` its
+/// parents, for a job on hold.
 pub fn diagnose(
     job: &JobInfo,
     queue: Option<&QueueInfo>,
     suspension: Option<&Suspension>,
     served: Option<&BTreeSet<String>>,
     flow: Option<&FlowWait>,
+    deps: Option<&JobDeps>,
     now_ms: i64,
 ) -> Vec<Reason> {
     let until = |at: chrono::DateTime<chrono::Utc>| at.timestamp_millis() - now_ms;
@@ -205,6 +225,14 @@ pub fn diagnose(
         JobState::Sleeping => reasons.push(Reason::Sleeping {
             wakes_in_ms: suspension.and_then(|s| s.wakes_in_ms),
         }),
+        JobState::OnHold => {
+            let awaited = deps.map(JobDeps::unresolved).unwrap_or_default();
+            return vec![Reason::WaitingOnParents {
+                waiting: awaited.len(),
+                total: deps.map_or(0, |d| d.parents.len()),
+                parents: awaited.iter().take(5).map(|id| id.0).collect(),
+            }];
+        }
         JobState::Waiting => reasons.push(Reason::WaitingForEvent {
             event: suspension
                 .and_then(|s| s.event.clone())

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tasque_durable::{Spawn, SpawnOptions, Store};
+use tasque_durable::{JobId, Spawn, SpawnOptions, Store};
 
 use crate::args::{EnqueueArgs, JobArgs};
 use crate::exec::{ExecParams, EXEC_TASK};
@@ -35,6 +35,12 @@ pub fn build(args: &EnqueueArgs) -> Result<Spawn, CliError> {
     }
     if let Some(timeout) = args.timeout {
         options = options.with_timeout(timeout);
+    }
+    if !args.depends_on.is_empty() {
+        options = options.with_depends_on(args.depends_on.iter().copied().map(JobId));
+        if let Some(policy) = args.on_parent_failure {
+            options = options.with_on_parent_failure(policy);
+        }
     }
     let spawn = Spawn::new(args.queue.clone(), args.job.task.clone(), params).with_options(options);
     tasque_durable::validate::validate_spawn(&spawn).map_err(CliError::from_store)?;

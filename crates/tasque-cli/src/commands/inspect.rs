@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use tasque_durable::deps::{JobDeps, Parent};
 use tasque_durable::flow::JobFlow;
 use tasque_durable::{Checkpoint, JobId, JobInfo, PageRequest, StateCounts, Store};
 
@@ -24,6 +25,15 @@ pub async fn jobs(
             Some(flow) => Some(flow.job(JobId(id)).await?),
             None => None,
         };
+        let deps = match store.deps() {
+            Some(deps) => Some(deps.job(JobId(id)).await?),
+            None => None,
+        };
+        // A held job waits on its parents.
+        let held = deps
+            .as_ref()
+            .filter(|_| job.state == tasque_durable::JobState::OnHold)
+            .and_then(JobDeps::wait_reason);
         if json_output {
             let mut document = output::job_json(&job);
             document["checkpoints"] = checkpoints.iter().map(checkpoint_json).collect();
@@ -32,11 +42,24 @@ pub async fn jobs(
                 document["ordering_key"] = json!(flow.ordering_key);
                 document["waits"] = json!(flow.waits.as_ref().map(ToString::to_string));
             }
+            if let Some(deps) = &deps {
+                document["parents"] = deps.parents.iter().map(parent_json).collect();
+                document["dependents"] = json!(deps.dependents);
+                if !deps.parents.is_empty() {
+                    document["on_parent_failure"] = json!(deps.on_parent_failure.as_str());
+                }
+            }
+            if let Some(reason) = &held {
+                document["waits"] = json!(reason);
+            }
             output::json(&document);
         } else {
             show(&job, &checkpoints);
             if let Some(flow) = &flow {
                 show_flow(flow);
+            }
+            if let Some(deps) = &deps {
+                show_deps(deps, held.as_deref());
             }
         }
         return Ok(());
@@ -82,6 +105,37 @@ fn progress(checkpoints: &[Checkpoint]) -> Option<&serde_json::Value> {
         .iter()
         .find(|c| c.name == tasque_durable::client::PROGRESS_CHECKPOINT)
         .map(|c| &c.value)
+}
+
+/// One parent as a JSON object (`state` null once deleted).
+fn parent_json(parent: &Parent) -> serde_json::Value {
+    json!({
+        "id": parent.id.0,
+        "state": parent.state.map(|s| s.as_str()),
+        "resolved": parent.resolved,
+    })
+}
+
+/// A job's parents (with their states), its policy, why it is held and its dependents count.
+fn show_deps(deps: &JobDeps, held: Option<&str>) {
+    if !deps.parents.is_empty() {
+        println!(
+            "  parents    {} (on parent failure: {})",
+            deps.parents.len(),
+            deps.on_parent_failure
+        );
+        for parent in &deps.parents {
+            let state = parent
+                .state
+                .map_or_else(|| "deleted".to_string(), output::state);
+            let resolved = if parent.resolved { "" } else { "  (awaited)" };
+            println!("    job {:<10} {state}{resolved}", parent.id);
+        }
+    }
+    if let Some(reason) = held {
+        println!("  waits      {reason}");
+    }
+    println!("  dependents {}", deps.dependents);
 }
 
 /// A job's ordering key and why it waits, if a flow rule holds it.
@@ -179,6 +233,7 @@ pub async fn stats(store: Arc<dyn Store>, json_output: bool) -> Result<(), CliEr
             counts.completed.to_string(),
             counts.failed.to_string(),
             counts.cancelled.to_string(),
+            counts.on_hold.to_string(),
         ]
     };
     let mut rows: Vec<Vec<String>> = queues
@@ -197,6 +252,7 @@ pub async fn stats(store: Arc<dyn Store>, json_output: bool) -> Result<(), CliEr
             "completed",
             "failed",
             "cancelled",
+            "on_hold",
         ],
         &rows,
     );

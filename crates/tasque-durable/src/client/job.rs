@@ -147,6 +147,20 @@ impl JobOptions {
         self
     }
 
+    /// Makes the job wait until every one of `parents` (existing jobs) completed; if one of
+    /// them fails for good or is cancelled, the job is cancelled too, unless
+    /// [`on_parent_failure`](Self::on_parent_failure) says `Run` (see [`crate::deps`]).
+    pub fn depends_on(mut self, parents: impl IntoIterator<Item = crate::JobId>) -> Self {
+        self.spawn = self.spawn.with_depends_on(parents);
+        self
+    }
+
+    /// Sets what a parent's failure does to the job (see [`crate::deps::ParentFailure`]).
+    pub fn on_parent_failure(mut self, policy: crate::deps::ParentFailure) -> Self {
+        self.spawn = self.spawn.with_on_parent_failure(policy);
+        self
+    }
+
     /// Makes the job unique by its kind and the chosen args (see [`Unique`]): enqueueing a
     /// duplicate returns the existing job, with `created: false`.
     pub fn unique(mut self, unique: Unique) -> Self {

@@ -25,6 +25,7 @@
 
 mod cancel_retry;
 mod claim;
+mod deps;
 pub mod documents;
 mod flow;
 mod gated;
@@ -46,6 +47,7 @@ use serde_json::json;
 
 pub use cancel_retry::*;
 pub use claim::*;
+pub use deps::*;
 pub use flow::*;
 pub use gated::*;
 pub use inspect::*;
@@ -168,6 +170,7 @@ pub async fn assert_nothing_claimable(store: &dyn Store, queue: &str) {
 pub const SOURCES: &[(&str, &str)] = &[
     ("cancel_retry.rs", include_str!("cancel_retry.rs")),
     ("claim.rs", include_str!("claim.rs")),
+    ("deps.rs", include_str!("deps.rs")),
     ("documents.rs", include_str!("documents.rs")),
     ("flow.rs", include_str!("flow.rs")),
     ("gated.rs", include_str!("gated.rs")),
@@ -313,6 +316,7 @@ macro_rules! conformance_tests {
             an_exhausted_keyed_job_lets_its_key_go_on_by_default,
             a_rate_limit_caps_starts_per_window,
             a_rate_limit_per_key_skips_throttled_keys,
+            a_rate_limit_holds_a_blocking_queue,
             bad_flow_settings_are_refused,
             claim_fails_an_undecodable_job_for_good_and_returns_the_others,
             rescuer_fails_an_expired_undecodable_job_for_good,
@@ -333,8 +337,16 @@ macro_rules! conformance_tests {
             unique_states_decide_which_jobs_hold_the_slot,
             concurrent_unique_enqueuers_create_one_job,
             client_unique_by_args_reports_duplicates,
+            retrying_a_unique_job_whose_slot_is_taken_names_the_holder,
             one_seat_leads_and_hands_over_when_it_resigns_or_goes,
             the_worker_registry_tracks_live_workers,
+            dependencies_fan_out_releases_every_child,
+            dependencies_fan_in_releases_after_the_last_parent,
+            a_failed_parent_cancels_its_dependents_transitively,
+            policy_run_treats_a_failed_parent_as_resolved,
+            an_unknown_parent_is_refused_and_nothing_is_inserted,
+            parents_finished_at_enqueue_count_at_once,
+            concurrent_parent_completions_release_the_child_exactly_once,
         );
     };
     (@every $factory:path; $($case:ident),+ $(,)?) => {

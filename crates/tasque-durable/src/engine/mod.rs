@@ -95,6 +95,11 @@ pub trait EngineBase: Send + Sync + 'static {
     fn flow_engine(&self) -> Option<&dyn crate::flow::FlowEngine> {
         None
     }
+
+    /// The engine's answers about job dependencies (see [`crate::deps`]); `None` by default.
+    fn deps_engine(&self) -> Option<&dyn crate::deps::DepsEngine> {
+        None
+    }
 }
 
 /// Inserting jobs (`ops/spawn.rs`).

@@ -482,6 +482,10 @@ impl<E: Engine> Store for E {
     fn flow(&self) -> Option<crate::flow::Flow<'_>> {
         self.flow_engine().map(crate::flow::Flow::new)
     }
+
+    fn deps(&self) -> Option<crate::deps::Deps<'_>> {
+        self.deps_engine().map(crate::deps::Deps::new)
+    }
 }
 
 #[cfg(test)]

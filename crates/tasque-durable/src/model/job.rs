@@ -188,6 +188,8 @@ impl JobInfo {
             // A job keeps its key: retry never moves it to another key.
             ordering_key: None,
             unique: None,
+            // Dependencies are decided at spawn; a retried job waits for nothing.
+            depends_on: None,
         }
     }
 }

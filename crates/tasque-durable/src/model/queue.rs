@@ -24,6 +24,9 @@ pub struct StateCounts {
     pub failed: u64,
     /// Cancelled.
     pub cancelled: u64,
+    /// Held until their parents completed (see [`deps`](crate::deps)).
+    #[serde(default)]
+    pub on_hold: u64,
 }
 
 impl StateCounts {
@@ -52,6 +55,7 @@ impl StateCounts {
             JobState::Completed => &self.completed,
             JobState::Failed => &self.failed,
             JobState::Cancelled => &self.cancelled,
+            JobState::OnHold => &self.on_hold,
         }
     }
 
@@ -65,6 +69,7 @@ impl StateCounts {
             JobState::Completed => &mut self.completed,
             JobState::Failed => &mut self.failed,
             JobState::Cancelled => &mut self.cancelled,
+            JobState::OnHold => &mut self.on_hold,
         }
     }
 }

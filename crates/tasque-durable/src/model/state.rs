@@ -33,11 +33,14 @@ pub enum JobState {
     /// Cancelled by an operator or by its cancellation policy. Terminal, but
     /// [`Store::retry`](crate::Store::retry) can revive it.
     Cancelled,
+    /// Held until every parent it depends on has completed (see [`deps`](crate::deps)); then
+    /// available (or scheduled, if its run time is still ahead).
+    OnHold,
 }
 
 impl JobState {
     /// Every state, in display order.
-    pub const ALL: [JobState; 8] = [
+    pub const ALL: [JobState; 9] = [
         JobState::Available,
         JobState::Scheduled,
         JobState::Running,
@@ -46,6 +49,7 @@ impl JobState {
         JobState::Completed,
         JobState::Failed,
         JobState::Cancelled,
+        JobState::OnHold,
     ];
 
     /// The states a finished job can be in (the cleaner's targets).
@@ -63,6 +67,7 @@ impl JobState {
             JobState::Completed => "completed",
             JobState::Failed => "failed",
             JobState::Cancelled => "cancelled",
+            JobState::OnHold => "on_hold",
         }
     }
 

@@ -191,6 +191,15 @@ pub fn validate_options(options: &SpawnOptions) -> Result<()> {
     if let Some(unique) = &options.unique {
         unique.validate()?;
     }
+    if let Some(deps) = &options.depends_on {
+        deps.validate()?;
+        if options.unique.is_some() {
+            return Err(Error::invalid_option(
+                "depends_on",
+                "a job with dependencies cannot be unique",
+            ));
+        }
+    }
     if let Some(key) = &options.ordering_key {
         validate_ordering_key(key)?;
     }

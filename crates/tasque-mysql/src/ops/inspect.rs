@@ -88,6 +88,8 @@ impl EngineInspect for MySqlStore {
             .await
             .map_err(sql_err)?;
         if done.rows_affected() == 1 {
+            // A deleted unfinished parent counts as cancelled for its dependents.
+            self.repair_deps().await?;
             return Ok(true);
         }
         // Not deleted: it runs, or it does not exist.
@@ -105,6 +107,7 @@ impl EngineInspect for MySqlStore {
                 .map_err(sql_err)
         })
         .await?;
+        self.repair_deps().await?;
         Ok(done.rows_affected())
     }
 

@@ -53,6 +53,8 @@ impl EngineMaintain for MySqlStore {
                 .map_err(sql_err)
         })
         .await?;
+        // Resolves the dependents of the jobs just cancelled (and anything a crash left).
+        self.repair_deps().await?;
         Ok(done.rows_affected())
     }
 
@@ -91,6 +93,7 @@ impl EngineMaintain for MySqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(sql_err)?;
+            self.resolve_ended(&mut tx, job.0, "cancelled").await?;
             tx.commit().await.map_err(sql_err)?;
             Ok(CancelWrite::Cancelled { was: locked.state })
         })
@@ -118,7 +121,7 @@ impl EngineMaintain for MySqlStore {
                     return Ok(None);
                 }
             };
-            sqlx::query(&self.inner.sql.retry_job)
+            let done = sqlx::query(&self.inner.sql.retry_job)
                 .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
                 .bind(&retry)
                 .bind(options.priority.unwrap_or(0))
@@ -131,12 +134,32 @@ impl EngineMaintain for MySqlStore {
                 .bind(us_of_ms(max_delay_ms))
                 .bind(job.0)
                 .execute(&mut *tx)
-                .await
-                .map_err(sql_err)?;
+                .await;
+            match done {
+                Err(e) if is_unique_violation(&e) => {
+                    // A newer job holds the unique slot this one would take back.
+                    let holder: Option<i64> = sqlx::query_scalar(&self.inner.sql.unique_holder)
+                        .bind(job.0)
+                        .bind(job.0)
+                        .bind(job.0)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(sql_err)?;
+                    tx.rollback().await.map_err(sql_err)?;
+                    return Err(Error::retry_slot_taken(job, holder.map(JobId)));
+                }
+                other => other.map_err(sql_err)?,
+            };
             tx.commit().await.map_err(sql_err)?;
             self.announce([""]);
             Ok(Some(RunId::new(job, locked.seq + 1)))
         })
         .await
     }
+}
+
+/// Whether a write ran into a unique key (1062).
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
 }

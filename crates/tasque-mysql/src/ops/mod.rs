@@ -8,6 +8,7 @@
 
 pub mod claim;
 pub mod cron;
+pub mod deps;
 pub mod election;
 pub mod flow;
 pub mod gated;

@@ -85,6 +85,23 @@ fn next_step(locked: &Locked, time: RetryTime) -> Result<Option<Retry>> {
 }
 
 impl MySqlStore {
+    /// Resolves the dependents of one job that just ended (`outcome`) in `conn`'s transaction.
+    pub(crate) async fn resolve_ended(
+        &self,
+        conn: &mut MySqlConnection,
+        job: i64,
+        outcome: super::deps::Outcome,
+    ) -> Result<()> {
+        let sql = &self.inner.sql;
+        if super::deps::with_dependents(&mut *conn, sql, &[job])
+            .await?
+            .is_empty()
+        {
+            return Ok(());
+        }
+        super::deps::resolve(conn, sql, vec![(job, outcome)]).await
+    }
+
     async fn complete_guarded(
         &self,
         items: &[JobComplete],
@@ -93,21 +110,49 @@ impl MySqlStore {
         let token: i64 = rand::random();
         let writes: Vec<_> = items.iter().zip(results).collect();
         if items.iter().all(|i| !i.delete_on_success) {
-            // The common case: one autocommitted statement.
+            // The common case: one autocommitted statement, which leaves jobs with dependents
+            // alone (they complete with their resolution in one transaction, below).
             let mut conn = self.inner.pool.acquire().await.map_err(sql_err)?;
-            let done = self.write_completions(&mut conn, &writes, token).await?;
+            let done = self
+                .write_completions(&mut conn, &writes, token, true)
+                .await?;
             if done == items.len() as u64 {
                 return Ok(vec![RunWrite::Applied; items.len()]);
             }
-            return completions_found(&mut conn, &self.inner.sql, items, token).await;
+            let mut verdicts = completions_found(&mut conn, &self.inner.sql, items, token).await?;
+            drop(conn);
+            let (rest, rest_results): (Vec<JobComplete>, Vec<String>) = items
+                .iter()
+                .zip(results)
+                .zip(&verdicts)
+                .filter(|(_, v)| **v != RunWrite::Applied)
+                .map(|((i, r), _)| (i.clone(), r.clone()))
+                .unzip();
+            let mut again = self
+                .complete_locked(&rest, &rest_results)
+                .await?
+                .into_iter();
+            for verdict in verdicts.iter_mut().filter(|v| **v != RunWrite::Applied) {
+                *verdict = again.next().unwrap_or(RunWrite::Stale);
+            }
+            return Ok(verdicts);
         }
         let mut tx = self.begin().await?;
-        let done = self.write_completions(&mut tx, &writes, token).await?;
+        let done = self
+            .write_completions(&mut tx, &writes, token, false)
+            .await?;
         let verdicts = if done == items.len() as u64 {
             vec![RunWrite::Applied; items.len()]
         } else {
             completions_found(&mut tx, &self.inner.sql, items, token).await?
         };
+        let applied: Vec<i64> = items
+            .iter()
+            .zip(&verdicts)
+            .filter(|(_, v)| **v == RunWrite::Applied)
+            .map(|(i, _)| i.run.job.0)
+            .collect();
+        self.resolve_completed(&mut tx, &applied).await?;
         let deleted: Vec<i64> = items
             .iter()
             .zip(&verdicts)
@@ -119,13 +164,25 @@ impl MySqlStore {
         Ok(verdicts)
     }
 
+    /// Resolves the dependents of jobs just completed in `conn`'s transaction.
+    async fn resolve_completed(&self, conn: &mut MySqlConnection, ids: &[i64]) -> Result<()> {
+        let sql = &self.inner.sql;
+        let parents = super::deps::with_dependents(&mut *conn, sql, ids).await?;
+        if parents.is_empty() {
+            return Ok(());
+        }
+        let finished = parents.into_iter().map(|id| (id, "completed")).collect();
+        super::deps::resolve(conn, sql, finished).await
+    }
+
     /// Runs the guarded UPDATE completing `writes`, marking the rows it changes with `token`;
-    /// returns how many it changed.
+    /// returns how many it changed. With `skip_parents`, jobs with dependents are left alone.
     async fn write_completions(
         &self,
         conn: &mut MySqlConnection,
         writes: &[(&JobComplete, &String)],
         token: i64,
+        skip_parents: bool,
     ) -> Result<u64> {
         let Some(last) = writes.last() else {
             return Ok(0);
@@ -134,7 +191,10 @@ impl MySqlStore {
         let shape = queries::shape(writes.len());
         let padded = || writes.iter().chain(std::iter::repeat(last)).take(shape);
         let one_result = writes.iter().all(|(_, result)| *result == last.1);
-        let statement = self.inner.sql.complete(writes.len(), one_result);
+        let mut statement = self.inner.sql.complete(writes.len(), one_result);
+        if skip_parents {
+            statement.push_str(" AND has_dependents = FALSE");
+        }
         let mut query = sqlx::query(&statement).bind(token);
         if one_result {
             query = query.bind(last.1.as_str());
@@ -188,7 +248,10 @@ impl MySqlStore {
             .map(|(write, _)| write)
             .collect();
         let token: i64 = rand::random();
-        self.write_completions(&mut tx, &writes, token).await?;
+        self.write_completions(&mut tx, &writes, token, false)
+            .await?;
+        let applied: Vec<i64> = writes.iter().map(|(item, _)| item.run.job.0).collect();
+        self.resolve_completed(&mut tx, &applied).await?;
         let deleted: Vec<i64> = writes
             .iter()
             .filter(|(item, _)| item.delete_on_success)
@@ -244,6 +307,7 @@ impl MySqlStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(sql_err)?;
+                self.resolve_ended(&mut tx, run.job.0, "failed").await?;
                 FailOutcome::Failed
             }
         };
@@ -281,14 +345,20 @@ impl EngineRuns for MySqlStore {
     async fn job_fail_for_good(&self, params: JobFailForGood) -> Result<()> {
         let JobFailForGood { run, reason } = params;
         let done = retry_conflicts(|| async {
-            sqlx::query(&self.inner.sql.fail_final)
+            let mut tx = self.begin().await?;
+            let done = sqlx::query(&self.inner.sql.fail_final)
                 .bind(&reason)
                 .bind(&reason)
                 .bind(run.job.0)
                 .bind(run.seq)
-                .execute(&self.inner.pool)
+                .execute(&mut *tx)
                 .await
-                .map_err(sql_err)
+                .map_err(sql_err)?;
+            if done.rows_affected() == 1 {
+                self.resolve_ended(&mut tx, run.job.0, "failed").await?;
+            }
+            tx.commit().await.map_err(sql_err)?;
+            Ok(done)
         })
         .await?;
         if done.rows_affected() == 0 {

@@ -40,6 +40,7 @@ pub struct Encoded {
     unique_key: Option<String>,
     unique_period_ms: Option<i64>,
     unique_states: i64,
+    deps: Option<tasque_durable::deps::Dependencies>,
 }
 
 impl Encoded {
@@ -85,6 +86,7 @@ pub fn encode(job: JobInsert) -> Encoded {
         unique_key: o.unique.as_ref().map(|u| u.key.clone()),
         unique_period_ms: o.unique.as_ref().and_then(|u| u.period_ms()),
         unique_states: o.unique.as_ref().map_or(0, |u| u.states.mask()),
+        deps: o.depends_on,
     }
 }
 
@@ -112,15 +114,26 @@ fn created(id: i64) -> SpawnResult {
 }
 
 /// Inserts `jobs` through `conn` (a transaction, or a plain connection for one job without an
-/// idempotency key), results in input order. Their queues must exist.
+/// idempotency key or dependencies), results in input order. Their queues must exist. The
+/// parents of jobs with dependencies are locked and checked first (an unknown one refuses the
+/// batch before anything is inserted), then each created child is attached to them.
 pub async fn insert(
     conn: &mut MySqlConnection,
     sql: &Sql,
     jobs: &[Encoded],
 ) -> Result<Vec<SpawnResult>> {
+    let parents =
+        super::deps::mark_parents(&mut *conn, sql, jobs.iter().filter_map(|j| j.deps.as_ref()))
+            .await?;
     let mut results = Vec::with_capacity(jobs.len());
     for chunk in jobs.chunks(ROWS_PER_INSERT) {
-        results.extend(insert_chunk(conn, sql, chunk).await?);
+        let done = insert_chunk(conn, sql, chunk).await?;
+        for (job, result) in chunk.iter().zip(&done) {
+            if let Some(deps) = &job.deps {
+                super::deps::attach(&mut *conn, sql, result, deps, &parents).await?;
+            }
+        }
+        results.extend(done);
     }
     Ok(results)
 }
@@ -325,7 +338,7 @@ impl MySqlStore {
         }
         self.ensure_queues_of(&jobs).await?;
         let sql = &self.inner.sql;
-        let results = if jobs.len() == 1 && !jobs[0].is_keyed() {
+        let results = if jobs.len() == 1 && !jobs[0].is_keyed() && jobs[0].deps.is_none() {
             let mut conn = self.inner.pool.acquire().await.map_err(sql_err)?;
             insert(&mut conn, sql, &jobs).await?
         } else {

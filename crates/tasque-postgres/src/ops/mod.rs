@@ -3,6 +3,7 @@
 
 pub mod claim;
 pub mod cron;
+pub mod deps;
 pub mod election;
 pub mod finished;
 pub mod flow;

@@ -18,6 +18,7 @@ pub struct Batch {
     tasks: Vec<String>,
     params: Vec<String>,
     options: Vec<String>,
+    deps: Vec<Option<tasque_durable::deps::Dependencies>>,
 }
 
 impl Batch {
@@ -34,6 +35,7 @@ impl Batch {
     pub fn of(jobs: Vec<JobInsert>) -> Batch {
         let mut batch = Batch::default();
         for job in jobs {
+            batch.deps.push(job.options.depends_on.clone());
             batch.params.push(job.params);
             // Only set fields appear, so the SQL functions' defaults apply, exactly as for
             // callers from other languages.
@@ -51,8 +53,34 @@ impl Batch {
         self.queues.len()
     }
 
+    /// True when a job of the batch has dependencies (it must be inserted by
+    /// [`insert_in_tx`](Self::insert_in_tx)).
+    pub fn has_deps(&self) -> bool {
+        self.deps.iter().any(Option::is_some)
+    }
+
+    /// Inserts the batch inside a transaction (on `conn`), checking and marking the parents of
+    /// jobs with dependencies first and attaching each created child after.
+    pub async fn insert_in_tx(
+        mut self,
+        conn: &mut sqlx::PgConnection,
+        sql: &Sql,
+        schema: &str,
+    ) -> Result<Vec<SpawnResult>> {
+        let deps = std::mem::take(&mut self.deps);
+        let parents = super::deps::mark_parents(&mut *conn, schema, deps.iter().flatten()).await?;
+        let results = self.insert(&mut *conn, sql).await?;
+        for (result, deps) in results.iter().zip(&deps) {
+            if let Some(deps) = deps {
+                super::deps::attach(&mut *conn, schema, result, deps, &parents).await?;
+            }
+        }
+        Ok(results)
+    }
+
     /// Inserts the batch through `executor` (a pool, a connection or the caller's transaction):
-    /// one job by `spawn`, more by `spawn_batch`.
+    /// one job by `spawn`, more by `spawn_batch`. Dependencies are not handled here (see
+    /// [`insert_in_tx`](Self::insert_in_tx)).
     pub async fn insert<'e>(
         mut self,
         executor: impl PgExecutor<'e>,
@@ -104,20 +132,31 @@ fn spawn_result(row: &sqlx::postgres::PgRow) -> Result<SpawnResult> {
     })
 }
 
+impl PostgresStore {
+    /// Inserts a batch: in one transaction when a job has dependencies, else as one statement.
+    async fn insert_batch(&self, batch: Batch) -> Result<Vec<SpawnResult>> {
+        if !batch.has_deps() {
+            return batch.insert(&self.inner.pool, &self.inner.sql).await;
+        }
+        let mut tx = self.inner.pool.begin().await.map_err(sql_err)?;
+        let results = batch
+            .insert_in_tx(&mut tx, &self.inner.sql, &self.inner.schema)
+            .await?;
+        tx.commit().await.map_err(sql_err)?;
+        Ok(results)
+    }
+}
+
 #[async_trait]
 impl EngineSpawn for PostgresStore {
     async fn job_insert(&self, job: JobInsert) -> Result<SpawnResult> {
-        let mut results = Batch::of(vec![job])
-            .insert(&self.inner.pool, &self.inner.sql)
-            .await?;
+        let mut results = self.insert_batch(Batch::of(vec![job])).await?;
         results.pop().ok_or_else(|| {
             tasque_durable::Error::Corrupt("a one-job insert returned no result".into())
         })
     }
 
     async fn job_insert_many(&self, jobs: Vec<JobInsert>) -> Result<Vec<SpawnResult>> {
-        Batch::of(jobs)
-            .insert(&self.inner.pool, &self.inner.sql)
-            .await
+        self.insert_batch(Batch::of(jobs)).await
     }
 }

@@ -95,7 +95,7 @@ impl ScheduleEngine for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(sql_err)?;
-        let spawned = spawn::insert_chunk(&mut tx, &self.ns, std::slice::from_ref(&job))
+        let spawned = spawn::insert_all(&mut tx, &self.ns, std::slice::from_ref(&job))
             .await?
             .pop()
             .ok_or_else(|| Error::Corrupt("a one-job insert returned no result".into()))?;

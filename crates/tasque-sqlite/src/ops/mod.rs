@@ -3,6 +3,7 @@
 
 pub mod claim;
 pub mod cron;
+pub mod deps;
 pub mod flow;
 pub mod gated;
 pub mod insight;

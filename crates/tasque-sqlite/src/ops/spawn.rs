@@ -30,6 +30,7 @@ pub struct Encoded {
     unique_key: Option<String>,
     unique_period_ms: Option<i64>,
     unique_states: Option<i64>,
+    deps: Option<tasque_durable::deps::Dependencies>,
 }
 
 /// A validated job's binds.
@@ -56,6 +57,7 @@ pub fn encode(job: JobInsert) -> Encoded {
         unique_key: o.unique.as_ref().map(|u| u.key.clone()),
         unique_period_ms: o.unique.as_ref().and_then(|u| u.period_ms()),
         unique_states: o.unique.as_ref().map(|u| u.states.mask()),
+        deps: o.depends_on,
     }
 }
 
@@ -96,6 +98,30 @@ fn only(mut results: Vec<SpawnResult>) -> Result<SpawnResult> {
     results
         .pop()
         .ok_or_else(|| Error::Corrupt("a one-job insert returned no result".into()))
+}
+
+/// Inserts jobs in chunks inside the caller's write transaction, results in input order; the
+/// parents of jobs with dependencies are checked first (an unknown one refuses the batch
+/// before anything is inserted), then each created child is attached to them.
+pub(crate) async fn insert_all(
+    conn: &mut SqliteConnection,
+    ns: &str,
+    jobs: &[Encoded],
+) -> Result<Vec<SpawnResult>> {
+    let parents =
+        super::deps::mark_parents(&mut *conn, ns, jobs.iter().filter_map(|j| j.deps.as_ref()))
+            .await?;
+    let mut results = Vec::with_capacity(jobs.len());
+    for chunk in jobs.chunks(INSERT_CHUNK) {
+        let done = insert_chunk(&mut *conn, ns, chunk).await?;
+        for (job, result) in chunk.iter().zip(&done) {
+            if let Some(deps) = &job.deps {
+                super::deps::attach(&mut *conn, ns, result, deps, &parents).await?;
+            }
+        }
+        results.extend(done);
+    }
+    Ok(results)
 }
 
 /// Jobs per multi-row insert statement.
@@ -306,10 +332,7 @@ impl SqliteStore {
                 .await
                 .map_err(sql_err)?;
         }
-        let mut results = Vec::with_capacity(jobs.len());
-        for chunk in jobs.chunks(INSERT_CHUNK) {
-            results.extend(insert_chunk(&mut tx, &self.ns, chunk).await?);
-        }
+        let results = insert_all(&mut tx, &self.ns, jobs).await?;
         tx.commit().await.map_err(sql_err)?;
         self.remember_queues(&missing);
         if let Some(job) = jobs.first() {
@@ -325,7 +348,8 @@ impl EngineSpawn for SqliteStore {
     async fn job_insert(&self, job: JobInsert) -> Result<SpawnResult> {
         let job = encode(job);
         let batch = std::slice::from_ref(&job);
-        if self.unknown_queues(batch).is_empty() {
+        // A job with dependencies checks and marks its parents: one transaction.
+        if job.deps.is_none() && self.unknown_queues(batch).is_empty() {
             let mut conn = self.pool.acquire().await.map_err(sql_err)?;
             let spawned = only(insert_chunk(&mut conn, &self.ns, batch).await?)?;
             self.announce(&job.queue);

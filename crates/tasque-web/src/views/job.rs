@@ -21,6 +21,7 @@ pub fn page(ctx: &Ctx, job: &JobDetail, message: Option<&str>) -> Markup {
             dt { "attempt" } dd { (job.attempt) " of " (job.max_attempts) }
             dt { "priority" } dd { (job.priority) }
             dt { "worker" } dd { @match &job.worker { Some(w) => (w), None => "—" } }
+            @if job.dependents > 0 { dt { "dependents" } dd { (job.dependents) } }
         }
         section.why #why {
             h2 { @if job.state.is_finished() { "Status" } @else { "Why is this job not running?" } }
@@ -31,6 +32,18 @@ pub fn page(ctx: &Ctx, job: &JobDetail, message: Option<&str>) -> Markup {
                 @if job.can_retry { (action(ctx, &format!("/jobs/{}/retry", job.id), "Retry", "retry")) }
                 @if job.can_cancel { (action(ctx, &format!("/jobs/{}/cancel", job.id), "Cancel", "cancel")) }
                 @if job.can_delete { (action(ctx, &format!("/jobs/{}/delete", job.id), "Delete", "danger")) }
+            }
+        }
+        @if !job.parents.is_empty() {
+            section #parents {
+                h2 { "Parents" }
+                table { tbody { @for p in &job.parents {
+                    tr {
+                        td { a href=(ctx.url(&format!("/jobs/{}", p.id))) { "#" (p.id) } }
+                        td { @match p.state { Some(state) => (state_pill(state)), None => "deleted" } }
+                        td { @if p.resolved { "resolved" } @else { "awaited" } }
+                    }
+                } } }
             }
         }
         section { h2 { "Args" } pre { (json(&job.args)) } }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
-use tasque_durable::{JobId, JobState, Spawn, Store};
+use tasque_durable::{JobId, JobState, Spawn, SpawnOptions, Store};
 use tasque_web::{Access, Dashboard};
 
 use super::fixture::{self, Fixture};
@@ -262,6 +262,24 @@ pub async fn job_detail_explains_why_it_is_not_running(store: Arc<dyn Store>) {
     assert!(page.body.contains("waits for event"), "{}", page.body);
     let missing = web.get("/api/jobs/999999").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    // A job held by its parents says which ones it waits on.
+    let held = store
+        .spawn(
+            Spawn::new("work", "report", json!({}))
+                .with_options(SpawnOptions::new().with_depends_on([fx.waiting, fx.completed])),
+        )
+        .await
+        .unwrap()
+        .job_id;
+    let detail = web.get_json(&format!("/api/jobs/{held}")).await;
+    assert_eq!(reasons(&detail), ["waiting_on_parents"], "{detail}");
+    assert_eq!(detail["why"][0]["waiting"], 1);
+    assert_eq!(detail["why"][0]["total"], 2);
+    assert_eq!(detail["parents"].as_array().map(Vec::len), Some(2));
+    let page = web.get(&format!("/jobs/{held}")).await;
+    let expected = format!("waiting on 1 of 2 parents ({})", fx.waiting);
+    assert!(page.body.contains(&expected), "{}", page.body);
 }
 
 pub async fn job_actions_retry_cancel_and_delete(store: Arc<dyn Store>) {

@@ -297,4 +297,8 @@ impl Store for Gate {
     fn insight(&self) -> Option<&dyn tasque_durable::Insight> {
         self.inner.insight()
     }
+
+    fn deps(&self) -> Option<tasque_durable::deps::Deps<'_>> {
+        self.inner.deps()
+    }
 }
