@@ -43,7 +43,7 @@ const MIGRATIONS: &[Migration] = &[
 const FRESH: &str = include_str!("../migrations/fresh.sql");
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// The schema version of a namespace (0 when it has never been migrated).
 pub async fn current_version(pool: &MySqlPool, sql: &Sql, stem: &str) -> Result<i64> {
