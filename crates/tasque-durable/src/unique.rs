@@ -117,11 +117,12 @@ impl UniqueStates {
         self.0 & Self::bit(state) != 0
     }
 
-    /// The states, in display order.
+    /// The states, in display order (never `on_hold`: a held job cannot be unique, and the
+    /// option documents of every engine name only the states a unique job can be in).
     pub fn states(self) -> Vec<JobState> {
         JobState::ALL
             .into_iter()
-            .filter(|s| self.contains(*s))
+            .filter(|s| *s != JobState::OnHold && self.contains(*s))
             .collect()
     }
 }
@@ -415,5 +416,13 @@ mod tests {
         assert!(UniqueStates::from_mask(3).is_err());
         assert!(UniqueStates::from_mask(300).is_err());
         assert!(!UniqueStates::DEFAULT.contains(JobState::Cancelled));
+    }
+
+    #[test]
+    fn states_never_name_on_hold() {
+        let active =
+            UniqueStates::of(JobState::ALL.into_iter().filter(|s| !s.is_finished())).unwrap();
+        assert!(!active.states().contains(&JobState::OnHold));
+        assert_eq!(active.mask(), 15);
     }
 }
