@@ -117,8 +117,8 @@ impl UniqueStates {
         self.0 & Self::bit(state) != 0
     }
 
-    /// The states, in display order (never `on_hold`: a held job cannot be unique, and the
-    /// option documents of every engine name only the states a unique job can be in).
+    /// The states, in display order (never on hold: a held job cannot be unique, so the SQL
+    /// documents do not name that state).
     pub fn states(self) -> Vec<JobState> {
         JobState::ALL
             .into_iter()

@@ -61,11 +61,7 @@ impl SqliteStore {
         if gates.is_empty() {
             return Ok(Claimed::default());
         }
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(sql_err)?;
+        let mut tx = self.begin_write().await.map_err(sql_err)?;
         // Re-read inside the write lock: the settings may have changed meanwhile.
         let gates = sqlx::query(crate::clock::clocked(queries::GATED_QUEUES))
             .bind(&*self.ns)
