@@ -417,4 +417,12 @@ mod tests {
         assert!(UniqueStates::from_mask(300).is_err());
         assert!(!UniqueStates::DEFAULT.contains(JobState::Cancelled));
     }
+
+    #[test]
+    fn states_never_name_on_hold() {
+        let active =
+            UniqueStates::of(JobState::ALL.into_iter().filter(|s| !s.is_finished())).unwrap();
+        assert!(!active.states().contains(&JobState::OnHold));
+        assert_eq!(active.mask(), 15);
+    }
 }
