@@ -416,6 +416,11 @@ statements! {
     cancel_job = concat!("UPDATE @jobs@ SET state = 'cancelled', finished_at = ", now!(), ", \
         lease_expires_at = NULL, cancel_at = NULL, wake_at = NULL, failure = '{\"error\":\"cancelled\"}' \
         WHERE id = ? AND state IN ('pending', 'running', 'sleeping', 'waiting', 'on_hold')");
+    /// The job holding the unique slot of another job (its key and period). Binds 1 id,
+    /// 2 id, 3 id.
+    unique_holder = "SELECT h.id FROM @jobs@ AS h WHERE h.unique_slot = \
+        (SELECT j.unique_key FROM @jobs@ AS j WHERE j.id = ?) AND h.unique_bucket = \
+        (SELECT j.unique_bucket FROM @jobs@ AS j WHERE j.id = ?) AND h.id <> ? LIMIT 1";
     /// Revives a failed or cancelled job as attempt 1 of a new run. Binds 1 max_attempts,
     /// 2 retry, 3 priority, 4 timeout ms, 5 max_duration ms, 6 max_delay ms, 7 headers,
     /// 8 run_at (or NULL), 9 delay µs, 10 max_delay µs, 11 id.

@@ -401,6 +401,14 @@ pub const RETRY_JOB: &str = concat!(
     "RETURNING run_seq"
 );
 
+/// The job holding the unique slot of another job (its key and period). Binds 1 ns, 2 id.
+pub const UNIQUE_HOLDER: &str = "SELECT h.id FROM tasque_jobs AS j JOIN tasque_jobs AS h \
+    ON h.ns = j.ns AND h.unique_key = j.unique_key AND h.unique_bucket = j.unique_bucket \
+    AND (h.unique_states & (CASE h.state WHEN 'pending' THEN 1 WHEN 'running' THEN 2 \
+    WHEN 'sleeping' THEN 4 WHEN 'waiting' THEN 8 WHEN 'completed' THEN 16 \
+    WHEN 'failed' THEN 32 WHEN 'cancelled' THEN 64 ELSE 0 END)) <> 0 \
+    WHERE j.ns = ?1 AND j.id = ?2 AND h.id <> j.id LIMIT 1";
+
 /// One job's full record. Binds 1 ns, 2 id.
 pub const GET_JOB: &str = concat!(
     "SELECT ",
