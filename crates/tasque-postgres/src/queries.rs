@@ -437,6 +437,10 @@ statements! {
     /// Sets a queue's paused flag, creating it if needed. Binds 1 name, 2 paused.
     set_queue_paused = "INSERT INTO @schema@.queues (name, paused) VALUES ($1, $2) \
         ON CONFLICT (name) DO UPDATE SET paused = excluded.paused";
+    /// Sets whether spawns into a queue notify (`queues.notify`), creating it if needed.
+    /// Binds 1 name, 2 notify.
+    set_queue_notify = "INSERT INTO @schema@.queues (name, notify) VALUES ($1, $2) \
+        ON CONFLICT (name) DO UPDATE SET notify = excluded.notify";
     /// Every queue.
     list_queues = "SELECT name, paused, concurrency_limit, blocking, created_at, on_exhausted \
         FROM @schema@.queues ORDER BY name";
