@@ -1,6 +1,9 @@
 //! A store bound to one open transaction that is rolled back afterwards (the test worker of
 //! `tasque::testing`).
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use sqlx::{Database, Sqlite, Transaction, TransactionManager};
 use tasque_durable::Result;
 
@@ -55,5 +58,56 @@ impl SqliteStore {
         } else {
             self.pool.begin_with("BEGIN IMMEDIATE").await
         }
+    }
+
+    /// A write script of the engine (`BEGIN IMMEDIATE; ...; COMMIT`, or its `ROLLBACK`) as this
+    /// store runs it: itself, or in a bound store the same statements in a savepoint (a
+    /// `BEGIN` inside the open transaction would fail). Rewritten once per script.
+    pub(crate) fn write_script(&self, script: &'static str) -> &'static str {
+        if !self.bound {
+            return script;
+        }
+        type Rewritten = Mutex<HashMap<(usize, usize), &'static str>>;
+        static REWRITTEN: OnceLock<Rewritten> = OnceLock::new();
+        let mut rewritten = REWRITTEN
+            .get_or_init(Rewritten::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        rewritten
+            .entry((script.as_ptr() as usize, script.len()))
+            .or_insert_with(|| Box::leak(as_savepoint(script).into_boxed_str()))
+    }
+}
+
+/// The name of a bound store's write savepoint.
+const SAVEPOINT: &str = "tasque_bound_write";
+
+/// `BEGIN IMMEDIATE; BODY; COMMIT` as `SAVEPOINT s; BODY; RELEASE s`, and `ROLLBACK` as a
+/// roll-back to that savepoint.
+fn as_savepoint(script: &str) -> String {
+    if script.trim() == "ROLLBACK" {
+        return format!("ROLLBACK TO {SAVEPOINT}; RELEASE {SAVEPOINT}");
+    }
+    let body = script.strip_prefix("BEGIN IMMEDIATE;").unwrap_or(script);
+    let body = body.trim_end().strip_suffix("COMMIT").unwrap_or(body);
+    let body = body.trim_end().trim_end_matches(';');
+    format!("SAVEPOINT {SAVEPOINT};{body}; RELEASE {SAVEPOINT}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::as_savepoint;
+
+    #[test]
+    fn write_scripts_become_savepoints() {
+        assert_eq!(
+            as_savepoint("BEGIN IMMEDIATE; INSERT INTO t VALUES (1); UPDATE t SET a = 2; COMMIT"),
+            "SAVEPOINT tasque_bound_write; INSERT INTO t VALUES (1); UPDATE t SET a = 2; \
+             RELEASE tasque_bound_write"
+        );
+        assert_eq!(
+            as_savepoint("ROLLBACK"),
+            "ROLLBACK TO tasque_bound_write; RELEASE tasque_bound_write"
+        );
     }
 }

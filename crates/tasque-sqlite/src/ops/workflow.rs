@@ -74,8 +74,13 @@ impl EngineWorkflow for SqliteStore {
         // The request runs in a task of its own, so that a caller who stops waiting cannot cut
         // it between its BEGIN and its COMMIT: it always ends, committed or rolled back, before
         // the connection goes back to the pool.
+        // (A store bound to a transaction writes it as a savepoint instead.)
+        let (script, undo) = (
+            self.write_script(queries::WRITE_CHECKPOINT),
+            self.write_script(queries::ROLLBACK),
+        );
         let write = tokio::spawn(async move {
-            let written = sqlx::query(crate::clock::clocked(queries::WRITE_CHECKPOINT))
+            let written = sqlx::query(crate::clock::clocked(script))
                 .bind(&*ns)
                 .bind(run.job.0)
                 .bind(run.seq)
@@ -85,7 +90,7 @@ impl EngineWorkflow for SqliteStore {
                 .fetch_all(&mut *conn)
                 .await;
             if written.is_err() {
-                let _ = sqlx::query(crate::clock::clocked(queries::ROLLBACK))
+                let _ = sqlx::query(crate::clock::clocked(undo))
                     .execute(&mut *conn)
                     .await;
             }
