@@ -53,6 +53,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bound;
 pub mod clock;
 mod config;
 mod listen;
@@ -89,6 +90,9 @@ struct Inner {
     sql: Sql,
     limits: Limits,
     wakeups: Wakeups,
+    /// Bound to one open transaction on a one-connection pool (see
+    /// [`PostgresStore::begin_bound`]).
+    bound: bool,
 }
 
 impl PostgresStore {
@@ -121,6 +125,7 @@ impl PostgresStore {
                 sql,
                 limits,
                 wakeups,
+                bound: false,
             }),
         }
     }
@@ -209,7 +214,9 @@ pub(crate) fn sql_err(err: sqlx::Error) -> Error {
 #[async_trait::async_trait]
 impl tasque_durable::engine::EngineBase for PostgresStore {
     fn schedule_engine(&self) -> Option<&dyn tasque_durable::schedule::ScheduleEngine> {
-        Some(self)
+        // A store bound to a transaction has no schedules nor elections: an election's
+        // session would take its one connection out of the transaction.
+        (!self.inner.bound).then_some(self as &dyn tasque_durable::schedule::ScheduleEngine)
     }
 
     fn insight_engine(&self) -> Option<&dyn tasque_durable::Insight> {
