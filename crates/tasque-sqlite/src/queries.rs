@@ -111,39 +111,11 @@ pub const INSERT_JOBS: &str = concat!(
     insert_jobs!(),
     " RETURNING id, run_seq, attempt, queue, idempotency_key, unique_key, unique_bucket, created_at"
 );
-/// Builds the insert of `count` jobs none of which has an idempotency or unique key (so none
-/// is skipped), bound as plain values rather than read out of JSON: binds 1 ns, then per job,
-/// in order, `queue, task, params, headers, priority, max_attempts, retry, timeout_ms,
-/// max_duration_ms, max_delay_ms, run_at, delay_ms, ordering_key` (`run_at` absolute or null,
-/// then `delay_ms` from now). Instead of a row per job it returns one row: the last id
-/// inserted and the number of jobs inserted (the ids are consecutive and rise in the jobs'
-/// order: one statement, AUTOINCREMENT, rows inserted in `ord` order).
-pub fn insert_unkeyed(count: usize) -> String {
-    const ROW_BINDS: usize = 13;
-    let mut values = String::with_capacity(count * (ROW_BINDS * 3 + 8));
-    for ord in 0..count {
-        if ord > 0 {
-            values.push(',');
-        }
-        values.push_str(&format!("({ord}"));
-        for k in 0..ROW_BINDS {
-            values.push_str(&format!(", ?{}", 2 + ord * ROW_BINDS + k));
-        }
-        values.push(')');
-    }
-    format!(
-        "INSERT INTO tasque_jobs (ns, queue, task, params, headers, state, priority, max_attempts, \
-         retry, timeout_ms, max_duration_ms, max_delay_ms, run_at, created_at, cancel_at, \
-         ordering_key) \
-         SELECT ?1, v.column2, v.column3, v.column4, v.column5, 'pending', v.column6, v.column7, \
-         v.column8, v.column9, v.column10, v.column11, COALESCE(v.column12, t.n + v.column13), t.n, \
-         CASE WHEN v.column11 IS NULL THEN NULL \
-           ELSE COALESCE(v.column12, t.n + v.column13) + v.column11 END, v.column14 \
-         FROM (VALUES {values}) AS v CROSS JOIN (SELECT {now} AS n) AS t \
-         WHERE true ORDER BY v.column1; SELECT last_insert_rowid(), changes()",
-        now = now!(),
-    )
-}
+/// [`INSERT_JOBS`] for a batch where no job has an idempotency or unique key, so none can be
+/// skipped: instead of a row per job, one row with the last id inserted and the number of jobs
+/// inserted (the ids are consecutive, in array order: one statement, AUTOINCREMENT). Same binds.
+pub const INSERT_JOBS_COUNTED: &str =
+    concat!(insert_jobs!(), "; SELECT last_insert_rowid(), changes()");
 /// The job holding an idempotency key.
 pub const FIND_BY_IDEMPOTENCY_KEY: &str = "SELECT id, run_seq, attempt FROM tasque_jobs
     WHERE ns = ?1 AND queue = ?2 AND idempotency_key = ?3";

@@ -247,34 +247,21 @@ pub(crate) async fn insert_chunk(
     Ok(results)
 }
 
-/// Inserts jobs none of which has an idempotency or unique key, so none is skipped: bound as
-/// plain values (no JSON for SQLite to parse), and one row comes back (the last id and the
-/// count) instead of one per job; the ids are the consecutive run ending at the last one, in
-/// the jobs' order.
+/// Inserts jobs none of which has an idempotency or unique key, so none is skipped: one row
+/// comes back (the last id and the count) instead of one per job; the ids are the consecutive
+/// run ending at the last one, in the jobs' order.
 async fn insert_unkeyed(
     conn: &mut SqliteConnection,
     ns: &str,
     jobs: &[Encoded],
 ) -> Result<Vec<SpawnResult>> {
-    let sql = crate::clock::clocked_string(queries::insert_unkeyed(jobs.len()));
-    let mut query = sqlx::query_as(&sql).bind(ns);
-    for job in jobs {
-        query = query
-            .bind(&job.queue)
-            .bind(&job.task)
-            .bind(&job.params)
-            .bind(&job.headers)
-            .bind(job.priority)
-            .bind(job.max_attempts)
-            .bind(&job.retry)
-            .bind(job.timeout_ms)
-            .bind(job.max_duration_ms)
-            .bind(job.max_delay_ms)
-            .bind(job.run_at)
-            .bind(job.delay_ms)
-            .bind(&job.ordering_key);
-    }
-    let (last, inserted): (i64, i64) = query.fetch_one(&mut *conn).await.map_err(sql_err)?;
+    let (last, inserted): (i64, i64) =
+        sqlx::query_as(crate::clock::clocked(queries::INSERT_JOBS_COUNTED))
+            .bind(ns)
+            .bind(rows_json(jobs)?)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(sql_err)?;
     let count = jobs.len();
     if usize::try_from(inserted).ok() != Some(count) {
         return Err(Error::Corrupt(format!(
