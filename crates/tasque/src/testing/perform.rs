@@ -156,6 +156,6 @@ fn outcome<J: Job>(job: &JobInfo, deferred: bool) -> Result<Performed<J::Output>
         JobState::Sleeping | JobState::Waiting => Performed::Suspended,
         JobState::Scheduled | JobState::Available if deferred => Performed::Snoozed,
         JobState::Scheduled | JobState::Available => Performed::Retrying(last_error()),
-        JobState::Running => return Err(TestingError::NotClaimable),
+        JobState::Running | JobState::OnHold => return Err(TestingError::NotClaimable),
     })
 }
