@@ -108,6 +108,6 @@ mod tests {
             counts.add(state, i as u64 + 1);
             assert_eq!(counts.get(state), i as u64 + 1);
         }
-        assert_eq!(counts.total(), 36);
+        assert_eq!(counts.total(), 45);
     }
 }
