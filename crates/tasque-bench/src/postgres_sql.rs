@@ -10,6 +10,8 @@
 //!   connections at once, against 8 connections inserting; and `..._vs_raw_insert_notify`
 //!   against 8 connections whose one-row inserts also `NOTIFY` (as `spawn` does to wake
 //!   workers): PostgreSQL serialises the commits of notifying transactions, which bounds both.
+//!   `postgres_sql_spawn_8_connections_quiet_per_s` / `..._quiet_vs_raw_insert`: the same into a
+//!   quiet queue (`queues.notify = false`: its spawns do not notify; workers poll).
 //! - `postgres_sql_spawn_batch_jobs_per_s` / `postgres_sql_spawn_batch_vs_raw_insert`: one
 //!   `spawn_batch` of 10,000 jobs, against one multi-row `INSERT ... SELECT FROM unnest(...)`
 //!   of the same rows.
@@ -28,6 +30,8 @@ use crate::report::{figure, per_s, ratio};
 const OPTIONS: &str = r#"{"priority": 1, "max_attempts": 5, "timeout_ms": 30000}"#;
 /// Jobs in one `spawn_batch` call.
 const BATCH: usize = 10_000;
+/// The quiet queue (`notify = false`) of the parallel comparison.
+const QUIET: &str = "quiet";
 /// Concurrent connections of the parallel comparison.
 const CONNECTIONS: usize = 8;
 
@@ -123,6 +127,15 @@ pub async fn measure(
         .connect(url)
         .await?;
 
+    admin
+        .execute(
+            format!(
+                "INSERT INTO \"{ours}\".queues (name, notify) VALUES ('{QUIET}', false) \
+                 ON CONFLICT (name) DO UPDATE SET notify = false"
+            )
+            .as_str(),
+        )
+        .await?;
     // Warm both paths (plans, caches) before timing.
     single_calls(&pool, &targets.spawn, 50, true).await?;
     single_calls(&pool, &targets.raw_insert, 50, false).await?;
@@ -138,17 +151,23 @@ pub async fn measure(
     figure("postgres_sql_spawn_per_s", ours, "jobs/s");
     ratio("postgres_sql_spawn_vs_raw_insert", ours, raw);
 
-    let (mut ours_time, mut raw_time, mut notify_time) =
-        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut ours_time, mut raw_time, mut notify_time, mut quiet_time) = (
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+    );
+    let n = sizes.parallel;
     for _ in 0..sizes.rounds {
-        raw_time += parallel_calls(&pool, &targets.raw_insert, sizes.parallel, false).await?;
+        raw_time += parallel_calls(&pool, &targets.raw_insert, "default", n, false).await?;
         notify_time +=
-            parallel_calls(&pool, &targets.raw_insert_notify, sizes.parallel, false).await?;
-        ours_time += parallel_calls(&pool, &targets.spawn, sizes.parallel, true).await?;
+            parallel_calls(&pool, &targets.raw_insert_notify, "default", n, false).await?;
+        ours_time += parallel_calls(&pool, &targets.spawn, "default", n, true).await?;
+        quiet_time += parallel_calls(&pool, &targets.spawn, QUIET, n, true).await?;
     }
     let calls = sizes.parallel * CONNECTIONS * sizes.rounds;
     let (ours, raw) = (per_s(calls, ours_time), per_s(calls, raw_time));
-    let notify = per_s(calls, notify_time);
+    let (notify, quiet) = (per_s(calls, notify_time), per_s(calls, quiet_time));
     figure("postgres_sql_raw_insert_8_connections_per_s", raw, "rows/s");
     figure(
         "postgres_sql_raw_insert_notify_8_connections_per_s",
@@ -161,6 +180,16 @@ pub async fn measure(
         "postgres_sql_spawn_8_connections_vs_raw_insert_notify",
         ours,
         notify,
+    );
+    figure(
+        "postgres_sql_spawn_8_connections_quiet_per_s",
+        quiet,
+        "jobs/s",
+    );
+    ratio(
+        "postgres_sql_spawn_8_connections_quiet_vs_raw_insert",
+        quiet,
+        raw,
     );
 
     let (mut ours_time, mut raw_time) = (Duration::ZERO, Duration::ZERO);
@@ -196,10 +225,12 @@ async fn single_calls(pool: &PgPool, sql: &str, n: usize, with_options: bool) ->
     Ok(start.elapsed())
 }
 
-/// [`CONNECTIONS`] connections each making `n` calls at once; the time until the last is done.
+/// [`CONNECTIONS`] connections each making `n` calls at once into `queue`; the time until the
+/// last is done.
 async fn parallel_calls(
     pool: &PgPool,
     sql: &str,
+    queue: &str,
     n: usize,
     with_options: bool,
 ) -> Result<Duration> {
@@ -212,7 +243,7 @@ async fn parallel_calls(
     try_join_all(conns.into_iter().map(|mut conn| async move {
         for i in 0..n {
             let query = sqlx::query(sql)
-                .bind("default")
+                .bind(queue)
                 .bind("noop")
                 .bind(json!({ "n": i }).to_string());
             let query = if with_options {

@@ -38,6 +38,10 @@ impl CliError {
                 ))
             }
             E::Database(_) | E::Corrupt(_) => CliError::Database(error.to_string()),
+            E::UniqueSlotTaken { holder, .. } => CliError::Failed(format!(
+                "{error}; nothing changed: cancel or delete job {holder} first, or enqueue a \
+                 new job (see tasque jobs show {holder})"
+            )),
             e if e.is_validation() => CliError::Usage(error.to_string()),
             _ => CliError::Failed(error.to_string()),
         }
@@ -78,5 +82,25 @@ impl From<tasque_worker::Error> for CliError {
             tasque_worker::Error::Store(error) => CliError::from_store(error),
             other => CliError::Usage(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CliError;
+    use tasque_durable::{Error, JobId};
+
+    #[test]
+    fn a_retry_refused_by_a_taken_unique_slot_names_the_holder() {
+        let error = CliError::from_store(Error::UniqueSlotTaken {
+            job: JobId(5),
+            holder: JobId(9),
+        });
+        let CliError::Failed(message) = error else {
+            panic!("expected a failed operation");
+        };
+        assert!(message.contains("job 5 cannot be retried"), "{message}");
+        assert!(message.contains("held by job 9"), "{message}");
+        assert!(message.contains("tasque jobs show 9"), "{message}");
     }
 }

@@ -1,12 +1,11 @@
-//! What the queue stores per task: its control, its work and its deadline.
+//! What the queue stores per task: a handle on its cell, whose work runs when
+//! the task gets a slot.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio::time::Instant;
-
-use crate::cell::{Control, TaskCell};
+use crate::cell::{Control, Sink};
 use crate::stats::Counters;
 use crate::Outcome;
 
@@ -21,21 +20,21 @@ pub(crate) enum Delivered {
     Nothing,
 }
 
-/// Delivers `outcome` to `cell` (counted in `counters`) and says what happened.
+/// Delivers `outcome` to `sink` (counted in `counters`) and says what happened.
 pub(crate) fn deliver_to<T: Send + 'static>(
-    cell: &TaskCell<T>,
+    sink: &dyn Sink<T>,
     outcome: Outcome<T>,
     counters: &Counters,
 ) -> Delivered {
     let is_value = outcome.is_ok();
-    match (cell.deliver(outcome, counters), is_value) {
+    match (sink.deliver(outcome, counters), is_value) {
         (false, _) => Delivered::Nothing,
         (true, true) => Delivered::Value,
         (true, false) => Delivered::Exit,
     }
 }
 
-/// The type-erased work of one task; it delivers its own value.
+/// The type-erased work of one started task; it delivers its own value.
 pub(crate) enum Work {
     /// Async work, polled by a runner on the async workers.
     Async(Pin<Box<dyn Future<Output = Delivered> + Send>>),
@@ -43,11 +42,16 @@ pub(crate) enum Work {
     Blocking(Box<dyn FnOnce() -> Delivered + Send>),
 }
 
-/// One task as the queue holds it.
+/// One task as the queue holds it: its cell (id, deadline and work live
+/// there, so a waiting task costs one pointer in the line). Dropping an entry
+/// whose task has no outcome yet (the queue itself went away) delivers
+/// `Exit(Shutdown)`, so every caller gets an outcome.
 pub(crate) struct Entry {
-    pub(crate) id: u64,
-    pub(crate) priority: i32,
-    pub(crate) deadline: Option<Instant>,
     pub(crate) control: Arc<dyn Control>,
-    pub(crate) work: Work,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.control.abandon();
+    }
 }

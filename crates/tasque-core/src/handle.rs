@@ -4,12 +4,13 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use std::sync::Arc;
 
+use crate::cell::Outbox;
 use crate::{AwaitError, ExitReason, Outcome, TaskRef, DEFAULT_AWAIT_LIMIT};
 
-/// The caller's side of one enqueued task: its [`TaskRef`] plus the channel its
-/// outcome arrives on.
+/// The caller's side of one enqueued task: its [`TaskRef`] plus the task's
+/// cell, where its outcome arrives.
 ///
 /// Wait with a limit ([`wait`](TaskHandle::wait), [`wait_for`](TaskHandle::wait_for)):
 /// the limit only bounds *your* wait. When it passes you get
@@ -40,14 +41,14 @@ use crate::{AwaitError, ExitReason, Outcome, TaskRef, DEFAULT_AWAIT_LIMIT};
 /// ```
 pub struct TaskHandle<T> {
     task_ref: TaskRef,
-    receiver: Option<oneshot::Receiver<Outcome<T>>>,
+    outbox: Option<Arc<dyn Outbox<T>>>,
 }
 
 impl<T> TaskHandle<T> {
-    pub(crate) fn new(task_ref: TaskRef, receiver: oneshot::Receiver<Outcome<T>>) -> Self {
+    pub(crate) fn new(task_ref: TaskRef, outbox: Arc<dyn Outbox<T>>) -> Self {
         Self {
             task_ref,
-            receiver: Some(receiver),
+            outbox: Some(outbox),
         }
     }
 
@@ -64,25 +65,21 @@ impl<T> TaskHandle<T> {
     /// Waits up to `limit` for the outcome. On [`AwaitError::TimedOut`] the task
     /// is untouched and a later wait still returns its outcome.
     pub async fn wait_for(&mut self, limit: Duration) -> Result<Outcome<T>, AwaitError> {
-        let receiver = self.receiver.as_mut().ok_or(AwaitError::AlreadyReceived)?;
-        match tokio::time::timeout(limit, receiver).await {
+        let outbox = self.outbox.as_ref().ok_or(AwaitError::AlreadyReceived)?;
+        let received = std::future::poll_fn(|cx| outbox.poll_outcome(cx));
+        match tokio::time::timeout(limit, received).await {
             Err(_) => Err(AwaitError::TimedOut(limit)),
-            Ok(received) => {
-                self.receiver = None;
-                Ok(received.unwrap_or(Outcome::Exit(ExitReason::Shutdown)))
+            Ok(outcome) => {
+                self.outbox = None;
+                Ok(outcome)
             }
         }
     }
 
     /// Returns the outcome if it has already arrived, without waiting.
     pub fn try_outcome(&mut self) -> Option<Outcome<T>> {
-        let receiver = self.receiver.as_mut()?;
-        let outcome = match receiver.try_recv() {
-            Ok(outcome) => outcome,
-            Err(oneshot::error::TryRecvError::Empty) => return None,
-            Err(oneshot::error::TryRecvError::Closed) => Outcome::Exit(ExitReason::Shutdown),
-        };
-        self.receiver = None;
+        let outcome = self.outbox.as_ref()?.try_outcome()?;
+        self.outbox = None;
         Some(outcome)
     }
 }
@@ -94,11 +91,9 @@ impl<T: Send + 'static> IntoFuture for TaskHandle<T> {
     /// Waits for the outcome without a limit.
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            match self.receiver {
+            match self.outbox {
                 None => Outcome::Exit(ExitReason::Shutdown),
-                Some(receiver) => receiver
-                    .await
-                    .unwrap_or(Outcome::Exit(ExitReason::Shutdown)),
+                Some(outbox) => std::future::poll_fn(|cx| outbox.poll_outcome(cx)).await,
             }
         })
     }
@@ -108,7 +103,7 @@ impl<T> std::fmt::Debug for TaskHandle<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TaskHandle")
             .field("task_ref", &self.task_ref)
-            .field("received", &self.receiver.is_none())
+            .field("received", &self.outbox.is_none())
             .finish()
     }
 }

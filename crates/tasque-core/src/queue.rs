@@ -7,15 +7,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::cell::{Control, TaskCell};
-use crate::entry::{deliver_to, Entry, Work};
+use crate::cell::{AsyncWork, BlockingWork, Control, Launch, Outbox, TaskCell};
+use crate::entry::Entry;
 use crate::names::{global_names, NameRegistry};
 use crate::registry::PreparedCall;
 use crate::shared::Shared;
-use crate::stats::Counters;
 use crate::task_ref::next_task_id;
 use crate::{
     CancelToken, Error, Mailbox, Outcome, QueueStats, ShutdownReport, TaskHandle, TaskOptions,
@@ -126,8 +124,8 @@ pub struct Queue {
     shared: Arc<Shared>,
 }
 
-/// A submitted task's ref and, for the handle target, its outcome channel.
-type Submitted<T> = (TaskRef, Option<oneshot::Receiver<Outcome<T>>>);
+/// A submitted task's ref and, for the handle target, where its outcome arrives.
+type Submitted<T> = (TaskRef, Option<Arc<dyn Outbox<T>>>);
 
 /// Where an outcome should go, while submitting.
 enum Target<'a, T> {
@@ -340,12 +338,7 @@ impl Queue {
         T: Send + 'static,
         F: Future<Output = Outcome<T>> + Send + 'static,
     {
-        self.submit(options, target, move |cell, counters| {
-            Work::Async(Box::pin(async move {
-                let outcome = future.await;
-                deliver_to(&cell, outcome, &counters)
-            }))
-        })
+        self.submit(options, target, AsyncWork(future))
     }
 
     fn submit_blocking<T, F>(
@@ -358,52 +351,42 @@ impl Queue {
         T: Send + 'static,
         F: FnOnce(CancelToken) -> Outcome<T> + Send + 'static,
     {
-        self.submit(options, target, move |cell, counters| {
-            let control: Arc<dyn Control> = cell.clone();
-            let cancel = CancelToken { control };
-            Work::Blocking(Box::new(move || {
-                let outcome = work(cancel);
-                deliver_to(&cell, outcome, &counters)
-            }))
-        })
+        self.submit(options, target, BlockingWork(work))
     }
 
-    /// Validates, builds the task's cell and work, queues it and arms its timer.
-    fn submit<T: Send + 'static>(
+    /// Validates, builds the task's cell (which holds its work, unboxed, until
+    /// it starts), queues it and arms its timer.
+    fn submit<T: Send + 'static, W: Launch<T>>(
         &self,
         options: TaskOptions,
         target: Target<'_, T>,
-        work: impl FnOnce(Arc<TaskCell<T>>, Arc<Counters>) -> Work,
+        work: W,
     ) -> Result<Submitted<T>, Error> {
         let timeout = options.validated_timeout()?;
         let id = next_task_id();
         let queue_id = self.shared.id;
-        let (cell, task_ref, receiver) = match target {
+        // A timeout too large to represent is no timeout at all.
+        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+        let (control, task_ref, outbox): (Arc<dyn Control>, _, _) = match target {
             Target::Handle => {
-                let (sender, receiver) = oneshot::channel();
-                let (cell, task_ref) = TaskCell::for_handle(id, queue_id, sender);
-                (cell, task_ref, Some(receiver))
+                let (cell, task_ref) = TaskCell::for_handle(id, queue_id, deadline, work);
+                let outbox: Arc<dyn Outbox<T>> = cell.clone();
+                (cell, task_ref, Some(outbox))
             }
             Target::Mailbox(mailbox) => {
-                let (cell, task_ref) = TaskCell::for_mailbox(id, queue_id, mailbox.sender());
+                let (cell, task_ref) =
+                    TaskCell::for_mailbox(id, queue_id, deadline, work, mailbox.sender());
                 (cell, task_ref, None)
             }
         };
-        let control: Arc<dyn Control> = cell.clone();
-        // A timeout too large to represent is no timeout at all.
-        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
         let entry = Entry {
-            id,
-            priority: options.priority_value(),
-            deadline,
             control: Arc::clone(&control),
-            work: work(cell, Arc::clone(&self.shared.counters)),
         };
-        self.shared.submit(entry)?;
+        self.shared.submit(entry, options.priority_value())?;
         if let Some(deadline) = deadline {
             self.arm_timer(control, deadline);
         }
-        Ok((task_ref, receiver))
+        Ok((task_ref, outbox))
     }
 
     /// Starts the timer that ends the task at its deadline (row 1.7).

@@ -70,15 +70,18 @@ pub(crate) async fn run(shared: Arc<Shared>, mut entry: Entry, mut key: usize) {
     }
 }
 
-/// Runs one task to its end and counts how it ended.
+/// Runs one task to its end and counts how it ended. The task's work is
+/// taken out of its cell (and boxed) here, when it starts; a task that ended
+/// before its runner got to it has none left, and nothing runs.
 async fn run_one(shared: &Shared, entry: Entry) {
-    let Entry {
-        id, control, work, ..
-    } = entry;
-    let span = tracing::debug_span!("tasque.task", queue = %shared.name, task.id = id);
+    let control = &entry.control;
+    let Some(work) = Arc::clone(control).launch(Arc::clone(&shared.counters)) else {
+        return;
+    };
+    let span = tracing::debug_span!("tasque.task", queue = %shared.name, task.id = control.id());
     let result = match work {
         Work::Async(future) => {
-            let cancelled = control.cancel_notify().notified();
+            let cancelled = std::future::poll_fn(|cx| control.poll_cancelled(cx));
             tokio::select! {
                 biased;
                 _ = cancelled => return,
@@ -105,7 +108,7 @@ async fn run_one(shared: &Shared, entry: Entry) {
         // The work counted its own delivery.
         Ok(Delivered::Value | Delivered::Exit | Delivered::Nothing) => {}
         Err(message) => {
-            shared.exit(&*control, ExitReason::Panicked(message));
+            shared.exit(&**control, ExitReason::Panicked(message));
         }
     }
 }

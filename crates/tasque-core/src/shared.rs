@@ -114,7 +114,7 @@ impl Shared {
     }
 
     /// Queues `entry`, starting it at once if a slot is free (row 1.4).
-    pub(crate) fn submit(self: &Arc<Self>, entry: Entry) -> Result<(), Error> {
+    pub(crate) fn submit(self: &Arc<Self>, entry: Entry, priority: i32) -> Result<(), Error> {
         let mut state = self.state.lock();
         if !state.accepting {
             drop(state);
@@ -130,7 +130,7 @@ impl Shared {
             return Ok(());
         }
         state.queued += 1;
-        state.waiting.push(entry);
+        state.waiting.push(priority, entry);
         let mut started = Vec::new();
         while state.running < self.max_concurrency {
             match self.next_live(&mut state) {
@@ -167,7 +167,7 @@ impl Shared {
             if !state.unqueue(&*entry.control) {
                 continue;
             }
-            if let Some(deadline) = entry.deadline {
+            if let Some(deadline) = entry.control.deadline() {
                 if *now.get_or_insert_with(Instant::now) >= deadline {
                     self.exit(&*entry.control, ExitReason::Timeout);
                     continue;

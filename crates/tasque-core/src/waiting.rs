@@ -15,12 +15,9 @@ pub(crate) struct Waiting {
 }
 
 impl Waiting {
-    /// Appends `entry` to the line of its priority.
-    pub(crate) fn push(&mut self, entry: Entry) {
-        self.levels
-            .entry(entry.priority)
-            .or_default()
-            .push_back(entry);
+    /// Appends `entry` to the line of `priority`.
+    pub(crate) fn push(&mut self, priority: i32, entry: Entry) {
+        self.levels.entry(priority).or_default().push_back(entry);
     }
 
     /// Takes the oldest entry of the most urgent (lowest) priority.

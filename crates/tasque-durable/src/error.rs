@@ -85,6 +85,16 @@ pub enum Error {
         /// The operation, e.g. `"cancel"`.
         operation: &'static str,
     },
+    /// Retrying a failed or cancelled unique job would put it back in its unique slot, which a
+    /// newer job of the same key and period now holds. Nothing was changed: finish, cancel or
+    /// delete the holder first, or enqueue a new job.
+    #[error("job {job} cannot be retried: its unique slot is held by job {holder}")]
+    UniqueSlotTaken {
+        /// The job that was to be retried.
+        job: JobId,
+        /// The job holding the slot.
+        holder: JobId,
+    },
     /// The database was migrated by a newer Tasque; this binary refuses to touch it.
     #[error("database schema is at version {found}, newer than the {supported} this build supports; upgrade Tasque")]
     SchemaTooNew {
@@ -132,6 +142,19 @@ impl Error {
             other => other.to_string(),
         };
         serde_json::json!({ "kind": "undecodable_job", "error": detail })
+    }
+
+    /// The error of a retry the unique index refused: [`Error::UniqueSlotTaken`] naming
+    /// `holder`, or [`Error::Contended`] when no job holds the slot any more (it left its
+    /// states meanwhile: trying again may succeed).
+    pub fn retry_slot_taken(job: JobId, holder: Option<JobId>) -> Error {
+        match holder {
+            Some(holder) => Error::UniqueSlotTaken { job, holder },
+            None => Error::Contended {
+                job,
+                operation: "retry",
+            },
+        }
     }
 
     /// True for errors caused by the caller's input, which changed nothing.

@@ -31,8 +31,13 @@
 //! lock, so the limit is exact across every worker on every machine. A throttled key does not
 //! hold up the other keys of the queue: the claim skips its jobs.
 //!
-//! Limits, pauses and blocking mode still hold: a keyed or rate-limited queue is claimed under
-//! its queue row's lock like a queue with a concurrency limit.
+//! Limits, pauses and blocking mode still hold, and blocking queues honour rate limits too
+//! (their head waits for room in its key's window). A rate-limited queue is claimed under its
+//! queue row's lock like a queue with a concurrency limit. The per-key window needs no lock: a
+//! claim finishes no job, so the unfinished jobs a window counts only shrink while claims run,
+//! and two claimers cannot both start a job the window holds (PostgreSQL claims keyed queues
+//! with its plain single statement; SQLite's single writer serialises claims anyway; MySQL
+//! claims them on its gated path).
 //!
 //! # Seeing why a job waits
 //!

@@ -119,11 +119,12 @@ impl UniqueStates {
         self.0 & Self::bit(state) != 0
     }
 
-    /// The states, in display order.
+    /// The states, in display order (never on hold: a held job cannot be unique, so the SQL
+    /// documents do not name that state).
     pub fn states(self) -> Vec<JobState> {
         JobState::ALL
             .into_iter()
-            .filter(|s| self.contains(*s))
+            .filter(|s| *s != JobState::OnHold && self.contains(*s))
             .collect()
     }
 }

@@ -38,6 +38,9 @@ pub struct MySqlConfig {
     pub max_connections: u32,
     /// How long an operation waits for a free connection before failing.
     pub acquire_timeout: Duration,
+    /// Test mode: the store reads "now" from the namespace's virtual clock (see
+    /// [`with_virtual_clock`](Self::with_virtual_clock)).
+    pub virtual_clock: bool,
 }
 
 impl MySqlConfig {
@@ -50,7 +53,20 @@ impl MySqlConfig {
             limits: Limits::default(),
             max_connections: 10,
             acquire_timeout: Duration::from_secs(30),
+            virtual_clock: false,
         }
+    }
+
+    /// Opens the store in **test mode**: every statement it runs (and the stored procedures it
+    /// creates when it migrates a namespace) reads "now" from the namespace's one-row clock
+    /// table (schema version 10) while a virtual time is set there, and from the server clock
+    /// otherwise. `tasque::testing::TestClock` sets it. Never use it in production: every
+    /// clock read then costs a primary-key lookup. Open a test namespace in test mode from its
+    /// creation, so its stored procedures read the virtual clock too (see
+    /// [`MySqlStore::set_virtual_now`](crate::MySqlStore::set_virtual_now)).
+    pub fn with_virtual_clock(mut self) -> Self {
+        self.virtual_clock = true;
+        self
     }
 
     /// Sets the namespace.

@@ -25,7 +25,9 @@
 //!   [`MySqlError::ServerTooOld`], naming the release needed.
 //! - **One clock**: leases, schedules and retries use the server's `UTC_TIMESTAMP(6)`
 //!   (microseconds, UTC whatever the server's time zone). Clock skew between worker machines
-//!   cannot double-run a job.
+//!   cannot double-run a job. In test mode
+//!   ([`MySqlConfig::with_virtual_clock`]), every statement reads a virtual clock instead
+//!   ([`clock`]), which `tasque::testing::TestClock` drives.
 //! - **Claims** are one short transaction: `SELECT ... ORDER BY ... LIMIT n FOR UPDATE SKIP
 //!   LOCKED` picks ready jobs in poll order walking the claim index (one statement per queue)
 //!   and reads everything the claims carry, with the lease end they take; one `UPDATE` takes
@@ -77,6 +79,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bound;
+pub mod clock;
 mod config;
 mod migrate;
 mod ops;
@@ -118,6 +122,9 @@ struct Inner {
     known_queues: Mutex<HashSet<String>>,
     /// In-process announcements of ready jobs (see [`MySqlStore::announce`]).
     wakeups: tokio::sync::broadcast::Sender<String>,
+    /// Bound to one open transaction on a one-connection pool (see
+    /// [`MySqlStore::begin_bound`]).
+    bound: bool,
 }
 
 impl MySqlStore {
@@ -142,7 +149,7 @@ impl MySqlStore {
             pool.close().await;
             return Err(Error::database(too_old));
         }
-        let sql = Sql::new(&stem);
+        let sql = Sql::new(&stem, config.virtual_clock);
         migrate::check_not_newer(migrate::current_version(&pool, &sql, &stem).await?)?;
         Ok(MySqlStore {
             inner: Arc::new(Inner {
@@ -154,6 +161,7 @@ impl MySqlStore {
                 server,
                 known_queues: Mutex::default(),
                 wakeups: tokio::sync::broadcast::channel(WAKEUP_BACKLOG).0,
+                bound: false,
             }),
         })
     }
@@ -276,7 +284,9 @@ pub(crate) fn sql_err(err: sqlx::Error) -> Error {
 #[async_trait::async_trait]
 impl tasque_durable::engine::EngineBase for MySqlStore {
     fn schedule_engine(&self) -> Option<&dyn tasque_durable::schedule::ScheduleEngine> {
-        Some(self)
+        // A store bound to a transaction has no schedules nor elections: an election's
+        // session would take its one connection out of the transaction.
+        (!self.inner.bound).then_some(self as &dyn tasque_durable::schedule::ScheduleEngine)
     }
 
     fn insight_engine(&self) -> Option<&dyn tasque_durable::Insight> {

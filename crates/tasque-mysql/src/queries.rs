@@ -14,7 +14,8 @@
 use sqlx::{MySql, QueryBuilder};
 use tasque_durable::{JobFilter, JobState, PollOrder};
 
-/// The server clock.
+/// The server clock ([`crate::clock::DATABASE_CLOCK`]; rendered as the virtual clock in test
+/// mode).
 macro_rules! now {
     () => {
         "UTC_TIMESTAMP(6)"
@@ -203,12 +204,15 @@ macro_rules! statements {
         pub struct Sql {
             /// `(placeholder, quoted table name)` pairs.
             tables: Vec<(&'static str, String)>,
+            /// Test mode: what the server clock is rendered as (the virtual clock).
+            clock: Option<String>,
             $($(#[$doc])* pub $name: String,)*
         }
 
         impl Sql {
-            /// Renders every fixed statement for the tables of `stem`.
-            pub fn new(stem: &str) -> Sql {
+            /// Renders every fixed statement for the tables of `stem`, reading the virtual
+            /// clock in test mode (`virtual_clock`).
+            pub fn new(stem: &str, virtual_clock: bool) -> Sql {
                 let mut tables: Vec<(&'static str, String)> =
                     ["jobs", "queues", "migrations", "checkpoints", "events"]
                         .iter()
@@ -216,7 +220,8 @@ macro_rules! statements {
                         .collect();
                 // The bare stem, for names that must be unique in the database (constraints).
                 tables.push(("@stem@", stem.to_string()));
-                let mut sql = Sql { tables, $($name: String::new(),)* };
+                let clock = virtual_clock.then(|| crate::clock::virtual_clock(stem));
+                let mut sql = Sql { tables, clock, $($name: String::new(),)* };
                 $(sql.$name = sql.render($sql);)*
                 sql
             }
@@ -237,6 +242,10 @@ fn placeholder(table: &str) -> &'static str {
 statements! {
     /// Reads the server clock.
     now = concat!("SELECT ", now!());
+    /// Sets the virtual clock of test mode (schema version 10). Binds the time.
+    set_clock = "INSERT INTO `@stem@_clock` (id, at) VALUES (1, ?) ON DUPLICATE KEY UPDATE at = VALUES(at)";
+    /// Clears the virtual clock (back to the server clock).
+    clear_clock = "DELETE FROM `@stem@_clock`";
 
     /// Whether the migration history table exists. Binds 1 table name (unquoted).
     has_table = "SELECT COUNT(*) FROM information_schema.TABLES \
@@ -267,7 +276,7 @@ statements! {
     /// Releases the migration lock (binds 1 lock name).
     unlock = "SELECT RELEASE_LOCK(?)";
     /// Drops every table of the namespace (checkpoints and edges first: they reference jobs).
-    drop_tables = "DROP TABLE IF EXISTS @checkpoints@, `@stem@_job_deps`, @jobs@, @queues@, @events@, @migrations@, `@stem@_schedules`, `@stem@_leases`, `@stem@_workers`";
+    drop_tables = "DROP TABLE IF EXISTS @checkpoints@, `@stem@_job_deps`, @jobs@, @queues@, @events@, @migrations@, `@stem@_schedules`, `@stem@_leases`, `@stem@_workers`, `@stem@_clock`";
 
     /// Sets a queue's paused flag, creating it if needed. Binds 1 name, 2 paused, 3 paused.
     set_queue_paused = concat!("INSERT INTO @queues@ (name, paused, created_at) VALUES (?, ?, ",
@@ -407,6 +416,11 @@ statements! {
     cancel_job = concat!("UPDATE @jobs@ SET state = 'cancelled', finished_at = ", now!(), ", \
         lease_expires_at = NULL, cancel_at = NULL, wake_at = NULL, failure = '{\"error\":\"cancelled\"}' \
         WHERE id = ? AND state IN ('pending', 'running', 'sleeping', 'waiting', 'on_hold')");
+    /// The job holding the unique slot of another job (its key and period). Binds 1 id,
+    /// 2 id, 3 id.
+    unique_holder = "SELECT h.id FROM @jobs@ AS h WHERE h.unique_slot = \
+        (SELECT j.unique_key FROM @jobs@ AS j WHERE j.id = ?) AND h.unique_bucket = \
+        (SELECT j.unique_bucket FROM @jobs@ AS j WHERE j.id = ?) AND h.id <> ? LIMIT 1";
     /// Revives a failed or cancelled job as attempt 1 of a new run. Binds 1 max_attempts,
     /// 2 retry, 3 priority, 4 timeout ms, 5 max_duration ms, 6 max_delay ms, 7 headers,
     /// 8 run_at (or NULL), 9 delay µs, 10 max_delay µs, 11 id.
@@ -498,13 +512,23 @@ statements! {
 }
 
 impl Sql {
-    /// Replaces the table placeholders of `sql`.
+    /// The one renderer of the engine's statements: replaces the table placeholders of `sql`
+    /// and, in test mode, its reads of the server clock by the virtual clock (see
+    /// [`crate::clock`]).
     pub fn render(&self, sql: &str) -> String {
         let mut out = sql.to_string();
         for (placeholder, table) in &self.tables {
             out = out.replace(placeholder, table);
         }
+        if let Some(clock) = &self.clock {
+            out = out.replace(crate::clock::DATABASE_CLOCK, clock);
+        }
         out
+    }
+
+    /// Whether statements read the virtual clock (test mode).
+    pub fn clocked(&self) -> bool {
+        self.clock.is_some()
     }
 
     /// Creates `n` queues unless they exist. Binds n names.
@@ -700,7 +724,7 @@ impl Sql {
     /// `SELECT COUNT(*)` of matching jobs.
     pub fn count(&self, filter: &JobFilter) -> QueryBuilder<'static, MySql> {
         let mut qb = QueryBuilder::new(self.render("SELECT COUNT(*) FROM @jobs@ WHERE TRUE"));
-        push_filter(&mut qb, filter);
+        push_filter(&mut qb, self, filter);
         qb
     }
 
@@ -717,7 +741,7 @@ impl Sql {
             job_columns!(),
             " FROM @jobs@ WHERE TRUE"
         )));
-        push_filter(&mut qb, filter);
+        push_filter(&mut qb, self, filter);
         if let Some(after) = after {
             qb.push(" AND id > ").push_bind(after);
         }
@@ -731,13 +755,13 @@ impl Sql {
     /// Deletes every matching job that is not running.
     pub fn purge(&self, filter: &JobFilter) -> QueryBuilder<'static, MySql> {
         let mut qb = QueryBuilder::new(self.render("DELETE FROM @jobs@ WHERE state <> 'running'"));
-        push_filter(&mut qb, filter);
+        push_filter(&mut qb, self, filter);
         qb
     }
 }
 
 /// Appends ` AND (filter)` for an inspector filter to a statement whose WHERE has begun.
-fn push_filter(qb: &mut QueryBuilder<'_, MySql>, filter: &JobFilter) {
+fn push_filter(qb: &mut QueryBuilder<'_, MySql>, sql: &Sql, filter: &JobFilter) {
     if !filter.states.is_empty() {
         // `state IN (...)` first, so the scan is a range on a state-leading index; available
         // and scheduled (both stored `pending`) are then told apart by the run time.
@@ -757,7 +781,7 @@ fn push_filter(qb: &mut QueryBuilder<'_, MySql>, filter: &JobFilter) {
         if available != scheduled {
             qb.push(" AND (state <> 'pending' OR run_at ");
             qb.push(if available { "<= " } else { "> " });
-            qb.push(concat!(now!(), ")"));
+            qb.push(sql.render(concat!(now!(), ")")));
         }
     }
     push_in(qb, "task", &filter.tasks);

@@ -2,15 +2,13 @@
 //! are text, parsed here; a time sqlx cannot decode (a zero date, a day 0) and every other
 //! decoding failure becomes [`Error::Corrupt`] naming the column.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::mysql::MySqlRow;
 use sqlx::Row;
+use tasque_durable::engine::rows::{self as shared, Col, Columns, JobColumns};
 use tasque_durable::{
-    AttemptError, CancellationPolicy, Claim, Error, JobId, JobInfo, JobResult, JobState, Result,
-    RetryStrategy, RunId,
+    Claim, Error, JobId, JobInfo, JobResult, JobState, Result, RetryStrategy, RunId,
 };
 
 use crate::sql_err;
@@ -53,14 +51,6 @@ pub fn text_at(row: &MySqlRow, index: usize) -> Result<String> {
     Ok(at::<Text>(row, index)?.0)
 }
 
-fn millis(ms: Option<i64>) -> Option<Duration> {
-    ms.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
-}
-
-fn u32_of(n: i32) -> u32 {
-    u32::try_from(n).unwrap_or(0)
-}
-
 /// Parses stored JSON text.
 pub fn json(text: &str, what: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("{what}: not JSON: {e}")))
@@ -72,19 +62,12 @@ fn json_opt(text: Option<String>, what: &str) -> Result<Option<Value>> {
 
 /// Decodes a stored retry strategy.
 pub fn retry(text: &str) -> Result<RetryStrategy> {
-    serde_json::from_str(text)
-        .map_err(|e| Error::Corrupt(format!("retry: not a retry strategy: {e}")))
+    shared::retry_strategy_text(text)
 }
 
 /// The model state of a stored state, given the run time and the clock.
 pub fn state(stored: &str, run_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<JobState> {
-    match stored {
-        "pending" if run_at > now => Ok(JobState::Scheduled),
-        "pending" => Ok(JobState::Available),
-        other => other
-            .parse()
-            .map_err(|_| Error::Corrupt(format!("state: unknown stored state {other:?}"))),
-    }
+    shared::state(stored, run_at > now)
 }
 
 /// A decoding failure as [`Error::Corrupt`] naming the column; other failures as they are.
@@ -100,14 +83,6 @@ fn column_err(column: &str, error: sqlx::Error) -> Error {
         }
         sqlx::Error::ColumnDecode { source, .. } => Error::Corrupt(format!("{column}: {source}")),
         other => sql_err(other),
-    }
-}
-
-/// Names the job in a decoding failure.
-fn of_job(id: JobId, error: Error) -> Error {
-    match error {
-        Error::Corrupt(what) => Error::Corrupt(format!("job {id}: {what}")),
-        other => other,
     }
 }
 
@@ -130,65 +105,58 @@ where
 
 /// A row of the job columns as a `JobInfo`.
 pub fn job_info(row: &MySqlRow) -> Result<JobInfo> {
-    let id = JobId(get(row, "id")?);
-    job_info_of(id, row).map_err(|e| of_job(id, e))
+    shared::job_info(&Cols(row))
 }
 
-fn job_info_of(id: JobId, row: &MySqlRow) -> Result<JobInfo> {
-    let run_at: DateTime<Utc> = get(row, "run_at")?;
-    let now: DateTime<Utc> = get(row, "now")?;
-    let errors: Vec<AttemptError> = serde_json::from_str(&text(row, "errors")?)
-        .map_err(|e| Error::Corrupt(format!("errors: {e}")))?;
-    Ok(JobInfo {
-        id,
-        run_id: RunId::new(id, get(row, "run_seq")?),
-        queue: text(row, "queue")?,
-        task: text(row, "task")?,
-        params: json(&text(row, "params")?, "params")?,
-        headers: json_opt(text_opt(row, "headers")?, "headers")?.unwrap_or(Value::Null),
-        state: state(&text(row, "state")?, run_at, now)?,
-        priority: get(row, "priority")?,
-        attempt: u32_of(get(row, "attempt")?),
-        max_attempts: u32_of(get(row, "max_attempts")?),
-        retry: retry(&text(row, "retry")?)?,
-        timeout: millis(get(row, "timeout_ms")?),
-        cancellation: CancellationPolicy {
-            max_duration: millis(get(row, "max_duration_ms")?),
-            max_delay: millis(get(row, "max_delay_ms")?),
-        },
-        idempotency_key: text_opt(row, "idempotency_key")?,
-        unique_key: text_opt(row, "unique_key")?,
-        result: json_opt(text_opt(row, "result")?, "result")?,
-        failure: json_opt(text_opt(row, "failure")?, "failure")?,
-        errors,
-        worker_id: text_opt(row, "worker_id")?,
-        created_at: get(row, "created_at")?,
-        run_at,
-        first_started_at: get(row, "first_started_at")?,
-        attempted_at: get(row, "attempted_at")?,
-        finished_at: get(row, "finished_at")?,
-        lease_expires_at: get(row, "lease_expires_at")?,
-    })
-}
-
-/// The state, result and failure of a job from a row of the job columns: only what those
-/// need is decoded, so the outcome of a job whose other columns are corrupt can still be read.
+/// The state, result and failure of a job from a row of the job columns (see
+/// [`shared::job_result`]).
 pub fn job_result(row: &MySqlRow) -> Result<JobResult> {
-    let id = JobId(get(row, "id")?);
-    let of = |row: &MySqlRow| -> Result<JobResult> {
-        let stored = text(row, "state")?;
-        let state = if stored == "pending" {
-            state(&stored, get(row, "run_at")?, get(row, "now")?)?
-        } else {
-            state(&stored, DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MIN_UTC)?
-        };
-        Ok(JobResult {
-            state,
-            result: json_opt(text_opt(row, "result")?, "result")?,
-            failure: json_opt(text_opt(row, "failure")?, "failure")?,
-        })
-    };
-    of(row).map_err(|e| of_job(id, e))
+    shared::job_result(&Cols(row))
+}
+
+/// A row read through the shared decoders ([`Columns`]).
+pub struct Cols<'r>(pub &'r MySqlRow);
+
+impl Cols<'_> {
+    fn get<'r, T>(&'r self, c: Col<'_>) -> Result<T>
+    where
+        T: sqlx::Decode<'r, sqlx::MySql> + sqlx::Type<sqlx::MySql>,
+    {
+        match c {
+            Col::Name(name) => get(self.0, name),
+            Col::At(index) => at(self.0, index),
+        }
+    }
+}
+
+impl Columns for Cols<'_> {
+    fn text_opt(&self, c: Col<'_>) -> Result<Option<String>> {
+        Ok(self.get::<Option<Text>>(c)?.map(|t| t.0))
+    }
+    fn int32(&self, c: Col<'_>) -> Result<i32> {
+        self.get(c)
+    }
+    fn int64_opt(&self, c: Col<'_>) -> Result<Option<i64>> {
+        self.get(c)
+    }
+    fn flag(&self, c: Col<'_>) -> Result<bool> {
+        Ok(self.get::<i64>(c)? != 0)
+    }
+    fn time(&self, c: Col<'_>) -> Result<DateTime<Utc>> {
+        self.get(c)
+    }
+    fn time_opt(&self, c: Col<'_>) -> Result<Option<DateTime<Utc>>> {
+        self.get(c)
+    }
+    fn json_opt(&self, c: Col<'_>) -> Result<Option<Value>> {
+        json_opt(self.text_opt(c)?, &c.to_string())
+    }
+}
+
+impl JobColumns for Cols<'_> {
+    fn scheduled(&self) -> Result<bool> {
+        Ok(get::<DateTime<Utc>>(self.0, "run_at")? > get::<DateTime<Utc>>(self.0, "now")?)
+    }
 }
 
 /// A claimed run whose row did not decode: it is taken with the others, then failed for good
@@ -234,11 +202,11 @@ pub fn claim(row: &MySqlRow) -> Result<(Claim, DateTime<Utc>)> {
         task: text(row, "task")?,
         params: json(&text(row, "params")?, "params")?,
         headers: json_opt(text_opt(row, "headers")?, "headers")?.unwrap_or(Value::Null),
-        attempt: u32_of(get(row, "attempt")?),
-        max_attempts: u32_of(get(row, "max_attempts")?),
+        attempt: shared::count(get(row, "attempt")?),
+        max_attempts: shared::count(get(row, "max_attempts")?),
         retry: retry(&text(row, "retry")?)?,
         priority: get(row, "priority")?,
-        timeout: millis(get(row, "timeout_ms")?),
+        timeout: shared::millis(get(row, "timeout_ms")?),
         lease_expires_at: get(row, "lease_expires_at")?,
         wake_event: text_opt(row, "wake_event")?,
         event_payload: json_opt(text_opt(row, "event_payload")?, "event payload")?,

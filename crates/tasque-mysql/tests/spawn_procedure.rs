@@ -14,9 +14,11 @@ use sqlx::mysql::MySqlRow;
 use sqlx::{Column, Row};
 use tasque_durable::conformance::documents::{
     option_document, option_document_cases, option_named_in, same_stored_options,
+    unique_refusal_cases,
 };
+use tasque_durable::unique::Uniqueness;
 use tasque_durable::validate::parse_options;
-use tasque_durable::{JobFilter, JobId, JobState, Spawn, SpawnOptions, Store};
+use tasque_durable::{Error, JobFilter, JobId, JobState, Spawn, SpawnOptions, Store};
 use tasque_mysql::MySqlStore;
 use tasque_worker::{Handlers, JobContext, Worker};
 
@@ -133,6 +135,86 @@ async fn an_idempotency_key_returns_the_existing_job_to_sql_and_rust() {
     assert!(!rust.created);
     assert_eq!(rust.job_id, job_id(&first));
     assert_eq!(store.count(JobFilter::all()).await.unwrap(), 2);
+}
+
+/// The `unique` option, as PostgreSQL's `spawn` takes it: a held slot returns its holder to
+/// SQL and to Rust alike (`created` 0); a finished holder outside the chosen states frees the
+/// slot; a bad `unique` document is refused (22023) naming the option, as the Rust parser does.
+#[tokio::test]
+async fn a_unique_slot_returns_its_holder_to_sql_and_rust_and_bad_documents_are_refused() {
+    let Some(pool) = support::server().await else {
+        return;
+    };
+    let fresh = support::Fresh::new("p");
+    let store = fresh.store("main").await;
+    let options = json!({"unique": {"key": "report:7", "period_ms": 3600000}}).to_string();
+    let first = spawn(&pool, &store, "reports", Some("{}"), Some(&options))
+        .await
+        .unwrap();
+    let again = spawn(&pool, &store, "reports", Some("{}"), Some(&options))
+        .await
+        .unwrap();
+    assert!(created(&first));
+    assert!(!created(&again));
+    assert_eq!(job_id(&again), job_id(&first));
+    assert_eq!(again.get::<i64, _>(1), 1);
+    let info = store.get_job(job_id(&first)).await.unwrap();
+    assert_eq!(info.unique_key.as_deref(), Some("report:7"));
+    let unique = Uniqueness::key("report:7").period(Duration::from_secs(3600));
+    let from_rust = store
+        .spawn(
+            Spawn::new("reports", "build", json!({}))
+                .with_options(SpawnOptions::new().with_unique(unique)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (from_rust.created, from_rust.job_id),
+        (false, job_id(&first))
+    );
+    // A slot made by Rust is found by SQL too, and states decide who holds it.
+    let mask = json!({"unique": {"key": "k2", "states": ["AVAILABLE", "scheduled", "running",
+        "sleeping", "waiting", "cancelled"]}})
+    .to_string();
+    let parsed = parse_options(&serde_json::from_str(&mask).unwrap()).unwrap();
+    let rust = store
+        .spawn(Spawn::new("q", "work", json!({})).with_options(parsed))
+        .await
+        .unwrap();
+    let sql = spawn(&pool, &store, "q", Some("{}"), Some(&mask))
+        .await
+        .unwrap();
+    assert_eq!((created(&sql), job_id(&sql)), (false, rust.job_id));
+    store.cancel(rust.job_id).await.unwrap();
+    let held = spawn(&pool, &store, "q", Some("{}"), Some(&mask))
+        .await
+        .unwrap();
+    assert_eq!(
+        (created(&held), job_id(&held)),
+        (false, rust.job_id),
+        "a cancelled job holds the slot when its states say so"
+    );
+    let plain = json!({"unique": {"key": "k3"}}).to_string();
+    let one = spawn(&pool, &store, "q", Some("{}"), Some(&plain))
+        .await
+        .unwrap();
+    store.cancel(job_id(&one)).await.unwrap();
+    let two = spawn(&pool, &store, "q", Some("{}"), Some(&plain))
+        .await
+        .unwrap();
+    assert!(created(&two) && job_id(&two) != job_id(&one));
+
+    for (bad, option) in unique_refusal_cases() {
+        let parsed = parse_options(&bad);
+        assert!(
+            matches!(&parsed, Err(Error::InvalidOption { option: o, .. }) if *o == option),
+            "rust: {bad} gave {parsed:?}"
+        );
+        let message = spawn(&pool, &store, "q", Some("{}"), Some(&bad.to_string()))
+            .await
+            .expect_err("refused");
+        assert!(message.contains(&format!("`{option}`")), "{bad}: {message}");
+    }
 }
 
 #[tokio::test]

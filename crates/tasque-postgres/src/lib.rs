@@ -53,6 +53,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bound;
 pub mod clock;
 mod config;
 mod listen;
@@ -89,6 +90,9 @@ struct Inner {
     sql: Sql,
     limits: Limits,
     wakeups: Wakeups,
+    /// Bound to one open transaction on a one-connection pool (see
+    /// [`PostgresStore::begin_bound`]).
+    bound: bool,
 }
 
 impl PostgresStore {
@@ -121,6 +125,7 @@ impl PostgresStore {
                 sql,
                 limits,
                 wakeups,
+                bound: false,
             }),
         }
     }
@@ -163,6 +168,25 @@ impl PostgresStore {
         migrate::current_version(&self.inner.pool, &self.inner.schema).await
     }
 
+    /// Makes `queue` quiet (`notify` false) or notifying again (true, the default), creating
+    /// it if needed. Spawns of ready jobs into a quiet queue, from Rust or from SQL, do not
+    /// `NOTIFY`; workers find its jobs by polling (the worker's `poll_interval`, 200 ms by
+    /// default), and at once while they are busy.
+    /// A notification makes PostgreSQL commit the notifying transactions one at a time, so
+    /// many producing connections go faster into a quiet queue (see the README's
+    /// "Producers" chapter). The same from SQL: `UPDATE "tasque_NS".queues SET notify = false
+    /// WHERE name = 'QUEUE'` once the queue exists.
+    pub async fn set_queue_notify(&self, queue: &str, notify: bool) -> Result<()> {
+        tasque_durable::validate::validate_name("queue", queue)?;
+        sqlx::query(&self.inner.sql.set_queue_notify)
+            .bind(queue)
+            .bind(notify)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        Ok(())
+    }
+
     /// Drops this namespace's schema and everything in it. For tests and tooling: the jobs are
     /// gone for good.
     pub async fn drop_schema(&self) -> Result<()> {
@@ -190,7 +214,9 @@ pub(crate) fn sql_err(err: sqlx::Error) -> Error {
 #[async_trait::async_trait]
 impl tasque_durable::engine::EngineBase for PostgresStore {
     fn schedule_engine(&self) -> Option<&dyn tasque_durable::schedule::ScheduleEngine> {
-        Some(self)
+        // A store bound to a transaction has no schedules nor elections: an election's
+        // session would take its one connection out of the transaction.
+        (!self.inner.bound).then_some(self as &dyn tasque_durable::schedule::ScheduleEngine)
     }
 
     fn insight_engine(&self) -> Option<&dyn tasque_durable::Insight> {

@@ -17,7 +17,7 @@ use crate::queries::migrate as q;
 use crate::sql_err;
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// Every migration, one file per version under `migrations/` (see
 /// [`tasque_durable::engine::migrations`]; `@schema@` and `@channel@` are rendered per
@@ -33,6 +33,8 @@ const MIGRATIONS: &[Migration] = &[
     Migration::new(8, include_str!("../migrations/v8.sql")),
     Migration::new(9, include_str!("../migrations/v9.sql")),
     Migration::new(10, include_str!("../migrations/v10.sql")),
+    // Assigned version 12: registered at the next free slot until version 11 lands.
+    Migration::new(11, include_str!("../migrations/v12.sql")),
 ];
 
 fn render(script: &str, schema: &str) -> String {

@@ -49,13 +49,15 @@ const CLAIM_RETURNING: &str = " RETURNING j.id, j.run_seq, j.queue, j.task, j.pa
 /// filter on each job row: a per-row `queue <> ALL (ARRAY(...))` made the planner estimate one
 /// matching row, so it sorted every ready job of the queue at each claim instead of walking the
 /// claim index in order (0.5 s a claim with 300,000 ready jobs; see `scripts/bench scale`).
-fn pick_ready(queue: &str, columns: &str, order_by: &str, excluded: &str) -> String {
+///
+/// `window` is the per-key window every keyed job passes (see [`key_window`]).
+fn pick_ready(queue: &str, columns: &str, order_by: &str, excluded: &str, window: &str) -> String {
     format!(
         "SELECT {columns} FROM @schema@.jobs WHERE queue = {queue} AND state = 'pending' \
            AND run_at <= now() AND (cancel_at IS NULL OR cancel_at > now()) \
            AND NOT EXISTS (SELECT 1 FROM @schema@.queues AS x \
              WHERE x.name = {queue} AND ({excluded})) \
-           ORDER BY {order_by} LIMIT $2 FOR UPDATE SKIP LOCKED"
+           AND {window} ORDER BY {order_by} LIMIT $2 FOR UPDATE SKIP LOCKED"
     )
 }
 
@@ -69,7 +71,13 @@ fn claim_pick(many: bool, order_by: &str, excluded: &str) -> String {
         format!(
             "SELECT p.id FROM (SELECT DISTINCT v.q FROM unnest($1::text[]) AS v(q)) AS u \
              CROSS JOIN LATERAL ({}) AS p ORDER BY {} LIMIT $2",
-            pick_ready("u.q", "id, priority, run_at", order_by, excluded),
+            pick_ready(
+                "u.q",
+                "id, priority, run_at",
+                order_by,
+                excluded,
+                &key_window("@schema@.jobs", &key_concurrency("u.q"))
+            ),
             order_by
                 .split(", ")
                 .map(|c| format!("p.{c}"))
@@ -77,7 +85,13 @@ fn claim_pick(many: bool, order_by: &str, excluded: &str) -> String {
                 .join(", ")
         )
     } else {
-        pick_ready("$1", "id", order_by, excluded)
+        pick_ready(
+            "$1",
+            "id",
+            order_by,
+            excluded,
+            &key_window("@schema@.jobs", &key_concurrency("$1")),
+        )
     }
 }
 
@@ -114,35 +128,51 @@ pub struct ClaimSql {
 }
 
 /// Queues the plain claim leaves out: paused ones, and those whose claims are gated (a
-/// concurrency limit or blocking mode), which [`ClaimSql::gated`] claims from under the queue's
-/// row lock.
+/// concurrency limit, blocking mode or a rate limit), which [`ClaimSql::gated`] claims from
+/// under the queue's row lock.
+///
+/// Keyed queues are not gated: the per-key window ([`key_window`]) counts unfinished jobs, and
+/// a claim finishes none, so two claimers cannot both pass a job the window holds. Their
+/// claims are the plain one statement, with no queue-row lock.
 const UNGATED: &str =
-    "paused OR concurrency_limit IS NOT NULL OR blocking OR keyed OR rate_limit IS NOT NULL";
+    "paused OR concurrency_limit IS NOT NULL OR blocking OR rate_limit IS NOT NULL";
 
 /// The states in which a keyed job holds a place in its key's window (with `OR holds_queue`:
 /// failed and kept by the key's policy). Matches the predicate of `jobs_key_unfinished`.
 const KEY_UNFINISHED: &str =
     "state IN ('pending', 'running', 'sleeping', 'waiting') OR holds_queue";
 
-/// The per-key window of a gated claim: a keyed job is claimable only while fewer than `$5`
-/// (the queue's key concurrency) jobs of its key created before it are unfinished.
-fn key_window(alias: &str) -> String {
+/// The per-key window of a claim: a keyed job is claimable only while fewer than `k` (the
+/// queue's key concurrency, an SQL expression) jobs of its key created before it are
+/// unfinished. One probe of `jobs_key_unfinished` per keyed candidate; unkeyed jobs pass at
+/// the first test.
+fn key_window(alias: &str, k: &str) -> String {
     format!(
         "({alias}.ordering_key IS NULL OR (SELECT count(*) FROM (SELECT 1 FROM @schema@.jobs AS p \
            WHERE p.queue = {alias}.queue AND p.ordering_key = {alias}.ordering_key \
            AND p.id < {alias}.id AND p.ordering_key IS NOT NULL AND ({KEY_UNFINISHED}) \
-           LIMIT $5) AS ahead) < $5)"
+           LIMIT {k}) AS ahead) < {k})"
+    )
+}
+
+/// The key concurrency of queue `queue` (SQL), read once per claim and queue (an init plan).
+fn key_concurrency(queue: &str) -> String {
+    format!(
+        "(SELECT coalesce(max(k.key_concurrency), 1) FROM @schema@.queues AS k \
+           WHERE k.name = {queue})"
     )
 }
 
 /// The claim of one gated queue under its row lock, honouring the per-key window. Binds as
 /// [`claim`] plus 5 key concurrency.
 fn claim_gated(order_by: &str) -> String {
-    claim(&claim_pick(false, order_by, "paused")).replacen(
-        "ORDER BY",
-        &format!("AND {} ORDER BY", key_window("@schema@.jobs")),
-        1,
-    )
+    claim(&pick_ready(
+        "$1",
+        "id",
+        order_by,
+        "paused",
+        &key_window("@schema@.jobs", "$5"),
+    ))
 }
 
 /// The claim of one rate-limited queue under its row lock (its clock is the statement's start,
@@ -183,7 +213,7 @@ fn claim_rated(order_by: &str) -> String {
              window_start_ms = greatest(rate_windows.window_start_ms, excluded.window_start_ms)) \
          SELECT id, run_seq, queue, task, params, headers, attempt, max_attempts, retry, \
            priority, timeout_ms, lease_expires_at, wake_event, event_payload, run_at FROM claimed",
-        window = key_window("j"),
+        window = key_window("j", "$5"),
         lease = ms!(4),
     )
 }
@@ -320,11 +350,11 @@ statements! {
     lock_gated_queues = "SELECT name, concurrency_limit, blocking, key_concurrency, rate_limit, \
         rate_window_ms, rate_key FROM @schema@.queues \
         WHERE name = ANY($1::text[]) AND NOT paused \
-        AND (concurrency_limit IS NOT NULL OR blocking OR keyed OR rate_limit IS NOT NULL) \
+        AND (concurrency_limit IS NOT NULL OR blocking OR rate_limit IS NOT NULL) \
         ORDER BY name FOR UPDATE";
     /// Whether any of some queues is gated (unlocked). Binds 1 names.
     any_gated = "SELECT EXISTS (SELECT 1 FROM @schema@.queues WHERE name = ANY($1::text[]) \
-        AND NOT paused AND (concurrency_limit IS NOT NULL OR blocking OR keyed \
+        AND NOT paused AND (concurrency_limit IS NOT NULL OR blocking \
         OR rate_limit IS NOT NULL))";
     /// Sets a queue's key policy (creating it). Binds 1 name, 2 concurrency, 3 policy.
     set_key_policy = "INSERT INTO @schema@.queues (name, key_concurrency, key_on_exhausted) \
@@ -355,6 +385,20 @@ statements! {
         FROM (SELECT j.queue, CASE $3::text WHEN 'ordering_key' THEN coalesce(j.ordering_key, '') \
           WHEN 'arg' THEN coalesce(j.params #>> $4::text[], '') ELSE '' END AS rkey \
           FROM @schema@.jobs AS j WHERE j.id = $1) AS k";
+    /// Counts a start of a job in its rate key's current window (the statement's clock, after
+    /// the queue row's lock was taken) unless the window is full; a row when counted. Binds
+    /// 1 id, 2 limit, 3 window ms, 4 key kind, 5 path.
+    count_head_start = "INSERT INTO @schema@.rate_windows AS w (queue, key, window_start_ms, starts) \
+        SELECT j.queue, CASE $4::text WHEN 'ordering_key' THEN coalesce(j.ordering_key, '') \
+          WHEN 'arg' THEN coalesce(j.params #>> $5::text[], '') ELSE '' END, \
+          (floor(extract(epoch FROM statement_timestamp()) * 1000 / $3::bigint))::bigint \
+          * $3::bigint, 1 FROM @schema@.jobs AS j WHERE j.id = $1 \
+        ON CONFLICT (queue, key) DO UPDATE SET \
+          starts = CASE WHEN w.window_start_ms >= excluded.window_start_ms \
+            THEN w.starts + 1 ELSE 1 END, \
+          window_start_ms = greatest(w.window_start_ms, excluded.window_start_ms) \
+        WHERE w.window_start_ms < excluded.window_start_ms OR w.starts < $2 \
+        RETURNING 1";
     /// How many jobs of a queue run. Binds 1 queue.
     running_in_queue = "SELECT count(*) FROM @schema@.jobs WHERE queue = $1 AND state = 'running'";
     /// A failed job holding its blocking queue. Binds 1 queue.
@@ -393,6 +437,10 @@ statements! {
     /// Sets a queue's paused flag, creating it if needed. Binds 1 name, 2 paused.
     set_queue_paused = "INSERT INTO @schema@.queues (name, paused) VALUES ($1, $2) \
         ON CONFLICT (name) DO UPDATE SET paused = excluded.paused";
+    /// Sets whether spawns into a queue notify (`queues.notify`), creating it if needed.
+    /// Binds 1 name, 2 notify.
+    set_queue_notify = "INSERT INTO @schema@.queues (name, notify) VALUES ($1, $2) \
+        ON CONFLICT (name) DO UPDATE SET notify = excluded.notify";
     /// Every queue.
     list_queues = "SELECT name, paused, concurrency_limit, blocking, created_at, on_exhausted \
         FROM @schema@.queues ORDER BY name";
@@ -491,6 +539,11 @@ statements! {
         FROM (SELECT coalesce($9::timestamptz, now() + ", ms!(10), ") AS at) AS t \
         WHERE id = $1 AND state IN ('failed', 'cancelled') RETURNING run_seq");
 
+    /// The job holding the unique slot of another job (its key and period). Binds 1 id.
+    unique_holder = "SELECT h.id FROM @schema@.jobs AS j JOIN @schema@.jobs AS h \
+        ON h.unique_key = j.unique_key AND h.unique_bucket = j.unique_bucket \
+        AND (h.unique_states & @schema@.unique_bit(h.state)) <> 0 \
+        WHERE j.id = $1 AND h.id <> j.id LIMIT 1";
     /// One job's full record. Binds 1 id.
     get_job = concat!("SELECT ", job_columns!(), " FROM @schema@.jobs WHERE id = $1");
     /// Deletes a job unless it is running. Binds 1 id.

@@ -6,16 +6,14 @@
 //! which checks, and every decoding failure (a time out of range, a stored retry strategy
 //! that is not one, an unknown state) becomes [`Error::Corrupt`] naming the column.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgRow, PgTypeInfo, PgValueFormat, PgValueRef};
 use sqlx::{Decode, Postgres, Row, Type};
+use tasque_durable::engine::rows::{self as shared, Col, Columns, JobColumns};
 use tasque_durable::{
-    AttemptError, CancellationPolicy, Claim, Error, JobId, JobInfo, JobResult, JobState, Result,
-    RetryStrategy, RunId,
+    Claim, Error, JobId, JobInfo, JobResult, JobState, Result, RetryStrategy, RunId,
 };
 
 use crate::sql_err;
@@ -76,29 +74,14 @@ impl<'r> Decode<'r, Postgres> for Stamp {
     }
 }
 
-fn millis(ms: Option<i64>) -> Option<Duration> {
-    ms.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
-}
-
 /// Decodes a stored retry strategy.
 pub fn retry(value: Value) -> Result<RetryStrategy> {
-    serde_json::from_value(value)
-        .map_err(|e| Error::Corrupt(format!("retry: not a retry strategy: {e}")))
-}
-
-fn u32_of(n: i32) -> u32 {
-    u32::try_from(n).unwrap_or(0)
+    shared::retry_strategy(value)
 }
 
 /// The model state of a stored state, given the run time and the clock.
 pub fn state(stored: &str, run_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<JobState> {
-    match stored {
-        "pending" if run_at > now => Ok(JobState::Scheduled),
-        "pending" => Ok(JobState::Available),
-        other => other
-            .parse()
-            .map_err(|_| Error::Corrupt(format!("state: unknown stored state {other:?}"))),
-    }
+    shared::state(stored, run_at > now)
 }
 
 /// A decoding failure as [`Error::Corrupt`] naming the column; other failures as they are.
@@ -122,11 +105,6 @@ pub fn time(row: &PgRow, column: &str) -> Result<DateTime<Utc>> {
     Ok(get::<Stamp>(row, column)?.0)
 }
 
-/// A nullable time column of a row.
-pub fn time_opt(row: &PgRow, column: &str) -> Result<Option<DateTime<Utc>>> {
-    Ok(get::<Option<Stamp>>(row, column)?.map(|stamp| stamp.0))
-}
-
 /// A time column of a row, by position.
 pub fn time_at(row: &PgRow, index: usize) -> Result<DateTime<Utc>> {
     row.try_get::<Stamp, _>(index)
@@ -140,75 +118,60 @@ pub fn run_id(row: &PgRow) -> Result<RunId> {
     Ok(RunId::new(JobId(job), row.try_get(1).map_err(sql_err)?))
 }
 
-/// Names the job in a decoding failure.
-fn of_job(id: JobId, error: Error) -> Error {
-    match error {
-        Error::Corrupt(what) => Error::Corrupt(format!("job {id}: {what}")),
-        other => other,
+/// A row of the job columns as a `JobInfo`.
+pub fn job_info(row: &PgRow) -> Result<JobInfo> {
+    shared::job_info(&Cols(row))
+}
+
+/// The state, result and failure of a job from a row of the job columns (see
+/// [`shared::job_result`]).
+pub fn job_result(row: &PgRow) -> Result<JobResult> {
+    shared::job_result(&Cols(row))
+}
+
+/// A row read through the shared decoders ([`Columns`]).
+pub struct Cols<'r>(pub &'r PgRow);
+
+impl Cols<'_> {
+    fn get<'r, T>(&'r self, c: Col<'_>) -> Result<T>
+    where
+        T: Decode<'r, Postgres> + Type<Postgres>,
+    {
+        match c {
+            Col::Name(name) => get(self.0, name),
+            Col::At(index) => self
+                .0
+                .try_get(index)
+                .map_err(|e| column_err(&c.to_string(), e)),
+        }
     }
 }
 
-/// A row of the job columns as a `JobInfo`.
-pub fn job_info(row: &PgRow) -> Result<JobInfo> {
-    let id = JobId(get(row, "id")?);
-    job_info_of(id, row).map_err(|e| of_job(id, e))
+impl Columns for Cols<'_> {
+    fn text_opt(&self, c: Col<'_>) -> Result<Option<String>> {
+        self.get(c)
+    }
+    fn int32(&self, c: Col<'_>) -> Result<i32> {
+        self.get(c)
+    }
+    fn int64_opt(&self, c: Col<'_>) -> Result<Option<i64>> {
+        self.get(c)
+    }
+    fn flag(&self, c: Col<'_>) -> Result<bool> {
+        self.get(c)
+    }
+    fn time_opt(&self, c: Col<'_>) -> Result<Option<DateTime<Utc>>> {
+        Ok(self.get::<Option<Stamp>>(c)?.map(|stamp| stamp.0))
+    }
+    fn json_opt(&self, c: Col<'_>) -> Result<Option<Value>> {
+        self.get(c)
+    }
 }
 
-fn job_info_of(id: JobId, row: &PgRow) -> Result<JobInfo> {
-    let run_at = time(row, "run_at")?;
-    let now = time(row, "now")?;
-    let errors: Vec<AttemptError> = serde_json::from_value(get(row, "errors")?)
-        .map_err(|e| Error::Corrupt(format!("errors: {e}")))?;
-    Ok(JobInfo {
-        id,
-        run_id: RunId::new(id, get(row, "run_seq")?),
-        queue: get(row, "queue")?,
-        task: get(row, "task")?,
-        params: get(row, "params")?,
-        headers: get::<Option<Value>>(row, "headers")?.unwrap_or(Value::Null),
-        state: state(&get::<String>(row, "state")?, run_at, now)?,
-        priority: get(row, "priority")?,
-        attempt: u32_of(get(row, "attempt")?),
-        max_attempts: u32_of(get(row, "max_attempts")?),
-        retry: retry(get(row, "retry")?)?,
-        timeout: millis(get(row, "timeout_ms")?),
-        cancellation: CancellationPolicy {
-            max_duration: millis(get(row, "max_duration_ms")?),
-            max_delay: millis(get(row, "max_delay_ms")?),
-        },
-        idempotency_key: get(row, "idempotency_key")?,
-        unique_key: get(row, "unique_key")?,
-        result: get(row, "result")?,
-        failure: get(row, "failure")?,
-        errors,
-        worker_id: get(row, "worker_id")?,
-        created_at: time(row, "created_at")?,
-        run_at,
-        first_started_at: time_opt(row, "first_started_at")?,
-        attempted_at: time_opt(row, "attempted_at")?,
-        finished_at: time_opt(row, "finished_at")?,
-        lease_expires_at: time_opt(row, "lease_expires_at")?,
-    })
-}
-
-/// The state, result and failure of a job from a row of the job columns: only what those
-/// need is decoded, so the outcome of a job whose other columns are corrupt can still be read.
-pub fn job_result(row: &PgRow) -> Result<JobResult> {
-    let id = JobId(get(row, "id")?);
-    let of = |row: &PgRow| -> Result<JobResult> {
-        let stored: String = get(row, "state")?;
-        let state = if stored == "pending" {
-            state(&stored, time(row, "run_at")?, time(row, "now")?)?
-        } else {
-            state(&stored, DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MIN_UTC)?
-        };
-        Ok(JobResult {
-            state,
-            result: get(row, "result")?,
-            failure: get(row, "failure")?,
-        })
-    };
-    of(row).map_err(|e| of_job(id, e))
+impl JobColumns for Cols<'_> {
+    fn scheduled(&self) -> Result<bool> {
+        Ok(time(self.0, "run_at")? > time(self.0, "now")?)
+    }
 }
 
 /// A row returned by a claim, with its run time (for sorting).
@@ -221,11 +184,11 @@ pub fn claim(row: &PgRow) -> Result<(Claim, DateTime<Utc>)> {
         task: get(row, "task")?,
         params: get(row, "params")?,
         headers: get::<Option<Value>>(row, "headers")?.unwrap_or(Value::Null),
-        attempt: u32_of(get(row, "attempt")?),
-        max_attempts: u32_of(get(row, "max_attempts")?),
+        attempt: shared::count(get(row, "attempt")?),
+        max_attempts: shared::count(get(row, "max_attempts")?),
         retry: retry(get(row, "retry")?)?,
         priority: get(row, "priority")?,
-        timeout: millis(get(row, "timeout_ms")?),
+        timeout: shared::millis(get(row, "timeout_ms")?),
         lease_expires_at: time(row, "lease_expires_at")?,
         wake_event: get(row, "wake_event")?,
         event_payload: get(row, "event_payload")?,

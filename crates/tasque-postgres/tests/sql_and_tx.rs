@@ -316,28 +316,7 @@ async fn sql_spawn_unique_returns_the_holder_and_refuses_bad_documents() {
     );
     assert_eq!(rows[2].get::<i64, _>("job_id"), id);
 
-    for (bad, option) in [
-        (json!({"unique": "k"}), "unique"),
-        (json!({"unique": {"key": "k", "colour": 1}}), "unique"),
-        (json!({"unique": {"key": 7}}), "unique.key"),
-        (json!({"unique": {"key": ""}}), "unique.key"),
-        (
-            json!({"unique": {"key": "k", "period_ms": 0}}),
-            "unique.period_ms",
-        ),
-        (
-            json!({"unique": {"key": "k", "states": ["running"]}}),
-            "unique.states",
-        ),
-        (
-            json!({"unique": {"key": "k", "states": ["bogus"]}}),
-            "unique.states",
-        ),
-        (
-            json!({"unique": {"key": "k", "states": ["available", "scheduled", "running"]}}),
-            "unique.states",
-        ),
-    ] {
+    for (bad, option) in tasque_durable::conformance::documents::unique_refusal_cases() {
         let parsed = tasque_durable::validate::parse_options(&bad);
         assert!(
             matches!(&parsed, Err(Error::InvalidOption { option: o, .. }) if *o == option),

@@ -105,3 +105,100 @@ async fn listener_reconnects_after_its_connection_is_terminated() {
     spawn_and_wait(&store, &mut started, 2, Duration::from_millis(900)).await;
     worker.shutdown(Duration::from_secs(5)).await;
 }
+
+/// The next announcement of a ready queue (finished-job announcements and reconnection
+/// wake-ups, empty names, are skipped).
+async fn next_queue(wakeups: &mut tokio::sync::broadcast::Receiver<String>) -> String {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), wakeups.recv())
+            .await
+            .expect("an announcement within 30 s")
+            .expect("the listener is running");
+        if !message.is_empty() && !message.starts_with(tasque_durable::client::FINISHED_PREFIX) {
+            return message;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_queue_is_not_announced_and_its_jobs_are_polled() {
+    let Some(admin) = support::server().await else {
+        return;
+    };
+    let fresh = support::Fresh::new("w");
+    let store = fresh.store("main").await;
+    let mut wakeups = store.subscribe_wakeups().expect("inside a runtime");
+    tokio::time::timeout(Duration::from_secs(10), store.wait_listener_generation(1))
+        .await
+        .expect("the listener connects");
+    store.set_queue_notify("quiet", false).await.unwrap();
+    // Every path into the quiet queue, then one job into a notifying queue: notifications
+    // arrive in commit order, so the first one names the loud queue only if the quiet
+    // spawns sent none.
+    store
+        .spawn(Spawn::new("quiet", "ping", json!(1)))
+        .await
+        .unwrap();
+    store
+        .spawn_many(vec![
+            Spawn::new("quiet", "ping", json!(2)),
+            Spawn::new("quiet", "ping", json!(3)),
+        ])
+        .await
+        .unwrap();
+    let call = format!(
+        "SELECT job_id FROM \"{}\".spawn('quiet', 'ping', '4')",
+        store.schema()
+    );
+    sqlx::query(&call).execute(&admin).await.unwrap();
+    store
+        .spawn(Spawn::new("loud", "ping", json!(5)))
+        .await
+        .unwrap();
+    assert_eq!(next_queue(&mut wakeups).await, "loud");
+    assert!(
+        matches!(
+            store.set_queue_notify("no such queue", false).await,
+            Err(tasque_durable::Error::InvalidName { .. })
+        ),
+        "a bad queue name is refused"
+    );
+
+    // A polling worker runs the quiet queue's jobs.
+    let (started, mut receiver) = mpsc::unbounded_channel();
+    let handlers = Handlers::new();
+    handlers.learn("ping", move |_ctx: JobContext, n: i64| {
+        let started = started.clone();
+        async move {
+            let _ = started.send(n);
+            Ok::<_, std::io::Error>(())
+        }
+    });
+    let worker = Worker::builder(support::dyn_store(&store))
+        .handlers(handlers)
+        .queues(["quiet"])
+        .poll_interval(Duration::from_millis(100))
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    let mut ran = Vec::new();
+    while ran.len() < 4 {
+        let n = tokio::time::timeout(Duration::from_secs(30), receiver.recv())
+            .await
+            .expect("the quiet queue's jobs run within 30 s")
+            .expect("the worker is running");
+        ran.push(n);
+    }
+    ran.sort_unstable();
+    assert_eq!(ran, [1, 2, 3, 4]);
+    worker.shutdown(Duration::from_secs(5)).await;
+
+    // Notifying again.
+    store.set_queue_notify("quiet", true).await.unwrap();
+    store
+        .spawn(Spawn::new("quiet", "ping", json!(6)))
+        .await
+        .unwrap();
+    assert_eq!(next_queue(&mut wakeups).await, "quiet");
+}

@@ -53,6 +53,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bound;
 pub mod clock;
 mod config;
 mod migrate;
@@ -91,6 +92,9 @@ pub struct SqliteStore {
     /// The next claim token (see `queries::claim_with_token`); seeded from the clock, so tokens
     /// of a restarted worker never meet those its previous life left on running jobs.
     claim_tokens: Arc<std::sync::atomic::AtomicI64>,
+    /// Bound to one open transaction on the write connection (see [`SqliteStore::begin_bound`]):
+    /// the engine's write transactions are savepoints in it.
+    bound: bool,
 }
 
 impl SqliteStore {
@@ -117,6 +121,7 @@ impl SqliteStore {
             known_queues: Arc::default(),
             wakeups: tokio::sync::broadcast::channel(WAKEUP_BUFFER).0,
             claim_tokens: Arc::new(std::sync::atomic::AtomicI64::new(token_seed())),
+            bound: false,
         })
     }
 
@@ -131,6 +136,7 @@ impl SqliteStore {
             known_queues: Arc::default(),
             wakeups: tokio::sync::broadcast::channel(WAKEUP_BUFFER).0,
             claim_tokens: self.claim_tokens.clone(),
+            bound: self.bound,
         })
     }
 

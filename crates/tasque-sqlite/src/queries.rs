@@ -72,6 +72,34 @@ pub const QUEUE_COUNTS: &str = concat!(
     " AS ready, COUNT(*) AS n FROM tasque_jobs WHERE ns = ?1 GROUP BY queue, state, ready"
 );
 
+/// The body of [`INSERT_JOBS`] (see there), without what it returns.
+macro_rules! insert_jobs {
+    () => {
+        concat!(
+            "INSERT INTO tasque_jobs (ns, queue, task, params, headers, state, priority, max_attempts, ",
+            "retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, run_at, created_at, cancel_at, ",
+            "unique_key, unique_bucket, unique_states, ordering_key) ",
+            "SELECT ?1, j.queue, j.task, j.params, j.headers, 'pending', j.priority, j.max_attempts, ",
+            "j.retry, j.timeout_ms, j.max_duration_ms, j.max_delay_ms, j.idempotency_key, j.run_at, j.now, ",
+            "CASE WHEN j.max_delay_ms IS NULL THEN NULL ELSE j.run_at + j.max_delay_ms END, ",
+            "j.unique_key, CASE WHEN j.unique_period_ms IS NULL THEN 0 ",
+            "ELSE j.run_at / j.unique_period_ms END, coalesce(j.unique_states, 0), j.ordering_key ",
+            "FROM (SELECT x.key AS ord, x.value ->> 0 AS queue, x.value ->> 1 AS task, ",
+            "x.value ->> 2 AS params, x.value ->> 3 AS headers, x.value ->> 4 AS priority, ",
+            "x.value ->> 5 AS max_attempts, x.value ->> 6 AS retry, x.value ->> 7 AS timeout_ms, ",
+            "x.value ->> 8 AS max_duration_ms, x.value ->> 9 AS max_delay_ms, ",
+            "x.value ->> 10 AS idempotency_key, t.n AS now, ",
+            "COALESCE(x.value ->> 11, t.n + (x.value ->> 12)) AS run_at, ",
+            "x.value ->> 13 AS unique_key, x.value ->> 14 AS unique_period_ms, ",
+            "x.value ->> 15 AS unique_states, x.value ->> 16 AS ordering_key ",
+            "FROM json_each(?2) AS x CROSS JOIN (SELECT ",
+            now!(),
+            " AS n) AS t) AS j WHERE true ORDER BY j.ord ",
+            "ON CONFLICT DO NOTHING"
+        )
+    };
+}
+
 /// Inserts a batch of jobs in one statement, in array order (so their ids rise in that order);
 /// jobs whose idempotency key or unique slot is taken are skipped. Binds: 1 ns, 2 a JSON array
 /// with one array per job: `[queue, task, params, headers, priority, max_attempts, retry,
@@ -80,28 +108,42 @@ pub const QUEUE_COUNTS: &str = concat!(
 /// Returns `id, run_seq, attempt, queue, idempotency_key, unique_key, unique_bucket,
 /// created_at` of the inserted jobs, in no set order.
 pub const INSERT_JOBS: &str = concat!(
-    "INSERT INTO tasque_jobs (ns, queue, task, params, headers, state, priority, max_attempts, ",
-    "retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, run_at, created_at, cancel_at, ",
-    "unique_key, unique_bucket, unique_states, ordering_key) ",
-    "SELECT ?1, j.queue, j.task, j.params, j.headers, 'pending', j.priority, j.max_attempts, ",
-    "j.retry, j.timeout_ms, j.max_duration_ms, j.max_delay_ms, j.idempotency_key, j.run_at, j.now, ",
-    "CASE WHEN j.max_delay_ms IS NULL THEN NULL ELSE j.run_at + j.max_delay_ms END, ",
-    "j.unique_key, CASE WHEN j.unique_period_ms IS NULL THEN 0 ",
-    "ELSE j.run_at / j.unique_period_ms END, coalesce(j.unique_states, 0), j.ordering_key ",
-    "FROM (SELECT x.key AS ord, x.value ->> 0 AS queue, x.value ->> 1 AS task, ",
-    "x.value ->> 2 AS params, x.value ->> 3 AS headers, x.value ->> 4 AS priority, ",
-    "x.value ->> 5 AS max_attempts, x.value ->> 6 AS retry, x.value ->> 7 AS timeout_ms, ",
-    "x.value ->> 8 AS max_duration_ms, x.value ->> 9 AS max_delay_ms, ",
-    "x.value ->> 10 AS idempotency_key, t.n AS now, ",
-    "COALESCE(x.value ->> 11, t.n + (x.value ->> 12)) AS run_at, ",
-    "x.value ->> 13 AS unique_key, x.value ->> 14 AS unique_period_ms, ",
-    "x.value ->> 15 AS unique_states, x.value ->> 16 AS ordering_key ",
-    "FROM json_each(?2) AS x CROSS JOIN (SELECT ",
-    now!(),
-    " AS n) AS t) AS j WHERE true ORDER BY j.ord ",
-    "ON CONFLICT DO NOTHING RETURNING id, run_seq, attempt, queue, idempotency_key, unique_key, ",
-    "unique_bucket, created_at"
+    insert_jobs!(),
+    " RETURNING id, run_seq, attempt, queue, idempotency_key, unique_key, unique_bucket, created_at"
 );
+/// Builds the insert of `count` jobs none of which has an idempotency or unique key (so none
+/// is skipped), bound as plain values rather than read out of JSON: binds 1 ns, then per job,
+/// in order, `queue, task, params, headers, priority, max_attempts, retry, timeout_ms,
+/// max_duration_ms, max_delay_ms, run_at, delay_ms, ordering_key` (`run_at` absolute or null,
+/// then `delay_ms` from now). Instead of a row per job it returns one row: the last id
+/// inserted and the number of jobs inserted (the ids are consecutive and rise in the jobs'
+/// order: one statement, AUTOINCREMENT, rows inserted in `ord` order).
+pub fn insert_unkeyed(count: usize) -> String {
+    const ROW_BINDS: usize = 13;
+    let mut values = String::with_capacity(count * (ROW_BINDS * 3 + 8));
+    for ord in 0..count {
+        if ord > 0 {
+            values.push(',');
+        }
+        values.push_str(&format!("({ord}"));
+        for k in 0..ROW_BINDS {
+            values.push_str(&format!(", ?{}", 2 + ord * ROW_BINDS + k));
+        }
+        values.push(')');
+    }
+    format!(
+        "INSERT INTO tasque_jobs (ns, queue, task, params, headers, state, priority, max_attempts, \
+         retry, timeout_ms, max_duration_ms, max_delay_ms, run_at, created_at, cancel_at, \
+         ordering_key) \
+         SELECT ?1, v.column2, v.column3, v.column4, v.column5, 'pending', v.column6, v.column7, \
+         v.column8, v.column9, v.column10, v.column11, COALESCE(v.column12, t.n + v.column13), t.n, \
+         CASE WHEN v.column11 IS NULL THEN NULL \
+           ELSE COALESCE(v.column12, t.n + v.column13) + v.column11 END, v.column14 \
+         FROM (VALUES {values}) AS v CROSS JOIN (SELECT {now} AS n) AS t \
+         WHERE true ORDER BY v.column1; SELECT last_insert_rowid(), changes()",
+        now = now!(),
+    )
+}
 /// The job holding an idempotency key.
 pub const FIND_BY_IDEMPOTENCY_KEY: &str = "SELECT id, run_seq, attempt FROM tasque_jobs
     WHERE ns = ?1 AND queue = ?2 AND idempotency_key = ?3";
@@ -238,6 +280,9 @@ pub use flow::*;
 mod deps;
 pub use deps::*;
 
+/// Ends a transaction begun inside a request that failed part way.
+pub const ROLLBACK: &str = "ROLLBACK";
+
 /// What a rejected run write ran into: the job's state and run.
 pub const RUN_STATUS: &str = "SELECT state, run_seq FROM tasque_jobs WHERE ns = ?1 AND id = ?2";
 /// Run statuses for a JSON array of job ids (binds 1 ns, 2 ids).
@@ -261,31 +306,23 @@ pub const EXTEND_LEASES: &str = concat!(
     "AND +tasque_jobs.state = 'running' RETURNING tasque_jobs.id, tasque_jobs.run_seq, tasque_jobs.lease_expires_at"
 );
 
-/// Completes many runs: binds 1 ns, 2 JSON `[{"id", "seq", "result"}, ...]`.
+/// Completes many runs, stamping the jobs it completes with a token (the claim token's
+/// counter: unique to this call), so that when it did not apply to all of them
+/// [`COMPLETED_BY_TOKEN`] tells which it did. Binds 1 ns, 2 JSON `[{"id", "seq", "result"},
+/// ...]`, 3 the token. One pass over the runs, no rows back: the common case (every run still
+/// owns its job) is told by the count of changed rows alone.
 pub const COMPLETE_MANY: &str = concat!(
     "UPDATE tasque_jobs SET state = 'completed', result = x.result, finished_at = ",
     now!(),
-    ", lease_expires_at = NULL, cancel_at = NULL ",
+    ", lease_expires_at = NULL, cancel_at = NULL, claim_token = ?3 ",
     "FROM (SELECT value ->> '$.id' AS id, value ->> '$.seq' AS seq, value -> '$.result' AS result ",
     "FROM json_each(?2)) AS x WHERE +tasque_jobs.ns = ?1 AND tasque_jobs.id = x.id ",
     "AND tasque_jobs.run_seq = x.seq AND +tasque_jobs.state = 'running'"
 );
-/// [`COMPLETE_MANY`] applied only when every run of the batch still owns its job (binds 1 ns,
-/// 2 JSON as there, 3 the number of runs, all distinct): one statement that completes all of
-/// them or none, so the common case needs neither a transaction nor rows back.
-pub const COMPLETE_MANY_IF_ALL: &str = concat!(
-    "UPDATE tasque_jobs SET state = 'completed', result = x.result, finished_at = ",
-    now!(),
-    ", lease_expires_at = NULL, cancel_at = NULL ",
-    "FROM (SELECT value ->> '$.id' AS id, value ->> '$.seq' AS seq, value -> '$.result' AS result ",
-    "FROM json_each(?2)) AS x WHERE +tasque_jobs.ns = ?1 AND tasque_jobs.id = x.id ",
-    "AND tasque_jobs.run_seq = x.seq AND +tasque_jobs.state = 'running' ",
-    "AND (SELECT COUNT(*) FROM json_each(?2) AS y CROSS JOIN tasque_jobs AS j ",
-    "ON j.id = (y.value ->> '$.id') WHERE j.run_seq = (y.value ->> '$.seq') ",
-    "AND +j.ns = ?1 AND +j.state = 'running') = ?3"
-);
-/// Appended to [`COMPLETE_MANY`] to learn which runs it applied.
-pub const RETURNING_RUN: &str = "RETURNING tasque_jobs.id, tasque_jobs.run_seq";
+/// The runs of a [`COMPLETE_MANY`] batch that it completed. Binds 1 ns, 2 its JSON, 3 its token.
+pub const COMPLETED_BY_TOKEN: &str = "SELECT id, run_seq FROM tasque_jobs
+    WHERE +ns = ?1 AND id IN (SELECT value ->> '$.id' FROM json_each(?2))
+    AND +claim_token = ?3 AND +state = 'completed'";
 /// Deletes many completed runs (delete on success): binds 1 ns, 2 JSON `[[id, seq], ...]`.
 pub const DELETE_RUNS: &str = "DELETE FROM tasque_jobs WHERE id IN (
     SELECT j.id FROM json_each(?2) AS x CROSS JOIN tasque_jobs AS j
@@ -401,6 +438,14 @@ pub const RETRY_JOB: &str = concat!(
     "RETURNING run_seq"
 );
 
+/// The job holding the unique slot of another job (its key and period). Binds 1 ns, 2 id.
+pub const UNIQUE_HOLDER: &str = "SELECT h.id FROM tasque_jobs AS j JOIN tasque_jobs AS h \
+    ON h.ns = j.ns AND h.unique_key = j.unique_key AND h.unique_bucket = j.unique_bucket \
+    AND (h.unique_states & (CASE h.state WHEN 'pending' THEN 1 WHEN 'running' THEN 2 \
+    WHEN 'sleeping' THEN 4 WHEN 'waiting' THEN 8 WHEN 'completed' THEN 16 \
+    WHEN 'failed' THEN 32 WHEN 'cancelled' THEN 64 ELSE 0 END)) <> 0 \
+    WHERE j.ns = ?1 AND j.id = ?2 AND h.id <> j.id LIMIT 1";
+
 /// One job's full record. Binds 1 ns, 2 id.
 pub const GET_JOB: &str = concat!(
     "SELECT ",
@@ -441,6 +486,13 @@ pub fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &JobFilter) {
             };
         }
         qb.push(")");
+        // Says which of the two indexes by queue holds the matching jobs: the unfinished
+        // jobs' (`finished_at IS NULL`) or the finished jobs' by state (migration v14).
+        if filter.states.iter().all(|s| !s.is_finished()) {
+            qb.push(" AND finished_at IS NULL");
+        } else if filter.states.iter().all(|s| s.is_finished()) {
+            qb.push(" AND finished_at IS NOT NULL");
+        }
     }
     push_in(qb, "task", &filter.tasks);
     push_in(qb, "queue", &filter.queues);

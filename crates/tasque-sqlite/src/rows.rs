@@ -2,15 +2,13 @@
 //! integer milliseconds converted with checks, JSON is parsed here, and every decoding failure
 //! becomes [`Error::Corrupt`] naming the column.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
+use tasque_durable::engine::rows::{self as shared, Col, Columns, JobColumns};
 use tasque_durable::{
-    AttemptError, CancellationPolicy, Claim, Error, JobId, JobInfo, JobResult, JobState, Result,
-    RetryStrategy, RunId,
+    Claim, Error, JobId, JobInfo, JobResult, JobState, Result, RetryStrategy, RunId,
 };
 
 use crate::sql_err;
@@ -23,15 +21,7 @@ pub fn time(ms: i64) -> Result<DateTime<Utc>> {
 
 /// A time column: milliseconds since the epoch, converted with checks.
 fn time_of(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>> {
-    time(get(row, column)?).map_err(|e| in_column(column, e))
-}
-
-/// A nullable time column.
-fn opt_time_of(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>> {
-    get::<Option<i64>>(row, column)?
-        .map(time)
-        .transpose()
-        .map_err(|e| in_column(column, e))
+    Cols(row).time(Col::Name(column))
 }
 
 /// Names the column in a decoding failure.
@@ -42,18 +32,6 @@ fn in_column(column: &str, error: Error) -> Error {
     }
 }
 
-/// Names the job in a decoding failure.
-fn of_job(id: JobId, error: Error) -> Error {
-    match error {
-        Error::Corrupt(what) => Error::Corrupt(format!("job {id}: {what}")),
-        other => other,
-    }
-}
-
-fn millis(ms: Option<i64>) -> Option<Duration> {
-    ms.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
-}
-
 /// Parses stored JSON text.
 pub fn json(text: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("stored JSON: {e}")))
@@ -61,22 +39,17 @@ pub fn json(text: &str) -> Result<Value> {
 
 /// A JSON column.
 fn json_of(row: &SqliteRow, column: &str) -> Result<Value> {
-    json(&get::<String>(row, column)?).map_err(|e| in_column(column, e))
+    Cols(row).json(Col::Name(column))
 }
 
 /// A nullable JSON column.
 fn opt_json_of(row: &SqliteRow, column: &str) -> Result<Option<Value>> {
-    get::<Option<String>>(row, column)?
-        .as_deref()
-        .map(json)
-        .transpose()
-        .map_err(|e| in_column(column, e))
+    Cols(row).json_opt(Col::Name(column))
 }
 
 /// Parses a stored retry strategy.
 pub fn retry(text: &str) -> Result<RetryStrategy> {
-    serde_json::from_str(text)
-        .map_err(|e| Error::Corrupt(format!("retry: not a retry strategy: {e}")))
+    shared::retry_strategy_text(text)
 }
 
 fn u32_of(n: i64) -> u32 {
@@ -85,87 +58,88 @@ fn u32_of(n: i64) -> u32 {
 
 /// The model state of a stored state, given the run time and the clock.
 pub fn state(stored: &str, run_at: i64, now: i64) -> Result<JobState> {
-    match stored {
-        "pending" if run_at > now => Ok(JobState::Scheduled),
-        "pending" => Ok(JobState::Available),
-        other => other
-            .parse()
-            .map_err(|_| Error::Corrupt(format!("state: unknown stored state {other:?}"))),
-    }
+    shared::state(stored, run_at > now)
 }
 
 fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T>
 where
     T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
 {
-    row.try_get(column).map_err(|error| match error {
+    row.try_get(column)
+        .map_err(|error| decode_err(column, error))
+}
+
+/// A decoding failure as [`Error::Corrupt`] naming the column; other failures as they are.
+fn decode_err(column: &str, error: sqlx::Error) -> Error {
+    match error {
         sqlx::Error::ColumnDecode { source, .. } => Error::Corrupt(format!("{column}: {source}")),
         other => sql_err(other),
-    })
+    }
 }
 
 /// A row of `job_columns!()` as a `JobInfo`.
 pub fn job_info(row: &SqliteRow) -> Result<JobInfo> {
-    let id = JobId(get(row, "id")?);
-    job_info_of(id, row).map_err(|e| of_job(id, e))
+    shared::job_info(&Cols(row))
 }
 
-fn job_info_of(id: JobId, row: &SqliteRow) -> Result<JobInfo> {
-    let run_at: i64 = get(row, "run_at")?;
-    let now: i64 = get(row, "now_ms")?;
-    let errors: String = get(row, "errors")?;
-    let errors: Vec<AttemptError> =
-        serde_json::from_str(&errors).map_err(|e| Error::Corrupt(format!("errors: {e}")))?;
-    Ok(JobInfo {
-        id,
-        run_id: RunId::new(id, get(row, "run_seq")?),
-        queue: get(row, "queue")?,
-        task: get(row, "task")?,
-        params: json_of(row, "params")?,
-        headers: opt_json_of(row, "headers")?.unwrap_or(Value::Null),
-        state: state(&get::<String>(row, "state")?, run_at, now)?,
-        priority: get(row, "priority")?,
-        attempt: u32_of(get(row, "attempt")?),
-        max_attempts: u32_of(get(row, "max_attempts")?),
-        retry: retry(&get::<String>(row, "retry")?)?,
-        timeout: millis(get(row, "timeout_ms")?),
-        cancellation: CancellationPolicy {
-            max_duration: millis(get(row, "max_duration_ms")?),
-            max_delay: millis(get(row, "max_delay_ms")?),
-        },
-        idempotency_key: get(row, "idempotency_key")?,
-        unique_key: get(row, "unique_key")?,
-        result: opt_json_of(row, "result")?,
-        failure: opt_json_of(row, "failure")?,
-        errors,
-        worker_id: get(row, "worker_id")?,
-        created_at: time_of(row, "created_at")?,
-        run_at: time(run_at).map_err(|e| in_column("run_at", e))?,
-        first_started_at: opt_time_of(row, "first_started_at")?,
-        attempted_at: opt_time_of(row, "attempted_at")?,
-        finished_at: opt_time_of(row, "finished_at")?,
-        lease_expires_at: opt_time_of(row, "lease_expires_at")?,
-    })
-}
-
-/// The state, result and failure of a job from a row of `job_columns!()`: only what those
-/// need is decoded, so the outcome of a job whose other columns are corrupt can still be read.
+/// The state, result and failure of a job from a row of `job_columns!()` (see
+/// [`shared::job_result`]).
 pub fn job_result(row: &SqliteRow) -> Result<JobResult> {
-    let id = JobId(get(row, "id")?);
-    let of = |row: &SqliteRow| -> Result<JobResult> {
-        let stored: String = get(row, "state")?;
-        let state = if stored == "pending" {
-            state(&stored, get(row, "run_at")?, get(row, "now_ms")?)?
-        } else {
-            state(&stored, 0, 0)?
-        };
-        Ok(JobResult {
-            state,
-            result: opt_json_of(row, "result")?,
-            failure: opt_json_of(row, "failure")?,
-        })
-    };
-    of(row).map_err(|e| of_job(id, e))
+    shared::job_result(&Cols(row))
+}
+
+/// A row read through the shared decoders ([`Columns`]): times are integer milliseconds, JSON
+/// is text.
+pub struct Cols<'r>(pub &'r SqliteRow);
+
+impl Cols<'_> {
+    fn get<'r, T>(&'r self, c: Col<'_>) -> Result<T>
+    where
+        T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    {
+        match c {
+            Col::Name(name) => get(self.0, name),
+            Col::At(index) => self
+                .0
+                .try_get(index)
+                .map_err(|e| decode_err(&c.to_string(), e)),
+        }
+    }
+}
+
+impl Columns for Cols<'_> {
+    fn text_opt(&self, c: Col<'_>) -> Result<Option<String>> {
+        self.get(c)
+    }
+    fn int32(&self, c: Col<'_>) -> Result<i32> {
+        self.get(c)
+    }
+    fn int64_opt(&self, c: Col<'_>) -> Result<Option<i64>> {
+        self.get(c)
+    }
+    fn flag(&self, c: Col<'_>) -> Result<bool> {
+        self.get(c)
+    }
+    fn time_opt(&self, c: Col<'_>) -> Result<Option<DateTime<Utc>>> {
+        self.get::<Option<i64>>(c)?
+            .map(time)
+            .transpose()
+            .map_err(|e| in_column(&c.to_string(), e))
+    }
+    fn json_opt(&self, c: Col<'_>) -> Result<Option<Value>> {
+        self.get::<Option<String>>(c)?
+            .as_deref()
+            .map(json)
+            .transpose()
+            .map_err(|e| in_column(&c.to_string(), e))
+    }
+}
+
+impl JobColumns for Cols<'_> {
+    /// Compared as stored (milliseconds), so an out-of-range run time still orders.
+    fn scheduled(&self) -> Result<bool> {
+        Ok(get::<i64>(self.0, "run_at")? > get::<i64>(self.0, "now_ms")?)
+    }
 }
 
 /// A claimed job from one element of `queries::CLAIMED_BY_TOKEN`'s array, with its run time
@@ -224,7 +198,7 @@ pub fn claim_from_json(row: &Value) -> Result<(Claim, i64)> {
         retry: serde_json::from_value(field(8)?.clone())
             .map_err(|e| Error::Corrupt(format!("retry: not a retry strategy: {e}")))?,
         priority: i32::try_from(int(9)?).map_err(|_| corrupt(9))?,
-        timeout: millis(opt_int(10)?),
+        timeout: shared::millis(opt_int(10)?),
         lease_expires_at: time(int(11)?).map_err(|e| in_column("lease_expires_at", e))?,
         wake_event: field(12)?.as_str().map(str::to_owned),
         // Present payloads come wrapped in a one-element array.
@@ -256,7 +230,7 @@ pub fn claim(row: &SqliteRow) -> Result<(Claim, i64)> {
         max_attempts: u32_of(get(row, "max_attempts")?),
         retry: retry(&get::<String>(row, "retry")?)?,
         priority: get(row, "priority")?,
-        timeout: millis(get(row, "timeout_ms")?),
+        timeout: shared::millis(get(row, "timeout_ms")?),
         lease_expires_at: time_of(row, "lease_expires_at")?,
         wake_event: get(row, "wake_event")?,
         event_payload: opt_json_of(row, "event_payload")?,

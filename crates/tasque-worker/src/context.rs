@@ -173,6 +173,22 @@ impl JobContext {
         *self.run.snooze.lock() = Some(delay);
     }
 
+    /// A client on the store this job runs on, to enqueue follow-up jobs from the handler (or
+    /// read jobs): what it enqueues is written where the job is (under
+    /// `tasque::testing`'s test worker, in the transaction that is rolled back afterwards).
+    ///
+    /// ```no_run
+    /// # use tasque_durable::client::Job;
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Receipt { order: u64 }
+    /// # impl Job for Receipt { const KIND: &'static str = "receipt"; type Output = (); }
+    /// # async fn example(ctx: tasque_worker::JobContext) -> Result<(), Box<dyn std::error::Error>> {
+    /// ctx.client().enqueue(Receipt { order: 7 }).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn client(&self) -> tasque_durable::client::Client {
+        tasque_durable::client::Client::new(self.store.clone())
+    }
+
     pub(crate) fn snoozed(&self) -> Option<Duration> {
         *self.run.snooze.lock()
     }

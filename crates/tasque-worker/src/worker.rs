@@ -246,6 +246,27 @@ impl RunningWorker {
         }
     }
 
+    /// Waits until no run is in flight and every outcome is written (whatever jobs are still
+    /// ready), or `limit` passes; true if it became idle. Counts in [`stats`](Self::stats)
+    /// then include every run that ended.
+    pub async fn wait_until_idle(&self, limit: Duration) -> bool {
+        let deadline = deadline_after(limit);
+        loop {
+            let idle = self.shared.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            let written = self.shared.tally.pending.load(Ordering::SeqCst) == 0;
+            if written && self.shared.inflight.len() == 0 {
+                return true;
+            }
+            let wait = self.shared.settings.poll_interval;
+            let woken = tokio::time::timeout_at(deadline.min(Instant::now() + wait), idle).await;
+            if woken.is_err() && Instant::now() >= deadline {
+                return false;
+            }
+        }
+    }
+
     /// Whether no job in the worker's unpaused queues is in `states` (jobs
     /// of a paused queue cannot be worked, so they do not count).
     async fn nothing_to_do(&self, states: &[JobState]) -> bool {

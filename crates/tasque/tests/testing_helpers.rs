@@ -1,4 +1,5 @@
-//! The test helpers (`tasque::testing`) on SQLite, and the virtual clock on PostgreSQL.
+//! The test helpers (`tasque::testing`) on SQLite, and the virtual clock and the test worker
+//! on PostgreSQL and MySQL/MariaDB.
 //! Each assertion's failure message is checked.
 
 use std::sync::Arc;
@@ -66,8 +67,9 @@ async fn onboard(job: Onboard, ctx: JobContext) -> Result<String, BoxError> {
     })
 }
 
-/// The job of the issue: an hour of backoff, a day of sleep and a week of waiting, driven by
-/// the virtual clock.
+/// The job of the issue: an hour of backoff, a day of sleep and a week of waiting for an
+/// event that never comes, driven by the virtual clock: one drain with scheduled jobs advances
+/// the clock to the retry, the sleep's end and the wait's timeout in turn.
 async fn retry_sleep_and_week_long_wait(env: &TestEnv) {
     let started = Instant::now();
     let start = env.clock().now();
@@ -77,33 +79,29 @@ async fn retry_sleep_and_week_long_wait(env: &TestEnv) {
         .drain_with("default", DrainOptions::new().with_scheduled(true))
         .await
         .unwrap();
-    assert_eq!((report.failed, report.suspended), (1, 2), "{report:?}");
-    let info = env.job(job.job_id).await.unwrap();
-    assert_eq!(info.state, JobState::Waiting);
-    let slept = env.clock().now() - start;
     assert_eq!(
-        slept.num_seconds(),
-        3600 + 86_400,
-        "an hour of backoff and a day of sleep"
+        (report.failed, report.suspended, report.completed),
+        (1, 2, 1),
+        "{report:?}"
     );
-    // A week passes with no confirmation: the wait times out and the job finishes.
-    env.clock()
-        .advance(Duration::from_secs(7 * 86_400 + 1))
-        .await
-        .unwrap();
-    let report = env.drain("default").await.unwrap();
-    assert_eq!(report.completed, 1, "{report:?}");
+    assert_eq!(report.clock_advances, 3, "{report:?}");
+    let info = env.job(job.job_id).await.unwrap();
+    assert_eq!(info.state, JobState::Completed);
     let done: String = env
         .client()
         .wait(job, Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(done, "account 40 expired");
-    let virtual_days = (env.clock().now() - start).num_days();
-    assert_eq!(virtual_days, 8);
+    let elapsed = env.clock().now() - start;
+    assert_eq!(
+        elapsed.num_seconds(),
+        3600 + 86_400 + 7 * 86_400,
+        "an hour of backoff, a day of sleep and a week of waiting"
+    );
     eprintln!(
         "8 virtual days ({} ms of backoff, sleep and wait) took {} ms",
-        (env.clock().now() - start).num_milliseconds(),
+        elapsed.num_milliseconds(),
         started.elapsed().as_millis()
     );
     let steps = env.checkpoints(job.job_id).await.unwrap();
@@ -140,7 +138,7 @@ async fn postgres_connections_all_see_the_virtual_time_and_production_ones_do_no
         .await
         .unwrap();
     // Every pooled connection reads the same virtual time.
-    let reads = futures_now(&store, 8).await;
+    let reads = futures_now(Arc::new(store.clone()), 8).await;
     assert!(reads.iter().all(|at| *at == later), "{reads:?}");
     // A store on the same schema outside test mode keeps the database clock.
     let plain = tasque::postgres::PostgresStore::connect(
@@ -156,16 +154,15 @@ async fn postgres_connections_all_see_the_virtual_time_and_production_ones_do_no
     store.drop_schema().await.unwrap();
 }
 
+/// `n` concurrent readings of the store's clock (on as many pooled connections).
 async fn futures_now(
-    store: &tasque::postgres::PostgresStore,
+    store: Arc<dyn tasque::durable::Store>,
     n: usize,
 ) -> Vec<chrono::DateTime<chrono::Utc>> {
     let mut tasks = Vec::new();
     for _ in 0..n {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            tasque::durable::Store::now(&store).await.unwrap()
-        }));
+        tasks.push(tokio::spawn(async move { store.now().await.unwrap() }));
     }
     let mut out = Vec::new();
     for task in tasks {
@@ -194,6 +191,104 @@ async fn postgres() -> Option<tasque::postgres::PostgresStore> {
         Err(error) if tasque_testkit::in_ci() => panic!("PostgreSQL unreachable under CI: {error}"),
         Err(error) => {
             eprintln!("\n!!!!!!!! SKIPPED: PostgreSQL is unreachable ({error}) !!!!!!!!\n");
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn mysql_retry_backoff_sleep_and_event_timeout_follow_the_virtual_clock() {
+    let Some(store) = mysql().await else {
+        return;
+    };
+    let env = TestEnv::from_mysql(store.clone(), Mode::Manual)
+        .await
+        .unwrap();
+    retry_sleep_and_week_long_wait(&env).await;
+    store.drop_tables().await.unwrap();
+}
+
+#[tokio::test]
+async fn mysql_connections_all_see_the_virtual_time_and_production_ones_do_not() {
+    let Some(store) = mysql().await else {
+        return;
+    };
+    let clock = TestClock::mysql(&store).await.unwrap();
+    let later = clock
+        .advance(Duration::from_secs(30 * 86_400))
+        .await
+        .unwrap();
+    // Every pooled connection reads the same virtual time.
+    let reads = futures_now(Arc::new(store.clone()), 8).await;
+    assert!(reads.iter().all(|at| *at == later), "{reads:?}");
+    // A store on the same tables outside test mode keeps the server clock, and a clock
+    // refuses it.
+    let plain = tasque::mysql::MySqlStore::connect(
+        tasque::mysql::MySqlConfig::new(mysql_url())
+            .with_table_prefix(store.table_stem().trim_end_matches("clock").to_string())
+            .with_namespace("clock"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(plain.table_stem(), store.table_stem());
+    let real = tasque::durable::Store::now(&plain).await.unwrap();
+    assert!((real - chrono::Utc::now()).num_seconds().abs() < 600);
+    assert!(matches!(
+        TestClock::mysql(&plain).await,
+        Err(TestingError::NotInTestMode)
+    ));
+    plain.close().await;
+    store.drop_tables().await.unwrap();
+}
+
+#[tokio::test]
+async fn mysql_spawn_procedure_of_a_test_mode_namespace_reads_the_virtual_clock() {
+    use sqlx::Row;
+    let Some(store) = mysql().await else {
+        return;
+    };
+    let clock = TestClock::mysql(&store).await.unwrap();
+    let later = clock
+        .advance(Duration::from_secs(10 * 86_400))
+        .await
+        .unwrap();
+    // Enqueued from plain SQL (the namespace's stored procedure, created by the test-mode
+    // migration): stamped with the virtual time, not the server's.
+    let row = sqlx::query(&format!("CALL `{}_spawn`(?, ?, ?, ?)", store.table_stem()))
+        .bind("default")
+        .bind("from_sql")
+        .bind(Some("1"))
+        .bind(None::<&str>)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let job = tasque::durable::JobId(row.get(0));
+    let info = tasque::durable::Store::get_job(&store, job).await.unwrap();
+    assert_eq!((info.created_at, info.run_at), (later, later));
+    assert_eq!(info.state, JobState::Available);
+    store.drop_tables().await.unwrap();
+}
+
+fn mysql_url() -> String {
+    std::env::var("TASQUE_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_string())
+}
+
+/// A migrated MySQL/MariaDB store in test mode under a random table prefix; `None` outside CI
+/// when the server is unreachable (a panic under CI).
+async fn mysql() -> Option<tasque::mysql::MySqlStore> {
+    let config = tasque::mysql::MySqlConfig::new(mysql_url())
+        .with_table_prefix(format!("tqt{:08x}_", rand::random::<u32>()))
+        .with_namespace("clock")
+        .with_virtual_clock();
+    match tasque::mysql::MySqlStore::connect(config).await {
+        Ok(store) => {
+            tasque::durable::Store::migrate(&store).await.unwrap();
+            Some(store)
+        }
+        Err(error) if tasque_testkit::in_ci() => panic!("MySQL unreachable under CI: {error}"),
+        Err(error) => {
+            eprintln!("\n!!!!!!!! SKIPPED: MySQL/MariaDB is unreachable ({error}) !!!!!!!!\n");
             None
         }
     }
@@ -433,6 +528,83 @@ async fn drain_with_scheduled_advances_the_clock_to_delayed_jobs() {
     assert_eq!((env.clock().now() - start).num_days(), 2);
 }
 
+/// Waits up to `hours` for the payment of an order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct AwaitPayment {
+    order: u64,
+    hours: u64,
+}
+
+impl Job for AwaitPayment {
+    const KIND: &'static str = "await_payment";
+    type Output = String;
+}
+
+#[tokio::test]
+async fn drain_with_scheduled_advances_the_clock_to_event_wait_timeouts() {
+    let env = TestEnv::manual().await.unwrap();
+    env.handlers()
+        .register(|job: AwaitPayment, ctx: JobContext| async move {
+            let limit = Duration::from_secs(job.hours * 3600);
+            Ok::<_, BoxError>(
+                match ctx
+                    .wait_for_event(&format!("paid-{}", job.order), limit)
+                    .await?
+                {
+                    EventOutcome::Received(_) => format!("order {} paid", job.order),
+                    EventOutcome::TimedOut => format!("order {} expired", job.order),
+                },
+            )
+        });
+    let start = env.clock().now();
+    let late = env
+        .client()
+        .enqueue(AwaitPayment {
+            order: 1,
+            hours: 48,
+        })
+        .await
+        .unwrap();
+    let soon = env
+        .client()
+        .enqueue(AwaitPayment { order: 2, hours: 2 })
+        .await
+        .unwrap();
+    // Without scheduled jobs, the drain leaves both waiting.
+    let report = env.drain("default").await.unwrap();
+    assert_eq!((report.suspended, report.clock_advances), (2, 0));
+    assert_eq!(env.job(soon.job_id).await.unwrap().state, JobState::Waiting);
+    // With them, the clock goes to each timeout in turn: two hours, then two days.
+    let report = env
+        .drain_with("default", DrainOptions::new().with_scheduled(true))
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.completed, report.clock_advances),
+        (2, 2),
+        "{report:?}"
+    );
+    assert_eq!((env.clock().now() - start).num_hours(), 48);
+    let soon_id = soon.job_id;
+    let soon: String = env
+        .client()
+        .wait(soon, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let late: String = env
+        .client()
+        .wait(late, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        (soon.as_str(), late.as_str()),
+        ("order 2 expired", "order 1 expired")
+    );
+    // The short wait ended at its own timeout, not at the long one's.
+    let info = env.job(soon_id).await.unwrap();
+    assert!(info.finished_at.unwrap() - start < chrono::TimeDelta::hours(3));
+}
+
 #[tokio::test]
 async fn inline_mode_runs_the_job_with_its_retries_before_enqueue_returns() {
     let env = TestEnv::inline().await.unwrap();
@@ -590,31 +762,74 @@ async fn an_inline_enqueue_through_the_client_runs_only_that_job() {
     );
 }
 
-#[tokio::test]
-async fn perform_runs_one_handler_and_returns_the_outcome_and_the_job() {
-    let env = TestEnv::manual().await.unwrap();
+/// A job whose handler enqueues a receipt through its context and returns the receipt's id.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Checkout {
+    order: u64,
+}
+
+impl Job for Checkout {
+    const KIND: &'static str = "checkout";
+    type Output = i64;
+
+    fn options(&self) -> JobOptions {
+        JobOptions::new().queue("mail")
+    }
+}
+
+/// The test worker runs each handler inside a transaction that is rolled back: the outcome
+/// and the job as it ended are returned, and nothing of the run stays (the job, what the
+/// handler enqueued, its completion), nor is any other job touched.
+async fn perform_in_a_rolled_back_transaction(env: &TestEnv) {
+    let count = || async {
+        tasque::durable::Store::count(&**env.store(), tasque::durable::JobFilter::all())
+            .await
+            .unwrap()
+    };
+    // A job already waiting in the same queue: the performs neither run nor change it.
+    let bystander = Client::new(env.store().clone())
+        .enqueue(SendEmail {
+            to: "bystander".into(),
+            order: 3,
+        })
+        .await
+        .unwrap();
+    let before = env.job(bystander.job_id).await.unwrap();
     let email = SendEmail {
         to: "a@b.c".into(),
         order: 1,
     };
-    let handler = |email: SendEmail, _ctx: JobContext| async move {
-        if email.order == 0 {
-            Err("no order".to_string())
-        } else {
-            Ok(format!("sent to {}", email.to))
+    let handler = |email: SendEmail, ctx: JobContext| async move {
+        match email.order {
+            0 => Err("no order".to_string()),
+            1 => Ok(format!("sent to {}", email.to)),
+            _ => {
+                ctx.fail_for_good();
+                Err(format!("order {} is cancelled", email.order))
+            }
         }
     };
+
     let done = env.perform(email.clone(), handler).await.unwrap();
     assert_eq!(
         done.outcome,
         Performed::Completed("sent to a@b.c".to_string())
     );
     assert_eq!(done.job.state, JobState::Completed);
+    assert_eq!((done.job.queue.as_str(), done.job.attempt), ("mail", 1));
     assert!(done.job.finished_at.is_some());
     assert_eq!(done.job.result, Some(json!("sent to a@b.c")));
     assert!(env.job(done.job.id).await.is_err());
+
+    // A failing handler: retried later, with its error, and rolled back too.
     let failed = env
-        .perform(SendEmail { order: 0, ..email }, handler)
+        .perform(
+            SendEmail {
+                order: 0,
+                ..email.clone()
+            },
+            handler,
+        )
         .await
         .unwrap();
     assert!(
@@ -622,14 +837,74 @@ async fn perform_runs_one_handler_and_returns_the_outcome_and_the_job() {
         "{:?}",
         failed.outcome
     );
+    assert_eq!(failed.job.state, JobState::Scheduled);
     assert_eq!(failed.job.errors.len(), 1);
-    // The jobs are gone afterwards.
-    assert_eq!(
-        tasque::durable::Store::count(&**env.store(), tasque::durable::JobFilter::all())
-            .await
-            .unwrap(),
-        0
+    assert!(env.job(failed.job.id).await.is_err());
+    let final_failure = env
+        .perform(SendEmail { order: 2, ..email }, handler)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&final_failure.outcome, Performed::Failed(reason) if reason.to_string().contains("order 2 is cancelled")),
+        "{:?}",
+        final_failure.outcome
     );
+    assert_eq!(final_failure.job.state, JobState::Failed);
+
+    // A handler that enqueues through its context: the child exists inside the transaction
+    // (the handler reads it back), and is gone with it.
+    let checkout = env
+        .perform(
+            Checkout { order: 5 },
+            |job: Checkout, ctx: JobContext| async move {
+                let receipt = ctx
+                    .client()
+                    .enqueue(SendEmail {
+                        to: "receipt".into(),
+                        order: job.order,
+                    })
+                    .await?;
+                // Running or not: the worker's gate may be giving it back at this moment.
+                let seen = ctx.client().get(receipt.job_id).await?;
+                assert_eq!(seen.info.task, "send_email");
+                Ok::<_, BoxError>(receipt.job_id.0)
+            },
+        )
+        .await
+        .unwrap();
+    let Performed::Completed(receipt) = checkout.outcome else {
+        panic!("{:?}", checkout.outcome)
+    };
+    assert!(receipt > checkout.job.id.0);
+    assert!(env.job(tasque::durable::JobId(receipt)).await.is_err());
+    assert!(env.job(checkout.job.id).await.is_err());
+
+    // Only the bystander is left, untouched.
+    assert_eq!(count().await, 1);
+    let left = env.job(bystander.job_id).await.unwrap();
+    assert_eq!(
+        (left.state, left.attempt, left.run_id, left.errors.len()),
+        (JobState::Available, before.attempt, before.run_id, 0)
+    );
+    env.store().delete(bystander.job_id).await.unwrap();
+}
+
+#[tokio::test]
+async fn perform_runs_one_handler_in_a_rolled_back_transaction() {
+    let env = TestEnv::manual().await.unwrap();
+    perform_in_a_rolled_back_transaction(&env).await;
+}
+
+#[tokio::test]
+async fn perform_on_a_sqlite_file_rolls_back_and_leaves_the_file_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tasque::sqlite::SqliteStore::connect(
+        tasque::sqlite::SqliteConfig::file(dir.path().join("jobs.db")).with_virtual_clock(),
+    )
+    .await
+    .unwrap();
+    let env = TestEnv::from_sqlite(store, Mode::Manual).await.unwrap();
+    perform_in_a_rolled_back_transaction(&env).await;
 }
 
 #[tokio::test]
@@ -667,12 +942,22 @@ async fn perform_from_resumes_a_workflow_after_given_steps_and_events_wake_it() 
         0
     );
 
-    // The full workflow with an event: emitted while it waits, it wakes it.
+    // The full workflow with an event: emitted while it waits, it wakes it. (A drain with
+    // scheduled jobs would run the wait to its timeout: the clock is advanced by hand.)
     env.handlers().register(onboard);
     let job = env.client().enqueue(Onboard { user: 2 }).await.unwrap();
-    env.drain_with("default", DrainOptions::new().with_scheduled(true))
+    env.drain("default").await.unwrap();
+    env.clock()
+        .advance(Duration::from_secs(3600))
         .await
         .unwrap();
+    env.drain("default").await.unwrap();
+    env.clock()
+        .advance(Duration::from_secs(86_400))
+        .await
+        .unwrap();
+    env.drain("default").await.unwrap();
+    assert_eq!(env.job(job.job_id).await.unwrap().state, JobState::Waiting);
     assert_eq!(
         env.emit_event("confirmed", json!({"by": "mail"}))
             .await
@@ -769,33 +1054,12 @@ async fn lease_expiry_and_periodic_ticks_follow_the_virtual_clock() {
     worker.shutdown(Duration::from_secs(5)).await;
 }
 
-#[tokio::test]
-async fn postgres_perform_leaves_no_job_and_drains_and_inline_enqueues_run_only_their_jobs() {
-    let Some(store) = postgres().await else {
-        return;
-    };
-    let clock = TestClock::postgres(&store).await.unwrap();
-    let shared: Arc<dyn tasque::durable::Store> = Arc::new(store.clone());
-    let client = Client::new(shared);
+/// The test worker, drains and inline enqueues on a server engine's store in test mode.
+async fn perform_drain_and_inline_on(client: Client, clock: TestClock) {
     let env = TestEnv::new(client.clone(), clock.clone(), Mode::Manual);
-    let count = || async {
-        tasque::durable::Store::count(&**env.store(), tasque::durable::JobFilter::all())
-            .await
-            .unwrap()
-    };
 
     // The test worker: the job's end state returned, nothing of it left.
-    let done = env
-        .perform(
-            Fanout { depth: 9 },
-            |job: Fanout, _ctx: JobContext| async move { Ok::<_, String>(job.depth + 1) },
-        )
-        .await
-        .unwrap();
-    assert_eq!(done.outcome, Performed::Completed(10));
-    assert_eq!(done.job.state, JobState::Completed);
-    assert!(env.job(done.job.id).await.is_err());
-    assert_eq!(count().await, 0);
+    perform_in_a_rolled_back_transaction(&env).await;
 
     // A drain: only the jobs there at its start, unless recursive.
     register_fanout(&env);
@@ -835,5 +1099,24 @@ async fn postgres_perform_leaves_no_job_and_drains_and_inline_enqueues_run_only_
         inline.job(waiting.job_id).await.unwrap().state,
         JobState::Available
     );
+}
+
+#[tokio::test]
+async fn postgres_perform_leaves_no_job_and_drains_and_inline_enqueues_run_only_their_jobs() {
+    let Some(store) = postgres().await else {
+        return;
+    };
+    let clock = TestClock::postgres(&store).await.unwrap();
+    perform_drain_and_inline_on(Client::new(Arc::new(store.clone())), clock).await;
     store.drop_schema().await.unwrap();
+}
+
+#[tokio::test]
+async fn mysql_perform_leaves_no_job_and_drains_and_inline_enqueues_run_only_their_jobs() {
+    let Some(store) = mysql().await else {
+        return;
+    };
+    let clock = TestClock::mysql(&store).await.unwrap();
+    perform_drain_and_inline_on(Client::new(Arc::new(store.clone())), clock).await;
+    store.drop_tables().await.unwrap();
 }

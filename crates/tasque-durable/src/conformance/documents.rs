@@ -116,6 +116,42 @@ pub fn option_document_cases() -> Vec<DocumentCase> {
     ]
 }
 
+/// Bad `unique` documents and the option each refusal names (the Rust parser and both SQL
+/// entry points, PostgreSQL's `spawn` and MySQL's procedure, must agree).
+pub fn unique_refusal_cases() -> Vec<(Value, &'static str)> {
+    vec![
+        (json!({"unique": "k"}), "unique"),
+        (json!({"unique": {"key": "k", "colour": 1}}), "unique"),
+        (json!({"unique": {"key": 7}}), "unique.key"),
+        (json!({"unique": {"key": ""}}), "unique.key"),
+        (json!({"unique": {"period_ms": 10}}), "unique.key"),
+        (
+            json!({"unique": {"key": "k", "period_ms": 0}}),
+            "unique.period_ms",
+        ),
+        (
+            json!({"unique": {"key": "k", "period_ms": 1.5}}),
+            "unique.period_ms",
+        ),
+        (
+            json!({"unique": {"key": "k", "states": "running"}}),
+            "unique.states",
+        ),
+        (
+            json!({"unique": {"key": "k", "states": ["running"]}}),
+            "unique.states",
+        ),
+        (
+            json!({"unique": {"key": "k", "states": ["bogus"]}}),
+            "unique.states",
+        ),
+        (
+            json!({"unique": {"key": "k", "states": ["available", "scheduled", "running"]}}),
+            "unique.states",
+        ),
+    ]
+}
+
 /// The option a refusal message names: `invalid option `X`: ...` gives `X`; an invalid queue
 /// or task name gives `queue` or `task`.
 pub fn option_named_in(message: &str) -> Option<String> {

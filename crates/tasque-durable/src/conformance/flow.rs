@@ -256,6 +256,45 @@ pub async fn a_rate_limit_per_key_skips_throttled_keys(b: &dyn Backend) {
     assert_nothing_claimable(&*store, "per-key").await;
 }
 
+/// A blocking queue honours its rate limit too: its head waits for the next window, and the
+/// wait names the rate limit.
+pub async fn a_rate_limit_holds_a_blocking_queue(b: &dyn Backend) {
+    let store = b.open("main").await;
+    let params = crate::BlockingParams {
+        blocking: true,
+        on_exhausted: BlockedPolicy::Continue,
+    };
+    store
+        .set_queue_blocking("serial-rated", params)
+        .await
+        .unwrap();
+    flow(&*store)
+        .set_rate_limit("serial-rated", Some(RateLimit::new(1, CENTURY)))
+        .await
+        .unwrap();
+    let mut jobs = Vec::new();
+    for i in 0..3 {
+        jobs.push(spawn(&*store, job("serial-rated", "work", i)).await);
+    }
+    let first = store.claim(claim_of("serial-rated", 10)).await.unwrap();
+    assert_eq!(ids(&first), vec![jobs[0]]);
+    complete(&*store, &first[0]).await;
+    assert_nothing_claimable(&*store, "serial-rated").await;
+    assert!(
+        matches!(
+            flow(&*store).job(jobs[1]).await.unwrap().waits,
+            Some(FlowWait::RateLimited { .. })
+        ),
+        "the head waits for the rate limit"
+    );
+    flow(&*store)
+        .set_rate_limit("serial-rated", None)
+        .await
+        .unwrap();
+    let next = store.claim(claim_of("serial-rated", 10)).await.unwrap();
+    assert_eq!(ids(&next), vec![jobs[1]], "still one at a time, in order");
+}
+
 /// Bad flow settings are refused with typed errors and change nothing.
 pub async fn bad_flow_settings_are_refused(b: &dyn Backend) {
     let store = b.open("main").await;

@@ -224,3 +224,38 @@ pub async fn client_unique_by_args_reports_duplicates(b: &dyn Backend) {
     let info = client.store().get_job(first.job_id).await.unwrap();
     assert_eq!(info.unique_key.as_deref(), Some(r#"digest|{"user_id":1}"#));
 }
+
+/// Retrying a cancelled unique job whose slot a newer job now holds is refused with a typed
+/// error naming the holder, and changes nothing; once the holder leaves the slot, the retry
+/// goes through.
+pub async fn retrying_a_unique_job_whose_slot_is_taken_names_the_holder(b: &dyn Backend) {
+    let store = b.open("main").await;
+    let old = store
+        .spawn(job("uq-retry", "work", 1).with_options(unique("k-retry")))
+        .await
+        .unwrap();
+    store.cancel(old.job_id).await.unwrap();
+    let newer = store
+        .spawn(job("uq-retry", "work", 2).with_options(unique("k-retry")))
+        .await
+        .unwrap();
+    assert!(newer.created && newer.job_id != old.job_id);
+    match store.retry(old.job_id, None).await {
+        Err(Error::UniqueSlotTaken { job, holder }) => {
+            assert_eq!((job, holder), (old.job_id, newer.job_id));
+        }
+        other => panic!("expected UniqueSlotTaken, got {other:?}"),
+    }
+    let info = store.get_job(old.job_id).await.unwrap();
+    assert_eq!(
+        info.state,
+        JobState::Cancelled,
+        "the refused retry changed nothing"
+    );
+    store.cancel(newer.job_id).await.unwrap();
+    store.retry(old.job_id, None).await.unwrap();
+    assert_eq!(
+        store.get_job(old.job_id).await.unwrap().state,
+        JobState::Available
+    );
+}

@@ -30,6 +30,7 @@ pub mod migrations;
 pub mod params;
 mod policy;
 pub mod reasons;
+pub mod rows;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -32,7 +32,7 @@ mod spec;
 pub use compiled::{
     compile_all, tick_key, CompiledSchedule, ScheduleError, HEADER_ID, HEADER_TICK,
 };
-pub use election::{seat, Election, LeaseElection};
+pub use election::{seat, Election, LeaseElection, LockSession, SessionElection};
 pub use engine::{Fire, FireOutcome, ScheduleEngine, ScheduleRecord};
 pub use pass::{fire_due, PassReport, FIRE_BATCH, FIRE_CONCURRENCY};
 pub use plan::{plan, Step, SKIP_GRACE};

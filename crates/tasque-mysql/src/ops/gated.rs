@@ -1,5 +1,6 @@
-//! Queues whose claims are gated: a concurrency limit across all workers, or blocking mode
-//! (one job at a time, in creation order, a failure holding the jobs behind it).
+//! Queues whose claims are gated: a concurrency limit across all workers, blocking mode
+//! (one job at a time, in creation order, a failure holding the jobs behind it), or a rate
+//! limit (which blocking queues honour too).
 //!
 //! A gated claim locks its queues' rows (`SELECT ... FOR UPDATE`, by name) for its
 //! transaction, so counting what runs and claiming are atomic across every claimer on every
@@ -102,6 +103,27 @@ impl MySqlStore {
             }
             if *blocking {
                 if let Head::Ready(id) = self.head(&mut tx, name).await? {
+                    // A rate limit holds the head while its key's window is full.
+                    let rated = match rate {
+                        Some(rate) => {
+                            let (kind, path) = rate_key_binds(&rate.key);
+                            let path = json_path(&path);
+                            let r = sqlx::query(&sql.job_rate)
+                                .bind(rate.window_ms())
+                                .bind(rate.window_ms())
+                                .bind(kind)
+                                .bind(&path)
+                                .bind(id)
+                                .fetch_one(&mut *tx)
+                                .await
+                                .map_err(sql_err)?;
+                            if rows::at::<i64>(&r, 1)? >= i64::from(rate.limit) {
+                                continue;
+                            }
+                            Some((rate, kind, path))
+                        }
+                        None => None,
+                    };
                     let found = sqlx::query(&sql.lock_pending)
                         .bind(us(params.lease))
                         .bind(id)
@@ -110,6 +132,9 @@ impl MySqlStore {
                         .map_err(sql_err)?;
                     if let Some(row) = found {
                         picked.extend(rows::claims(&[row])?);
+                        if let Some((rate, kind, path)) = rated {
+                            counts.push((name, rate, kind, path, vec![id]));
+                        }
                     }
                 }
                 continue;

@@ -121,7 +121,7 @@ impl EngineMaintain for MySqlStore {
                     return Ok(None);
                 }
             };
-            sqlx::query(&self.inner.sql.retry_job)
+            let done = sqlx::query(&self.inner.sql.retry_job)
                 .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
                 .bind(&retry)
                 .bind(options.priority.unwrap_or(0))
@@ -134,12 +134,32 @@ impl EngineMaintain for MySqlStore {
                 .bind(us_of_ms(max_delay_ms))
                 .bind(job.0)
                 .execute(&mut *tx)
-                .await
-                .map_err(sql_err)?;
+                .await;
+            match done {
+                Err(e) if is_unique_violation(&e) => {
+                    // A newer job holds the unique slot this one would take back.
+                    let holder: Option<i64> = sqlx::query_scalar(&self.inner.sql.unique_holder)
+                        .bind(job.0)
+                        .bind(job.0)
+                        .bind(job.0)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(sql_err)?;
+                    tx.rollback().await.map_err(sql_err)?;
+                    return Err(Error::retry_slot_taken(job, holder.map(JobId)));
+                }
+                other => other.map_err(sql_err)?,
+            };
             tx.commit().await.map_err(sql_err)?;
             self.announce([""]);
             Ok(Some(RunId::new(job, locked.seq + 1)))
         })
         .await
     }
+}
+
+/// Whether a write ran into a unique key (1062).
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
 }

@@ -4,17 +4,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use sqlx::Row;
-use tasque_durable::registry::{
-    decode_queues, encode_queues, WorkerBeat, WorkerRecord, WorkerRegistry,
-};
+use tasque_durable::engine::rows::worker;
+use tasque_durable::registry::{encode_queues, WorkerBeat, WorkerRecord, WorkerRegistry};
 use tasque_durable::Result;
 
 use super::us;
 use crate::queries::registry as q;
-use crate::rows::Text;
-use crate::{sql_err, MySqlStore};
+use crate::{rows, sql_err, MySqlStore};
 
 #[async_trait]
 impl WorkerRegistry for MySqlStore {
@@ -36,23 +32,7 @@ impl WorkerRegistry for MySqlStore {
             .fetch_all(&self.inner.pool)
             .await
             .map_err(sql_err)?;
-        found
-            .iter()
-            .map(|row| {
-                let pid: i64 = row.try_get(2).map_err(sql_err)?;
-                let queues: Text = row.try_get(3).map_err(sql_err)?;
-                let alive: i64 = row.try_get(6).map_err(sql_err)?;
-                Ok(WorkerRecord {
-                    id: row.try_get::<Text, _>(0).map_err(sql_err)?.0,
-                    host: row.try_get::<Text, _>(1).map_err(sql_err)?.0,
-                    pid: u32::try_from(pid).unwrap_or(0),
-                    queues: decode_queues(&queues.0)?,
-                    started_at: row.try_get::<DateTime<Utc>, _>(4).map_err(sql_err)?,
-                    heartbeat_at: row.try_get::<DateTime<Utc>, _>(5).map_err(sql_err)?,
-                    alive: alive != 0,
-                })
-            })
-            .collect()
+        found.iter().map(|row| worker(&rows::Cols(row))).collect()
     }
 
     async fn worker_forget(&self, id: &str) -> Result<bool> {

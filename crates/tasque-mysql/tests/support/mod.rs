@@ -12,7 +12,7 @@ use tasque_testkit::in_ci;
 
 use sqlx::mysql::MySqlPoolOptions;
 use sqlx::MySqlPool;
-use tasque_durable::conformance::Corruption;
+use tasque_durable::conformance::{Backend, Corruption};
 use tasque_durable::{JobId, Store};
 use tasque_mysql::{MySqlConfig, MySqlStore};
 
@@ -156,6 +156,18 @@ impl Drop for Fresh {
 fn prefix_of(store: &MySqlStore) -> String {
     let stem = store.table_stem();
     stem[..stem.len() - store.namespace().len()].to_string()
+}
+
+/// The shared suites' backend: each namespace a migrated store under this prefix.
+#[async_trait::async_trait]
+impl Backend for Fresh {
+    async fn open(&self, namespace: &str) -> Arc<dyn Store> {
+        Arc::new(self.store(namespace).await)
+    }
+
+    async fn corrupt(&self, namespace: &str, job: JobId, what: Corruption) {
+        Fresh::corrupt(self, namespace, job, what).await;
+    }
 }
 
 /// The store as the trait object the worker and the suite take.

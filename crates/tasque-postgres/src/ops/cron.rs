@@ -8,10 +8,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{Postgres, Transaction};
 use tasque_durable::schedule::{Fire, FireOutcome, Schedule, ScheduleEngine, ScheduleRecord};
-use tasque_durable::{Error, JobId, Result};
+use tasque_durable::{Error, Result};
 
 use super::ms;
 use crate::config::quote;
@@ -168,18 +167,7 @@ impl ScheduleEngine for PostgresStore {
     }
 }
 
-/// One row of [`q::LIST_SCHEDULES`].
+/// One row of the schedules' listing.
 fn record(row: &sqlx::postgres::PgRow) -> Result<ScheduleRecord> {
-    let definition: String = row.try_get(1).map_err(sql_err)?;
-    let schedule: Schedule = serde_json::from_str(&definition)
-        .map_err(|e| Error::Corrupt(format!("schedule definition: {e}")))?;
-    let last_job: Option<i64> = row.try_get(5).map_err(sql_err)?;
-    Ok(ScheduleRecord {
-        schedule,
-        registered_at: row.try_get::<DateTime<Utc>, _>(2).map_err(sql_err)?,
-        last_tick: row.try_get(3).map_err(sql_err)?,
-        last_fired_at: row.try_get(4).map_err(sql_err)?,
-        last_job: last_job.map(JobId),
-        paused: row.try_get(6).map_err(sql_err)?,
-    })
+    tasque_durable::engine::rows::schedule(&crate::rows::Cols(row))
 }

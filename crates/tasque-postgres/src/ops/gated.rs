@@ -1,6 +1,7 @@
-//! Queues whose claims are gated: a concurrency limit across all workers, or blocking mode
-//! (one job at a time, in creation order). A claim locks their queue rows (`FOR UPDATE`) for
-//! its transaction, so counting what runs and claiming are atomic across every machine.
+//! Queues whose claims are gated: a concurrency limit across all workers, blocking mode
+//! (one job at a time, in creation order) or a rate limit (also on blocking queues). A claim
+//! locks their queue rows (`FOR UPDATE`) for its transaction, so counting what runs (or
+//! starts) and claiming are atomic across every machine.
 
 use async_trait::async_trait;
 use sqlx::postgres::PgConnection;
@@ -76,6 +77,11 @@ impl PostgresStore {
             let n = if blocking {
                 match self.head(&mut tx, &name).await? {
                     Head::Ready(id) => {
+                        if let Some(rate) = &rate {
+                            if !self.count_head_start(&mut tx, id, rate).await? {
+                                continue;
+                            }
+                        }
                         let (found, bad) = self.claim_head(&mut tx, params, id).await?;
                         claims.extend(found);
                         undecodable.extend(bad);
@@ -136,6 +142,27 @@ impl PostgresStore {
             .await
             .map_err(sql_err)?;
         rows::claims(&found)
+    }
+
+    /// Counts the start of a blocking queue's head in its rate window; false (nothing
+    /// counted) when the window is full. Runs under the queue row's lock.
+    async fn count_head_start(
+        &self,
+        conn: &mut PgConnection,
+        id: i64,
+        rate: &RateLimit,
+    ) -> Result<bool> {
+        let (kind, path) = rate_key_binds(&rate.key);
+        let counted = sqlx::query(&self.inner.sql.count_head_start)
+            .bind(id)
+            .bind(i64::from(rate.limit))
+            .bind(rate.window_ms())
+            .bind(kind)
+            .bind(path)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(sql_err)?;
+        Ok(counted.is_some())
     }
 
     /// The state of a blocking queue's head.

@@ -4,17 +4,14 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use sqlx::Row;
-use tasque_durable::registry::{
-    decode_queues, encode_queues, WorkerBeat, WorkerRecord, WorkerRegistry,
-};
+use tasque_durable::engine::rows::worker;
+use tasque_durable::registry::{encode_queues, WorkerBeat, WorkerRecord, WorkerRegistry};
 use tasque_durable::Result;
 
 use super::ms;
 use crate::config::quote;
 use crate::queries::registry as q;
-use crate::{sql_err, PostgresStore};
+use crate::{rows, sql_err, PostgresStore};
 
 impl PostgresStore {
     /// A statement of `queries::registry` for this store's schema.
@@ -43,22 +40,7 @@ impl WorkerRegistry for PostgresStore {
             .fetch_all(&self.inner.pool)
             .await
             .map_err(sql_err)?;
-        found
-            .iter()
-            .map(|row| {
-                let pid: i64 = row.try_get(2).map_err(sql_err)?;
-                let queues: String = row.try_get(3).map_err(sql_err)?;
-                Ok(WorkerRecord {
-                    id: row.try_get(0).map_err(sql_err)?,
-                    host: row.try_get(1).map_err(sql_err)?,
-                    pid: u32::try_from(pid).unwrap_or(0),
-                    queues: decode_queues(&queues)?,
-                    started_at: row.try_get::<DateTime<Utc>, _>(4).map_err(sql_err)?,
-                    heartbeat_at: row.try_get::<DateTime<Utc>, _>(5).map_err(sql_err)?,
-                    alive: row.try_get(6).map_err(sql_err)?,
-                })
-            })
-            .collect()
+        found.iter().map(|row| worker(&rows::Cols(row))).collect()
     }
 
     async fn worker_forget(&self, id: &str) -> Result<bool> {

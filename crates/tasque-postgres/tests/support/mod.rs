@@ -12,7 +12,7 @@ use tasque_testkit::in_ci;
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
-use tasque_durable::conformance::Corruption;
+use tasque_durable::conformance::{Backend, Corruption};
 use tasque_durable::{JobId, Store};
 use tasque_postgres::{PostgresConfig, PostgresStore};
 
@@ -149,6 +149,18 @@ impl Drop for Fresh {
             });
         });
         let _ = cleaner.join();
+    }
+}
+
+/// The shared suites' backend: each namespace a migrated store under this prefix.
+#[async_trait::async_trait]
+impl Backend for Fresh {
+    async fn open(&self, namespace: &str) -> Arc<dyn Store> {
+        Arc::new(self.store(namespace).await)
+    }
+
+    async fn corrupt(&self, namespace: &str, job: JobId, what: Corruption) {
+        Fresh::corrupt(self, namespace, job, what).await;
     }
 }
 

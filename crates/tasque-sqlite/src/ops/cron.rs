@@ -7,21 +7,16 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
 use tasque_durable::schedule::{Fire, FireOutcome, Schedule, ScheduleEngine, ScheduleRecord};
-use tasque_durable::{Error, JobId, Result};
+use tasque_durable::{Error, Result};
 
 use super::{ms, spawn};
-use crate::{queries, rows, sql_err, SqliteStore};
+use crate::{queries, sql_err, SqliteStore};
 
 #[async_trait]
 impl ScheduleEngine for SqliteStore {
     async fn upsert_schedules(&self, schedules: &[Schedule]) -> Result<()> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(sql_err)?;
+        let mut tx = self.begin_write().await.map_err(sql_err)?;
         for schedule in schedules {
             let definition =
                 serde_json::to_string(schedule).map_err(|e| Error::Corrupt(e.to_string()))?;
@@ -56,11 +51,7 @@ impl ScheduleEngine for SqliteStore {
             }
             None => None,
         };
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(sql_err)?;
+        let mut tx = self.begin_write().await.map_err(sql_err)?;
         let advanced = sqlx::query(crate::clock::clocked(queries::ADVANCE_TICK))
             .bind(&*self.ns)
             .bind(&fire.id)
@@ -170,23 +161,7 @@ impl ScheduleEngine for SqliteStore {
     }
 }
 
-/// One row of [`queries::LIST_SCHEDULES`].
+/// One row of the schedules' listing.
 fn record(row: &sqlx::sqlite::SqliteRow) -> Result<ScheduleRecord> {
-    let definition: String = row.try_get(1).map_err(sql_err)?;
-    let schedule: Schedule = serde_json::from_str(&definition)
-        .map_err(|e| Error::Corrupt(format!("schedule definition: {e}")))?;
-    let opt_time = |i: usize| -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-        let ms: Option<i64> = row.try_get(i).map_err(sql_err)?;
-        ms.map(rows::time).transpose()
-    };
-    let last_job: Option<i64> = row.try_get(5).map_err(sql_err)?;
-    let paused: i64 = row.try_get(6).map_err(sql_err)?;
-    Ok(ScheduleRecord {
-        schedule,
-        registered_at: rows::time(row.try_get(2).map_err(sql_err)?)?,
-        last_tick: opt_time(3)?,
-        last_fired_at: opt_time(4)?,
-        last_job: last_job.map(JobId),
-        paused: paused != 0,
-    })
+    tasque_durable::engine::rows::schedule(&crate::rows::Cols(row))
 }

@@ -1,5 +1,6 @@
-//! Queues whose claims are gated: a concurrency limit across all workers, or blocking mode
-//! (one job at a time, in creation order). Their claims run in one `BEGIN IMMEDIATE`
+//! Queues whose claims are gated: a concurrency limit across all workers, blocking mode
+//! (one job at a time, in creation order), or a rate limit (blocking queues honour it too).
+//! Their claims run in one `BEGIN IMMEDIATE`
 //! transaction, so counting what runs and claiming are atomic across processes.
 
 use async_trait::async_trait;
@@ -60,11 +61,7 @@ impl SqliteStore {
         if gates.is_empty() {
             return Ok(Claimed::default());
         }
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(sql_err)?;
+        let mut tx = self.begin_write().await.map_err(sql_err)?;
         // Re-read inside the write lock: the settings may have changed meanwhile.
         let gates = sqlx::query(crate::clock::clocked(queries::GATED_QUEUES))
             .bind(&*self.ns)
@@ -80,7 +77,7 @@ impl SqliteStore {
             }
             let gate = gate(row)?;
             let (found, undecodable) = if gate.blocking {
-                self.claim_head(&mut tx, params, &gate.name).await?
+                self.claim_head(&mut tx, params, &gate).await?
             } else {
                 self.claim_limited(&mut tx, params, &gate, left).await?
             };
@@ -174,11 +171,28 @@ impl SqliteStore {
         &self,
         tx: &mut Transaction<'static, Sqlite>,
         params: &ClaimParams,
-        queue: &str,
+        gate: &Gate,
     ) -> Result<Claimed> {
-        let Head::Ready(id) = self.head(tx, queue).await? else {
+        let Head::Ready(id) = self.head(tx, &gate.name).await? else {
             return Ok(Claimed::default());
         };
+        // A rate limit holds the head while its key's window is full.
+        if let Some(rate) = &gate.rate {
+            let (kind, path) = rate_key_binds(&rate.key);
+            let r = sqlx::query(&crate::clock::clocked_string(queries::job_rate()))
+                .bind(&*self.ns)
+                .bind(id)
+                .bind(rate.window_ms())
+                .bind(kind)
+                .bind(queries::json_path(&path))
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(sql_err)?;
+            let used: i64 = r.try_get(1).map_err(sql_err)?;
+            if used >= i64::from(rate.limit) {
+                return Ok(Claimed::default());
+            }
+        }
         let found = sqlx::query(&crate::clock::clocked_string(queries::claim_head()))
             .bind(&*self.ns)
             .bind(&params.worker_id)
@@ -187,7 +201,21 @@ impl SqliteStore {
             .fetch_all(&mut **tx)
             .await
             .map_err(sql_err)?;
-        rows::claims(&found)
+        let claimed = rows::claims(&found)?;
+        if let (Some(rate), false) = (&gate.rate, found.is_empty()) {
+            let (kind, path) = rate_key_binds(&rate.key);
+            sqlx::query(&crate::clock::clocked_string(queries::count_starts()))
+                .bind(&*self.ns)
+                .bind(&gate.name)
+                .bind(rate.window_ms())
+                .bind(kind)
+                .bind(queries::json_path(&path))
+                .bind(serde_json::json!([id]).to_string())
+                .execute(&mut **tx)
+                .await
+                .map_err(sql_err)?;
+        }
+        Ok(claimed)
     }
 
     /// The state of a blocking queue's head.

@@ -5,7 +5,7 @@ use sqlx::Row;
 use tasque_durable::engine::{
     CancelWrite, EngineInspect, EngineMaintain, JobCancel, JobExpired, JobRetry,
 };
-use tasque_durable::{JobId, JobState, Result, RunId};
+use tasque_durable::{Error, JobId, JobState, Result, RunId};
 
 use super::{ms, run_at_binds, spawn::encode_retry};
 use crate::{queries, sql_err, SqliteStore};
@@ -85,8 +85,11 @@ impl EngineMaintain for SqliteStore {
             .bind(run_at)
             .bind(delay_ms)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(sql_err)?;
+            .await;
+        let row = match row {
+            Err(e) if is_unique_violation(&e) => return Err(self.slot_taken(job).await),
+            other => other.map_err(sql_err)?,
+        };
         match row {
             Some(row) => Ok(Some(RunId::new(job, row.try_get(0).map_err(sql_err)?))),
             None => Ok(None),
@@ -94,7 +97,27 @@ impl EngineMaintain for SqliteStore {
     }
 }
 
+/// Whether a write ran into a unique index.
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
 impl SqliteStore {
+    /// The error of a retry refused by the unique index: the job holding the slot, or
+    /// [`Error::Contended`] when it left the slot meanwhile.
+    async fn slot_taken(&self, job: JobId) -> Error {
+        let holder = sqlx::query_scalar::<_, i64>(crate::clock::clocked(queries::UNIQUE_HOLDER))
+            .bind(&*self.ns)
+            .bind(job.0)
+            .fetch_optional(&self.readers)
+            .await;
+        match holder {
+            Ok(holder) => Error::retry_slot_taken(job, holder.map(JobId)),
+            Err(e) => sql_err(e),
+        }
+    }
+
     /// Cancels a failed job that holds its blocking queue (stay-blocked policy); false when it
     /// does not hold one.
     async fn cancel_holding(&self, job: JobId) -> Result<bool> {

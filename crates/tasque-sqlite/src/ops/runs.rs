@@ -1,6 +1,7 @@
 //! Writes by a running run: complete, fail, reschedule, release. All guarded by the run id.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use sqlx::Row;
@@ -29,17 +30,17 @@ fn returned_runs(rows: &[sqlx::sqlite::SqliteRow]) -> Result<HashSet<RunId>> {
 }
 
 impl SqliteStore {
-    /// Completes the kept runs (`keep` holds their distinct JSON objects); returns those applied.
-    /// Fast path: one statement completes them all when every run still owns its job (the
-    /// common case), in one round trip to SQLite's thread with no rows back. Otherwise it
-    /// changes nothing, and a second statement completes those that still own their jobs,
-    /// returning which.
+    /// Completes the kept runs (`keep` holds their JSON objects); returns those applied.
+    /// One statement completes every run that still owns its job, stamping those jobs with a
+    /// fresh token; when it changed as many rows as there are runs (the common case), all were
+    /// applied. Otherwise a read of the jobs bearing the token says which were.
     async fn complete_kept(&self, keep: &[String], items: &[JobComplete]) -> Result<Vec<RunId>> {
         let runs = format!("[{}]", keep.join(","));
-        let done = sqlx::query(crate::clock::clocked(queries::COMPLETE_MANY_IF_ALL))
+        let token = self.claim_tokens.fetch_add(1, Ordering::Relaxed);
+        let done = sqlx::query(crate::clock::clocked(queries::COMPLETE_MANY))
             .bind(&*self.ns)
             .bind(&runs)
-            .bind(keep.len() as i64)
+            .bind(token)
             .execute(&self.pool)
             .await
             .map_err(sql_err)?;
@@ -50,16 +51,13 @@ impl SqliteStore {
                 .map(|i| i.run)
                 .collect());
         }
-        let rows = sqlx::query(&crate::clock::clocked_string(format!(
-            "{} {}",
-            queries::COMPLETE_MANY,
-            queries::RETURNING_RUN
-        )))
-        .bind(&*self.ns)
-        .bind(&runs)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(sql_err)?;
+        let rows = sqlx::query(crate::clock::clocked(queries::COMPLETED_BY_TOKEN))
+            .bind(&*self.ns)
+            .bind(&runs)
+            .bind(token)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sql_err)?;
         Ok(returned_runs(&rows)?.into_iter().collect())
     }
 

@@ -196,10 +196,16 @@ pub(crate) async fn insert_chunk(
             .await
             .map_err(sql_err)?;
     }
-    let rows: Vec<Value> = jobs.iter().map(as_row).collect();
+    if jobs
+        .iter()
+        .all(|j| j.key.is_none() && j.unique_key.is_none())
+    {
+        return insert_unkeyed(conn, ns, jobs).await;
+    }
+    let rows = rows_json(jobs)?;
     let returned = sqlx::query(crate::clock::clocked(queries::INSERT_JOBS))
         .bind(ns)
-        .bind(Value::Array(rows).to_string())
+        .bind(rows)
         .fetch_all(&mut *conn)
         .await
         .map_err(sql_err)?;
@@ -239,6 +245,100 @@ pub(crate) async fn insert_chunk(
         results.push(holder(conn, ns, job, now_ms).await?);
     }
     Ok(results)
+}
+
+/// Inserts jobs none of which has an idempotency or unique key, so none is skipped: bound as
+/// plain values (no JSON for SQLite to parse), and one row comes back (the last id and the
+/// count) instead of one per job; the ids are the consecutive run ending at the last one, in
+/// the jobs' order.
+async fn insert_unkeyed(
+    conn: &mut SqliteConnection,
+    ns: &str,
+    jobs: &[Encoded],
+) -> Result<Vec<SpawnResult>> {
+    let sql = crate::clock::clocked_string(queries::insert_unkeyed(jobs.len()));
+    let mut query = sqlx::query_as(&sql).bind(ns);
+    for job in jobs {
+        query = query
+            .bind(&job.queue)
+            .bind(&job.task)
+            .bind(&job.params)
+            .bind(&job.headers)
+            .bind(job.priority)
+            .bind(job.max_attempts)
+            .bind(&job.retry)
+            .bind(job.timeout_ms)
+            .bind(job.max_duration_ms)
+            .bind(job.max_delay_ms)
+            .bind(job.run_at)
+            .bind(job.delay_ms)
+            .bind(&job.ordering_key);
+    }
+    let (last, inserted): (i64, i64) = query.fetch_one(&mut *conn).await.map_err(sql_err)?;
+    let count = jobs.len();
+    if usize::try_from(inserted).ok() != Some(count) {
+        return Err(Error::Corrupt(format!(
+            "{inserted} of {count} jobs without keys were inserted"
+        )));
+    }
+    let first = last - inserted + 1;
+    Ok((first..=last)
+        .map(|id| SpawnResult {
+            job_id: JobId(id),
+            run_id: RunId::new(JobId(id), 1),
+            attempt: 1,
+            created: true,
+        })
+        .collect())
+}
+
+/// The JSON array of arrays [`queries::INSERT_JOBS`] reads, written straight into one string.
+fn rows_json(jobs: &[Encoded]) -> Result<String> {
+    let mut out = Vec::with_capacity(jobs.len() * 160);
+    out.push(b'[');
+    for (i, job) in jobs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_row(&mut out, job).map_err(|e| Error::Corrupt(format!("encoding a job: {e}")))?;
+    }
+    out.push(b']');
+    String::from_utf8(out).map_err(|e| Error::Corrupt(format!("encoding jobs: {e}")))
+}
+
+/// One job as [`as_row`] spells it, appended to `out`.
+fn write_row(out: &mut Vec<u8>, job: &Encoded) -> serde_json::Result<()> {
+    let head = (
+        &job.queue,
+        &job.task,
+        &job.params,
+        &job.headers,
+        job.priority,
+        job.max_attempts,
+        &job.retry,
+        job.timeout_ms,
+        job.max_duration_ms,
+    );
+    let tail = (
+        job.max_delay_ms,
+        &job.key,
+        job.run_at,
+        job.delay_ms,
+        &job.unique_key,
+        job.unique_period_ms,
+        job.unique_states,
+        &job.ordering_key,
+    );
+    // Two tuples (serde serialises tuples as arrays), joined into one array.
+    let start = out.len();
+    serde_json::to_writer(&mut *out, &head)?;
+    out.pop(); // the head's closing bracket
+    out.push(b',');
+    let middle = out.len();
+    serde_json::to_writer(&mut *out, &tail)?;
+    out.remove(middle); // the tail's opening bracket
+    debug_assert_eq!(out.get(start), Some(&b'['));
+    Ok(())
 }
 
 /// The job holding a skipped job's idempotency key or unique slot. A unique slot's holder may
@@ -319,11 +419,7 @@ impl SqliteStore {
 
     async fn insert_batch(&self, jobs: &[Encoded]) -> Result<Vec<SpawnResult>> {
         let missing = self.unknown_queues(jobs);
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(sql_err)?;
+        let mut tx = self.begin_write().await.map_err(sql_err)?;
         for queue in &missing {
             sqlx::query(crate::clock::clocked(queries::ENSURE_QUEUE))
                 .bind(&*self.ns)
@@ -361,5 +457,41 @@ impl EngineSpawn for SqliteStore {
     async fn job_insert_many(&self, jobs: Vec<JobInsert>) -> Result<Vec<SpawnResult>> {
         let jobs: Vec<Encoded> = jobs.into_iter().map(encode).collect();
         self.insert_batch(&jobs).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(key: Option<&str>, run_at: Option<i64>) -> Encoded {
+        Encoded {
+            queue: "mail\"box".into(),
+            task: "send".into(),
+            params: r#"{"to":"a@b.c"}"#.into(),
+            headers: None,
+            priority: -3,
+            max_attempts: 5,
+            retry: r#"{"kind":"none"}"#.into(),
+            timeout_ms: Some(1500),
+            max_duration_ms: None,
+            max_delay_ms: Some(60_000),
+            key: key.map(str::to_owned),
+            run_at,
+            delay_ms: 250,
+            ordering_key: Some("k".into()),
+            unique_key: None,
+            unique_period_ms: Some(1000),
+            unique_states: Some(3),
+            deps: None,
+        }
+    }
+
+    #[test]
+    fn rows_are_written_as_the_insert_reads_them() {
+        let jobs = [job(Some("idem"), None), job(None, Some(1_700_000_000_000))];
+        let expected = Value::Array(jobs.iter().map(as_row).collect()).to_string();
+        assert_eq!(rows_json(&jobs).unwrap(), expected);
+        assert_eq!(rows_json(&[]).unwrap(), "[]");
     }
 }

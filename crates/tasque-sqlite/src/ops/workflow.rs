@@ -7,7 +7,7 @@ use sqlx::Row;
 use tasque_durable::engine::due_in_ms;
 use tasque_durable::engine::{CheckpointSet, EngineWorkflow, EventEmit};
 use tasque_durable::{
-    AwaitEvent, AwaitOutcome, Checkpoint, JobId, Result, SleepParams, WakeReport,
+    AwaitEvent, AwaitOutcome, Checkpoint, Error, JobId, Result, SleepParams, WakeReport,
 };
 
 use super::{ms, rejection_error, run_at_binds};
@@ -68,18 +68,35 @@ impl EngineWorkflow for SqliteStore {
     }
 
     async fn checkpoint_set(&self, params: CheckpointSet) -> Result<DateTime<Utc>> {
-        let value = params.value;
         let run = params.run;
-        let lease = sqlx::query(crate::clock::clocked(queries::WRITE_CHECKPOINT))
-            .bind(&*self.ns)
-            .bind(run.job.0)
-            .bind(run.seq)
-            .bind(&params.name)
-            .bind(value)
-            .bind(ms(params.extend_lease))
-            .fetch_optional(&self.pool)
+        let mut conn = self.pool.acquire().await.map_err(sql_err)?;
+        let ns = self.ns.clone();
+        // The request runs in a task of its own, so that a caller who stops waiting cannot cut
+        // it between its BEGIN and its COMMIT: it always ends, committed or rolled back, before
+        // the connection goes back to the pool.
+        let write = tokio::spawn(async move {
+            let written = sqlx::query(crate::clock::clocked(queries::WRITE_CHECKPOINT))
+                .bind(&*ns)
+                .bind(run.job.0)
+                .bind(run.seq)
+                .bind(params.name)
+                .bind(params.value)
+                .bind(ms(params.extend_lease))
+                .fetch_all(&mut *conn)
+                .await;
+            if written.is_err() {
+                let _ = sqlx::query(crate::clock::clocked(queries::ROLLBACK))
+                    .execute(&mut *conn)
+                    .await;
+            }
+            written
+        });
+        let lease = write
             .await
-            .map_err(sql_err)?;
+            .map_err(Error::database)?
+            .map_err(sql_err)?
+            .into_iter()
+            .next();
         match lease {
             Some(lease) => rows::time(lease.try_get(0).map_err(sql_err)?),
             None => Err(rejection_error(run, self.diagnose(run).await?)),
@@ -107,11 +124,7 @@ impl EngineWorkflow for SqliteStore {
     async fn event_await(&self, params: AwaitEvent) -> Result<AwaitOutcome> {
         let run = params.run;
         // One write transaction: an emit cannot slip between the look-up and the wait.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(sql_err)?;
+        let mut tx = self.begin_write().await.map_err(sql_err)?;
         let owns = sqlx::query(crate::clock::clocked(queries::RUN_OWNS))
             .bind(&*self.ns)
             .bind(run.job.0)
@@ -153,11 +166,7 @@ impl EngineWorkflow for SqliteStore {
     async fn event_emit(&self, params: EventEmit) -> Result<u64> {
         let EventEmit { name, payload } = params;
         let name = name.as_str();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(sql_err)?;
+        let mut tx = self.begin_write().await.map_err(sql_err)?;
         sqlx::query(crate::clock::clocked(queries::STORE_EVENT))
             .bind(&*self.ns)
             .bind(name)

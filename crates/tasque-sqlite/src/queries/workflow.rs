@@ -3,16 +3,15 @@
 /// Every checkpoint of a job. Binds 1 ns, 2 job id.
 pub const GET_CHECKPOINTS: &str = "SELECT step, state, run_seq, updated_at FROM tasque_checkpoints
     WHERE ns = ?1 AND job_id = ?2 ORDER BY step";
-/// Stores a checkpoint if the run still owns its job, then extends the run's lease. Binds
+/// Stores a checkpoint if the run still owns its job, and extends the run's lease. Binds
 /// 1 ns, 2 job id, 3 run_seq, 4 step, 5 state JSON, 6 lease ms.
 ///
-/// Two statements sent as one request (one hand-off to the connection's thread, each its own
-/// short write transaction): the insert is guarded by the run, so a stale run stores nothing;
-/// the update returns the new lease only while the run still owns the job. A run that loses
-/// its job between the two stored its checkpoint while it still owned it, and is told its
-/// lease is lost.
+/// One write transaction sent as one request (one hand-off to the connection's thread, one
+/// commit): the insert is guarded by the run, so a stale run stores nothing; the update
+/// returns the new lease only while the run still owns the job. Both apply, or neither. Run it
+/// to the end (every row fetched, so the COMMIT runs) and roll back when it fails.
 pub const WRITE_CHECKPOINT: &str = concat!(
-    "INSERT INTO tasque_checkpoints (ns, job_id, step, state, run_seq, updated_at) ",
+    "BEGIN IMMEDIATE; INSERT INTO tasque_checkpoints (ns, job_id, step, state, run_seq, updated_at) ",
     "SELECT ?1, ?2, ?4, ?5, ?3, ",
     now!(),
     " FROM tasque_jobs",
@@ -23,7 +22,7 @@ pub const WRITE_CHECKPOINT: &str = concat!(
     now!(),
     " + ?6",
     if_running!(),
-    " RETURNING lease_expires_at"
+    " RETURNING lease_expires_at; COMMIT"
 );
 
 /// Ends a run by suspending its job until a time, attempt not counted. Binds 1 ns, 2 id,

@@ -15,11 +15,13 @@ enum Target {
     Sqlite(tasque_sqlite::SqliteStore),
     #[cfg(feature = "postgres")]
     Postgres(tasque_postgres::PostgresStore),
+    #[cfg(feature = "mysql")]
+    MySql(tasque_mysql::MySqlStore),
 }
 
 /// The virtual "now" of a store opened in test mode
 /// ([`SqliteConfig::with_virtual_clock`](tasque_sqlite::SqliteConfig::with_virtual_clock),
-/// `PostgresConfig::with_virtual_clock`).
+/// `PostgresConfig::with_virtual_clock`, `MySqlConfig::with_virtual_clock`).
 ///
 /// The engine reads every time from it instead of the database clock: run times of delayed
 /// and retried jobs, sleeps, event-wait timeouts, leases (so lease expiry and the rescuer),
@@ -33,6 +35,39 @@ enum Target {
 pub struct TestClock {
     now: Arc<Mutex<DateTime<Utc>>>,
     target: Target,
+}
+
+/// A store bound to one open transaction: everything done through it is undone by
+/// [`roll_back`](Bound::roll_back).
+pub(super) struct Bound {
+    target: Target,
+}
+
+impl Bound {
+    /// The bound store.
+    pub(super) fn store(&self) -> Arc<dyn Store> {
+        match &self.target {
+            #[cfg(feature = "sqlite")]
+            Target::Sqlite(store) => Arc::new(store.clone()),
+            #[cfg(feature = "postgres")]
+            Target::Postgres(store) => Arc::new(store.clone()),
+            #[cfg(feature = "mysql")]
+            Target::MySql(store) => Arc::new(store.clone()),
+        }
+    }
+
+    /// Rolls the transaction back.
+    pub(super) async fn roll_back(self) -> Result<(), TestingError> {
+        match &self.target {
+            #[cfg(feature = "sqlite")]
+            Target::Sqlite(store) => store.roll_back_bound().await?,
+            #[cfg(feature = "postgres")]
+            Target::Postgres(store) => store.roll_back_bound().await?,
+            #[cfg(feature = "mysql")]
+            Target::MySql(store) => store.roll_back_bound().await?,
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for TestClock {
@@ -60,6 +95,16 @@ impl TestClock {
         store: &tasque_postgres::PostgresStore,
     ) -> Result<TestClock, TestingError> {
         Self::start(Target::Postgres(store.clone())).await
+    }
+
+    /// The clock of a MySQL or MariaDB store opened with `with_virtual_clock()` and migrated,
+    /// set to the real time.
+    #[cfg(feature = "mysql")]
+    pub async fn mysql(store: &tasque_mysql::MySqlStore) -> Result<TestClock, TestingError> {
+        if !store.virtual_clock_in_use() {
+            return Err(TestingError::NotInTestMode);
+        }
+        Self::start(Target::MySql(store.clone())).await
     }
 
     async fn start(target: Target) -> Result<TestClock, TestingError> {
@@ -101,9 +146,24 @@ impl TestClock {
             Target::Sqlite(store) => store.set_virtual_now(Some(at)).await?,
             #[cfg(feature = "postgres")]
             Target::Postgres(store) => store.set_virtual_now(Some(at)).await?,
+            #[cfg(feature = "mysql")]
+            Target::MySql(store) => store.set_virtual_now(Some(at)).await?,
         }
         *self.now.lock().unwrap_or_else(|e| e.into_inner()) = at;
         Ok(())
+    }
+
+    /// A copy of the clock's store bound to one open transaction (see [`Bound`]).
+    pub(super) async fn begin_bound(&self) -> Result<Bound, TestingError> {
+        let target = match &self.target {
+            #[cfg(feature = "sqlite")]
+            Target::Sqlite(store) => Target::Sqlite(store.begin_bound().await?),
+            #[cfg(feature = "postgres")]
+            Target::Postgres(store) => Target::Postgres(store.begin_bound().await?),
+            #[cfg(feature = "mysql")]
+            Target::MySql(store) => Target::MySql(store.begin_bound().await?),
+        };
+        Ok(Bound { target })
     }
 
     /// The store's own reading of its clock.
@@ -113,6 +173,8 @@ impl TestClock {
             Target::Sqlite(store) => store.now().await?,
             #[cfg(feature = "postgres")]
             Target::Postgres(store) => store.now().await?,
+            #[cfg(feature = "mysql")]
+            Target::MySql(store) => store.now().await?,
         })
     }
 }

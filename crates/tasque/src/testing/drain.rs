@@ -39,9 +39,10 @@ impl DrainOptions {
     }
 
     /// Also runs jobs scheduled for later (delayed jobs, retries waiting out their backoff,
-    /// sleeping workflows) by advancing the test clock to each one's run time in turn, until
-    /// none is left (jobs waiting for an event stay: advance the clock past their timeout or
-    /// emit the event).
+    /// sleeping workflows, workflows waiting for an event with a timeout) by advancing the
+    /// test clock to each one's run time, wake time or timeout in turn, until none is left: a
+    /// wait for an event then ends timed out (emit the event first to test its arrival). Jobs
+    /// waiting for an event without a timeout stay waiting.
     pub fn with_scheduled(mut self, yes: bool) -> Self {
         self.with_scheduled = yes;
         self
@@ -121,7 +122,11 @@ pub(super) async fn drain(
         worker.wake();
         let settled = match &only {
             None => worker.wait_until_empty(false, options.limit).await,
-            Some(only) => settled(store, &queues, only, options.limit).await?,
+            // Settled in the database; then the worker's counts (written after) too.
+            Some(only) => {
+                settled(store, &queues, only, options.limit).await?
+                    && worker.wait_until_idle(options.limit).await
+            }
         };
         if !settled {
             result = Err(TestingError::DrainTimedOut {
@@ -229,21 +234,46 @@ async fn settled(
     }
 }
 
-/// The earliest run time of a scheduled or sleeping job of the queues.
+/// The earliest time a job of the queues becomes ready without help: a scheduled job's run
+/// time, a sleeper's wake time, a waiter's timeout (a wait without one never wakes by itself).
 async fn next_due(
     store: &Arc<dyn Store>,
     queues: &[String],
     only: Option<&HashSet<JobId>>,
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>, TestingError> {
     let filter = JobFilter::all()
-        .states([JobState::Scheduled, JobState::Sleeping])
+        .states([JobState::Scheduled, JobState::Sleeping, JobState::Waiting])
         .queues(queues.iter().cloned());
-    Ok(all_jobs(store, filter)
-        .await?
+    let jobs = all_jobs(store, filter).await?;
+    let mut next: Option<chrono::DateTime<chrono::Utc>> = None;
+    let mut now = None;
+    for job in jobs
         .iter()
         .filter(|job| only.is_none_or(|only| only.contains(&job.id)))
-        .map(|job| job.run_at)
-        .min())
+    {
+        let due = match (job.state, store.insight()) {
+            (JobState::Scheduled, _) | (JobState::Sleeping, None) => Some(job.run_at),
+            (_, None) => None,
+            (_, Some(insight)) => match insight.suspension(job.id).await? {
+                Some(tasque_durable::insight::Suspension {
+                    wakes_in_ms: Some(ms),
+                    ..
+                }) => {
+                    let now = match now {
+                        Some(now) => now,
+                        None => *now.insert(store.now().await?),
+                    };
+                    now.checked_add_signed(chrono::TimeDelta::milliseconds(ms.max(0)))
+                }
+                _ => None,
+            },
+        };
+        next = match (next, due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(next)
 }
 
 async fn error_counts(

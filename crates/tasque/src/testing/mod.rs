@@ -8,7 +8,10 @@
 //! and periodic ticks together, and a job that retries after an hour, sleeps a day and waits a
 //! week for an event is tested in milliseconds. [`TestEnv::manual`] and
 //! [`TestEnv::inline`] use an in-memory SQLite database; [`TestEnv::new`] takes any store
-//! opened in test mode (a PostgreSQL schema, a SQLite file shared with worker processes).
+//! opened in test mode with its clock: a PostgreSQL schema (`TestClock::postgres`), a
+//! MySQL/MariaDB namespace (`TestClock::mysql`: every statement reads the namespace's clock
+//! table instead of `UTC_TIMESTAMP(6)`), a SQLite file shared with worker processes
+//! ([`TestEnv::from_sqlite`]).
 //!
 //! * **Modes.** In [`Mode::Manual`], enqueued jobs are stored and the test runs them with
 //!   [`drain`](TestEnv::drain) / [`drain_with`](TestEnv::drain_with) (include scheduled
@@ -24,9 +27,9 @@
 //!   [`TestEnv::all_enqueued`] returns typed jobs; [`TestEnv::scoped`] gives a [`Scope`] that
 //!   sees only the jobs enqueued by one future. A failure lists the jobs that were there.
 //! * **Test worker.** [`TestEnv::perform`] runs one typed handler (the type
-//!   `Handlers::register` takes) on given args against the engine, and returns the outcome
-//!   and the job as it ended; the job is deleted afterwards (not a rolled-back transaction:
-//!   see [`TestEnv::perform`] for why and what stays).
+//!   `Handlers::register` takes) on given args against the engine inside a transaction that
+//!   is rolled back afterwards, and returns the outcome and the job as it ended: nothing of
+//!   the run (the job, what it enqueued, its completion) stays in the database.
 //! * **Workflows.** [`TestEnv::emit_event`], [`TestEnv::checkpoints`] and
 //!   [`TestEnv::perform_from`] (a workflow run resuming after given steps).
 //!
@@ -215,7 +218,21 @@ impl TestEnv {
         Ok(Self::new(Client::new(Arc::new(store)), clock, mode))
     }
 
-    /// A test env over any store opened in test mode, with its clock. In inline mode, the
+    /// A test env over a MySQL/MariaDB store opened with `with_virtual_clock()`, migrated
+    /// (its namespace best created by it, so its stored procedures read the virtual clock too).
+    #[cfg(feature = "mysql")]
+    pub async fn from_mysql(
+        store: tasque_mysql::MySqlStore,
+        mode: Mode,
+    ) -> Result<TestEnv, TestingError> {
+        store.migrate().await?;
+        let clock = TestClock::mysql(&store).await?;
+        Ok(Self::new(Client::new(Arc::new(store)), clock, mode))
+    }
+
+    /// A test env over any store opened in test mode, with its clock (the test worker,
+    /// [`perform`](TestEnv::perform), binds the clock's store to its transaction: give the
+    /// clock of the client's store). In inline mode, the
     /// env's [`client`](TestEnv::client) is one over the same store whose enqueues run the
     /// jobs they enqueue; `client` itself is not changed (its enqueues only store jobs).
     pub fn new(client: Client, clock: TestClock, mode: Mode) -> TestEnv {
@@ -335,18 +352,24 @@ impl TestEnv {
         Ok((output, Scope { view }))
     }
 
-    /// Runs `handler` once on `args` against the engine and returns what happened with the
-    /// job as it ended (its state, attempts, errors, result, read before it is removed).
+    /// Runs `handler` once on `args` against the engine, inside one transaction that is
+    /// rolled back afterwards, and returns what the run led to with the job as it ended (its
+    /// state, attempts, errors, result, read inside the transaction).
     ///
-    /// **Not a rolled-back transaction.** The engine interface runs every operation on the
-    /// store's pool (each its own statement or transaction) and a handler's [`JobContext`]
-    /// holds an `Arc<dyn Store>`; binding the context to one caller's transaction would need
-    /// every engine operation generic over an executor, which the engine interface does not
-    /// offer. The equivalent used: the job is inserted in a queue of its own (so no other job
-    /// runs), run by a real worker with the production contract, read, then deleted, which
-    /// removes its checkpoints and errors with it: the namespace holds no job of the run
-    /// afterwards. What the handler itself writes elsewhere (jobs it enqueues, events it
-    /// emits) stays, visible to [`assert_enqueued!`](crate::assert_enqueued).
+    /// The engine is bound to that transaction for the duration of the perform: a copy of the
+    /// clock's store whose every operation runs on one connection holding it (the engine's own
+    /// transactions become savepoints in it). The job is enqueued as the client would (its
+    /// kind's options: queue, priority, retries), run alone by a real worker with the
+    /// production contract (other jobs of its queue are not handed out), and read; then
+    /// everything is rolled back: the job's row, its checkpoints and errors, what the handler
+    /// enqueued or emitted through its context, its completion. The database is as it was.
+    ///
+    /// On SQLite, the copy uses the database's one write connection, so the test's other
+    /// stores on it wait (or, for the in-memory database, share the transaction) until the
+    /// perform returns. On PostgreSQL and MySQL it is a connection of its own, invisible to
+    /// the others until the roll-back; notifications sent in it are never delivered (its
+    /// worker polls). To see what a handler enqueues, assert on it inside the handler or use
+    /// [`drain`](TestEnv::drain), which keeps what jobs do.
     pub async fn perform<J, F, Fut, E>(
         &self,
         args: J,
@@ -358,7 +381,7 @@ impl TestEnv {
         Fut: Future<Output = Result<J::Output, E>> + Send + 'static,
         E: std::fmt::Display + Send + 'static,
     {
-        perform::perform(self.store(), args, handler, Vec::new()).await
+        perform::perform(self.clock(), args, handler, Vec::new()).await
     }
 
     /// Like [`perform`](TestEnv::perform), for a workflow resuming from a given step: the
@@ -377,7 +400,7 @@ impl TestEnv {
         Fut: Future<Output = Result<J::Output, E>> + Send + 'static,
         E: std::fmt::Display + Send + 'static,
     {
-        perform::perform(self.store(), args, handler, completed.into_iter().collect()).await
+        perform::perform(self.clock(), args, handler, completed.into_iter().collect()).await
     }
 
     /// Emits an event (stored, waking every job waiting for it); returns how many woke.

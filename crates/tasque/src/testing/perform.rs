@@ -1,18 +1,19 @@
 //! The test worker: one typed handler run on given args against the real engine.
 
+use std::collections::HashSet;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tasque_durable::client::Job;
+use tasque_durable::client::{Client, Job};
 use tasque_durable::{
-    ClaimParams, FailureReason, JobInfo, JobState, PollOrder, SetCheckpoint, Spawn, Store,
+    ClaimParams, FailureReason, JobInfo, JobState, PollOrder, SetCheckpoint, Store,
 };
-use tasque_worker::{Handlers, JobContext, Worker};
+use tasque_worker::{Handlers, JobContext};
 
-use super::TestingError;
+use super::gate::Gate;
+use super::{drain, DrainOptions, TestClock, TestingError};
 
 /// What one run of a handler by [`TestEnv::perform`](super::TestEnv::perform) led to.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,7 +33,8 @@ pub enum Performed<T> {
     Cancelled,
 }
 
-/// A handler's run and the job as it ended.
+/// A handler's run and the job as it ended (read inside the transaction, before the
+/// roll-back).
 #[derive(Clone, Debug)]
 pub struct Performance<T> {
     /// What the run led to.
@@ -41,12 +43,11 @@ pub struct Performance<T> {
     pub job: JobInfo,
 }
 
-static PERFORMED: AtomicU64 = AtomicU64::new(0);
-
-/// Runs `handler` once on `args` in a queue of its own, with `steps` stored first as the
-/// job's checkpoints (so a workflow resumes after them), then deletes the job.
+/// Runs `handler` once on `args` against the clock's engine inside one transaction that is
+/// rolled back afterwards, with `steps` stored first as the job's checkpoints (so a workflow
+/// resumes after them).
 pub(super) async fn perform<J, F, Fut, E>(
-    store: &Arc<dyn Store>,
+    clock: &TestClock,
     args: J,
     handler: F,
     steps: Vec<(String, Value)>,
@@ -57,45 +58,50 @@ where
     Fut: Future<Output = Result<J::Output, E>> + Send + 'static,
     E: std::fmt::Display + Send + 'static,
 {
-    let queue = format!(
-        "tasque_test_perform_{}_{}",
-        std::process::id(),
-        PERFORMED.fetch_add(1, Ordering::Relaxed)
-    );
-    let options = args.options().spawn_options().clone();
-    let params = serde_json::to_value(&args).map_err(|source| TestingError::Encode {
-        kind: J::KIND,
-        source,
-    })?;
-    let spawned = store
-        .spawn(Spawn::new(queue.clone(), J::KIND, params).with_options(options))
-        .await?;
+    let bound = clock.begin_bound().await?;
+    let performed = run(&bound.store(), clock, args, handler, steps).await;
+    // Rolled back on every path: nothing of the run stays.
+    let rolled_back = bound.roll_back().await;
+    let performance = performed?;
+    rolled_back?;
+    Ok(performance)
+}
+
+/// The run on the bound store: the job enqueued as the client would, then worked alone (other
+/// jobs of its queue are not handed out), then read.
+async fn run<J, F, Fut, E>(
+    store: &Arc<dyn Store>,
+    clock: &TestClock,
+    args: J,
+    handler: F,
+    steps: Vec<(String, Value)>,
+) -> Result<Performance<J::Output>, TestingError>
+where
+    J: Job,
+    F: Fn(J, JobContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<J::Output, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let enqueued = Client::new(store.clone()).enqueue(args).await?;
+    let id = enqueued.job_id;
+    let queue = store.get_job(id).await?.queue;
+    let only: Arc<dyn Store> = Arc::new(Gate::only(store.clone(), HashSet::from([id])));
     if !steps.is_empty() {
-        seed_steps(store, &queue, steps).await?;
+        seed_steps(&only, &queue, steps).await?;
     }
     let handlers = Handlers::new();
     handlers.register(handler);
-    let worker = Worker::builder(store.clone())
-        .handlers(handlers)
-        .queues([queue.clone()])
-        .concurrency(1)
-        .poll_interval(Duration::from_millis(20))
-        .build()?
-        .start()?;
-    let emptied = worker
-        .wait_until_empty(false, Duration::from_secs(60))
-        .await;
-    let stats = worker.stats();
-    worker.shutdown(Duration::from_secs(5)).await;
-    if !emptied {
-        return Err(TestingError::DrainTimedOut {
-            queue,
-            limit: Duration::from_secs(60),
-        });
-    }
-    let job = store.get_job(spawned.job_id).await?;
-    let outcome = outcome::<J>(&job, stats.deferred > 0)?;
-    store.delete(job.id).await?;
+    let report = drain::drain(
+        store,
+        clock,
+        &handlers,
+        &[queue],
+        &DrainOptions::new().limit(Duration::from_secs(60)),
+        Some(HashSet::from([id])),
+    )
+    .await?;
+    let job = store.get_job(id).await?;
+    let outcome = outcome::<J>(&job, report.deferred > 0)?;
     Ok(Performance { outcome, job })
 }
 
