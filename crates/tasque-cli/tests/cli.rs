@@ -305,6 +305,16 @@ fn bad_input_is_one_clear_line_a_nonzero_exit_and_nothing_written() {
         ),
         (vec!["enqueue", "task", "{}", "--queue", ""], 2, "queue"),
         (vec!["enqueue", "exec"], 2, "argv"),
+        (
+            vec!["enqueue", "task", "{}", "--depends-on", "987654"],
+            2,
+            "parent job 987654 does not exist",
+        ),
+        (
+            vec!["enqueue", "task", "{}", "--on-parent-failure", "run"],
+            2,
+            "--depends-on",
+        ),
         (vec!["frobnicate"], 2, "unrecognized subcommand"),
         (
             vec!["--database-url", "sqlite:///no/such/dir/x.db", "jobs"],
@@ -406,7 +416,7 @@ fn bad_input_is_one_clear_line_a_nonzero_exit_and_nothing_written() {
     let stats = cli.json(&["stats"]);
     assert_eq!(
         stats["total"],
-        serde_json::json!({"available":0,"scheduled":0,"running":0,"sleeping":0,"waiting":0,"completed":0,"failed":0,"cancelled":0})
+        serde_json::json!({"available":0,"scheduled":0,"running":0,"sleeping":0,"waiting":0,"completed":0,"failed":0,"cancelled":0,"on_hold":0})
     );
 }
 

@@ -41,6 +41,7 @@
 //! (`tasque enqueue --depends-on ID`); option documents (the engines' SQL `spawn`) do not
 //! carry them yet.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -174,6 +175,79 @@ pub fn classify(parents: &[(JobId, JobState)], policy: ParentFailure) -> Enqueue
         decision.resolved.push((*id, resolved));
     }
     decision
+}
+
+/// Every distinct parent id named by these spawns' dependencies, sorted.
+pub fn parent_ids<'a>(deps: impl Iterator<Item = &'a Dependencies>) -> Vec<i64> {
+    let mut ids: Vec<i64> = deps
+        .flat_map(|d| d.distinct_parents())
+        .map(|id| id.0)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Refuses with [`Error::UnknownParent`] the smallest of `ids` (sorted) missing from the
+/// parents an engine found.
+pub fn check_parents(ids: &[i64], found: &HashMap<i64, JobState>) -> Result<()> {
+    match ids.iter().find(|id| !found.contains_key(id)) {
+        Some(missing) => Err(Error::UnknownParent(JobId(*missing))),
+        None => Ok(()),
+    }
+}
+
+/// How an engine attaches a new child to its parents: its edges, its count of unresolved
+/// parents and its stored state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// Each parent with true when it is resolved already.
+    pub edges: Vec<(JobId, bool)>,
+    /// Parents not finished yet.
+    pub pending: usize,
+    /// The child's stored state: `on_hold`, `cancelled` (a finished parent cancels it) or
+    /// `pending` (every parent resolved).
+    pub stored_state: &'static str,
+    /// The failure to record when cancelled (JSON text).
+    pub failure: Option<String>,
+}
+
+/// The attachment of a child with `deps`, given the states of its parents (as checked by
+/// [`check_parents`]).
+pub fn attachment(deps: &Dependencies, found: &HashMap<i64, JobState>) -> Result<Attachment> {
+    let parents: Vec<(JobId, JobState)> = deps
+        .distinct_parents()
+        .into_iter()
+        .map(|id| {
+            let state = found.get(&id.0).copied().ok_or(Error::UnknownParent(id))?;
+            Ok((id, state))
+        })
+        .collect::<Result<_>>()?;
+    let decision = classify(&parents, deps.on_parent_failure);
+    let (stored_state, failure) = match decision.cancelled_by {
+        Some((parent, state)) => (
+            "cancelled",
+            Some(parent_failure_reason(parent, state).to_string()),
+        ),
+        None if decision.pending > 0 => ("on_hold", None),
+        None => ("pending", None),
+    };
+    Ok(Attachment {
+        edges: decision.resolved,
+        pending: decision.pending,
+        stored_state,
+        failure,
+    })
+}
+
+/// A stored policy (`NULL` for a job without parents: the default).
+pub fn stored_policy(stored: Option<&str>) -> Result<ParentFailure> {
+    match stored {
+        Some(p) => p
+            .parse()
+            .map_err(|_| Error::Corrupt(format!("on_parent_failure {p:?}"))),
+        None => Ok(ParentFailure::default()),
+    }
 }
 
 /// The failure recorded on a child cancelled because `parent` ended in `state`.

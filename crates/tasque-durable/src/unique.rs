@@ -63,14 +63,16 @@ impl UniqueStates {
     /// The bit of a state.
     pub fn bit(state: JobState) -> u8 {
         match state {
-            // A held job cannot be unique (refused at spawn); counted as pending.
-            JobState::Available | JobState::Scheduled | JobState::OnHold => 1,
+            JobState::Available | JobState::Scheduled => 1,
             JobState::Running => 2,
             JobState::Sleeping => 4,
             JobState::Waiting => 8,
             JobState::Completed => 16,
             JobState::Failed => 32,
             JobState::Cancelled => 64,
+            // A job with dependencies cannot be unique (refused at spawn): no bit, so no
+            // document names the state.
+            JobState::OnHold => 0,
         }
     }
 

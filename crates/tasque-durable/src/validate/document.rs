@@ -228,7 +228,9 @@ fn parse_unique(value: &Value) -> Result<Uniqueness> {
             .ok_or_else(|| Error::invalid_option("unique.states", reason))?;
         let states = names
             .iter()
+            // `on_hold` is no state a unique job can be in (the SQL engines refuse it too).
             .map(|n| n.as_str().and_then(|n| n.parse::<JobState>().ok()))
+            .map(|s| s.filter(|s| *s != JobState::OnHold))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| Error::invalid_option("unique.states", reason))?;
         unique.states = UniqueStates::of(states)?;

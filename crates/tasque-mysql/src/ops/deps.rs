@@ -10,9 +10,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::MySqlConnection;
 use tasque_durable::deps::{
-    classify, parent_failure_reason, Dependencies, DepsEngine, JobDeps, Parent, ParentFailure,
+    attachment, check_parents, parent_ids, stored_policy, Dependencies, DepsEngine, JobDeps,
+    Parent, ParentFailure,
 };
-use tasque_durable::{Error, JobId, JobState, Result, SpawnResult};
+use tasque_durable::{JobId, JobState, Result, SpawnResult};
 
 use super::{bind_ids, retry_conflicts};
 use crate::queries::deps as q;
@@ -34,21 +35,14 @@ pub(crate) fn outcome_of(stored: &str) -> Outcome {
 }
 
 /// Locks every parent named by `deps` (in id order), flags it as having dependents and
-/// returns the states; refuses with [`Error::UnknownParent`] (the smallest missing id).
+/// returns the states; refuses with
+/// [`Error::UnknownParent`](tasque_durable::Error::UnknownParent) (the smallest missing id).
 pub(crate) async fn mark_parents<'a>(
     conn: &mut MySqlConnection,
     sql: &Sql,
     deps: impl Iterator<Item = &'a Dependencies>,
 ) -> Result<HashMap<i64, JobState>> {
-    let mut ids: Vec<i64> = deps
-        .flat_map(|d| d.distinct_parents())
-        .map(|id| id.0)
-        .collect();
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    ids.sort_unstable();
-    ids.dedup();
+    let ids = parent_ids(deps);
     let mut states = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(1000) {
         let statement = sql.lock_parents(chunk.len());
@@ -62,9 +56,7 @@ pub(crate) async fn mark_parents<'a>(
             states.insert(rows::at::<i64>(row, 0)?, state);
         }
     }
-    if let Some(missing) = ids.iter().find(|id| !states.contains_key(id)) {
-        return Err(Error::UnknownParent(JobId(*missing)));
-    }
+    check_parents(&ids, &states)?;
     for chunk in ids.chunks(1000) {
         let statement = sql.mark_parents(chunk.len());
         bind_ids(sqlx::query(&statement), chunk)
@@ -86,36 +78,21 @@ pub(crate) async fn attach(
     if !child.created {
         return Ok(());
     }
-    let parents: Vec<(JobId, JobState)> = deps
-        .distinct_parents()
-        .into_iter()
-        .map(|id| {
-            let state = states.get(&id.0).copied().ok_or(Error::UnknownParent(id))?;
-            Ok((id, state))
-        })
-        .collect::<Result<_>>()?;
-    let decision = classify(&parents, deps.on_parent_failure);
-    let statement = sql.insert_edges(decision.resolved.len());
+    let attached = attachment(deps, states)?;
+    let statement = sql.insert_edges(attached.edges.len());
     let mut query = sqlx::query(&statement);
-    for (parent, resolved) in &decision.resolved {
+    for (parent, resolved) in &attached.edges {
         query = query.bind(parent.0).bind(child.job_id.0).bind(*resolved);
     }
     query.execute(&mut *conn).await.map_err(sql_err)?;
-    let (state, failure) = match decision.cancelled_by {
-        Some((parent, state)) => (
-            "cancelled",
-            Some(parent_failure_reason(parent, state).to_string()),
-        ),
-        None if decision.pending > 0 => ("on_hold", None),
-        None => ("pending", None),
-    };
+    let state = attached.stored_state;
     sqlx::query(&sql.render(q::ATTACH_CHILD))
         .bind(deps.on_parent_failure.as_str())
-        .bind(i32::try_from(decision.pending).unwrap_or(i32::MAX))
+        .bind(i32::try_from(attached.pending).unwrap_or(i32::MAX))
         .bind(state)
         .bind(state)
         .bind(state)
-        .bind(failure)
+        .bind(attached.failure)
         .bind(state)
         .bind(child.job_id.0)
         .execute(&mut *conn)
@@ -305,11 +282,6 @@ impl DepsEngine for MySqlStore {
 }
 
 fn row_policy_at(row: &sqlx::mysql::MySqlRow, index: usize) -> Result<ParentFailure> {
-    match rows::at::<Option<rows::Text>>(row, index)? {
-        Some(p) => {
-            p.0.parse::<ParentFailure>()
-                .map_err(|_| Error::Corrupt(format!("on_parent_failure {:?}", p.0)))
-        }
-        None => Ok(ParentFailure::default()),
-    }
+    let stored = rows::at::<Option<rows::Text>>(row, index)?;
+    stored_policy(stored.as_ref().map(|t| t.0.as_str()))
 }

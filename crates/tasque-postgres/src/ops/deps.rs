@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 use tasque_durable::deps::{
-    classify, parent_failure_reason, Dependencies, DepsEngine, JobDeps, Parent, ParentFailure,
+    attachment, check_parents, parent_ids, stored_policy, Dependencies, DepsEngine, JobDeps, Parent,
 };
-use tasque_durable::{Error, JobId, JobState, Result, SpawnResult};
+use tasque_durable::{JobId, JobState, Result, SpawnResult};
 
 use crate::config::quote;
 use crate::queries::deps as q;
@@ -21,22 +21,18 @@ fn render(statement: &str, schema: &str) -> String {
 }
 
 /// Marks every parent named by `deps` as having dependents, under their row locks, and
-/// returns their states; refuses with [`Error::UnknownParent`] (the smallest missing id) when
-/// one does not exist. Run inside the spawn's transaction, before its insert.
+/// returns their states; refuses with [`Error::UnknownParent`](tasque_durable::Error::UnknownParent)
+/// (the smallest missing id) when one does not exist. Run inside the spawn's transaction,
+/// before its insert.
 pub(crate) async fn mark_parents<'a>(
     conn: &mut PgConnection,
     schema: &str,
     deps: impl Iterator<Item = &'a Dependencies>,
 ) -> Result<HashMap<i64, JobState>> {
-    let mut ids: Vec<i64> = deps
-        .flat_map(|d| d.distinct_parents())
-        .map(|id| id.0)
-        .collect();
+    let ids = parent_ids(deps);
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    ids.sort_unstable();
-    ids.dedup();
     let rows = sqlx::query(&render(q::MARK_PARENTS, schema))
         .bind(&ids)
         .fetch_all(&mut *conn)
@@ -50,9 +46,7 @@ pub(crate) async fn mark_parents<'a>(
         let epoch = DateTime::<Utc>::UNIX_EPOCH;
         states.insert(id, rows::state(&state, epoch, epoch)?);
     }
-    if let Some(missing) = ids.iter().find(|id| !states.contains_key(id)) {
-        return Err(Error::UnknownParent(JobId(*missing)));
-    }
+    check_parents(&ids, &states)?;
     Ok(states)
 }
 
@@ -67,17 +61,9 @@ pub(crate) async fn attach(
     if !child.created {
         return Ok(());
     }
-    let parents: Vec<(JobId, JobState)> = deps
-        .distinct_parents()
-        .into_iter()
-        .map(|id| {
-            let state = states.get(&id.0).copied().ok_or(Error::UnknownParent(id))?;
-            Ok((id, state))
-        })
-        .collect::<Result<_>>()?;
-    let decision = classify(&parents, deps.on_parent_failure);
-    let ids: Vec<i64> = decision.resolved.iter().map(|(id, _)| id.0).collect();
-    let resolved: Vec<bool> = decision.resolved.iter().map(|(_, r)| *r).collect();
+    let attached = attachment(deps, states)?;
+    let ids: Vec<i64> = attached.edges.iter().map(|(id, _)| id.0).collect();
+    let resolved: Vec<bool> = attached.edges.iter().map(|(_, r)| *r).collect();
     sqlx::query(&render(q::INSERT_EDGES, schema))
         .bind(child.job_id.0)
         .bind(&ids)
@@ -85,20 +71,12 @@ pub(crate) async fn attach(
         .execute(&mut *conn)
         .await
         .map_err(sql_err)?;
-    let (state, failure) = match decision.cancelled_by {
-        Some((parent, state)) => (
-            "cancelled",
-            Some(parent_failure_reason(parent, state).to_string()),
-        ),
-        None if decision.pending > 0 => ("on_hold", None),
-        None => ("pending", None),
-    };
     sqlx::query(&render(q::ATTACH_CHILD, schema))
         .bind(child.job_id.0)
         .bind(deps.on_parent_failure.as_str())
-        .bind(i32::try_from(decision.pending).unwrap_or(i32::MAX))
-        .bind(state)
-        .bind(failure)
+        .bind(i32::try_from(attached.pending).unwrap_or(i32::MAX))
+        .bind(attached.stored_state)
+        .bind(attached.failure)
         .execute(&mut *conn)
         .await
         .map_err(sql_err)?;
@@ -119,12 +97,7 @@ impl DepsEngine for PostgresStore {
         };
         let policy: Option<String> = summary.try_get(0).map_err(sql_err)?;
         let dependents: i64 = summary.try_get(1).map_err(sql_err)?;
-        let on_parent_failure = match policy {
-            Some(p) => p
-                .parse::<ParentFailure>()
-                .map_err(|_| Error::Corrupt(format!("on_parent_failure {p:?}")))?,
-            None => ParentFailure::default(),
-        };
+        let on_parent_failure = stored_policy(policy.as_deref())?;
         let found = sqlx::query(&render(q::PARENTS_OF, schema))
             .bind(job.0)
             .fetch_all(&self.inner.pool)

@@ -7,34 +7,22 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use sqlx::{Row, SqliteConnection};
 use tasque_durable::deps::{
-    classify, parent_failure_reason, Dependencies, DepsEngine, JobDeps, Parent, ParentFailure,
+    attachment, check_parents, parent_ids, stored_policy, Dependencies, DepsEngine, JobDeps, Parent,
 };
-use tasque_durable::{Error, JobId, JobState, Result, SpawnResult};
+use tasque_durable::{JobId, JobState, Result, SpawnResult};
 
 use crate::{queries, rows, sql_err, SqliteStore};
 
-/// The model state of a stored one, as far as dependencies care (pending is not finished).
-fn parent_state(stored: &str) -> Result<JobState> {
-    rows::state(stored, 0, 0)
-}
-
 /// Marks every parent named by `deps` as having dependents and returns their states; refuses
-/// with [`Error::UnknownParent`] (the smallest missing id) when one does not exist. Run inside
-/// the spawn's write transaction, before any insert, so a refusal inserts nothing.
+/// with [`Error::UnknownParent`](tasque_durable::Error::UnknownParent) (the smallest missing
+/// id) when one does not exist. Run inside the spawn's write transaction, before any insert,
+/// so a refusal inserts nothing.
 pub(crate) async fn mark_parents<'a>(
     conn: &mut SqliteConnection,
     ns: &str,
     deps: impl Iterator<Item = &'a Dependencies>,
 ) -> Result<HashMap<i64, JobState>> {
-    let mut ids: Vec<i64> = deps
-        .flat_map(|d| d.distinct_parents())
-        .map(|id| id.0)
-        .collect();
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    ids.sort_unstable();
-    ids.dedup();
+    let ids = parent_ids(deps);
     let mut states = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(10_000) {
         let rows = sqlx::query(crate::clock::clocked(queries::MARK_PARENTS))
@@ -46,12 +34,11 @@ pub(crate) async fn mark_parents<'a>(
         for row in rows {
             let id: i64 = row.try_get(0).map_err(sql_err)?;
             let state: String = row.try_get(1).map_err(sql_err)?;
-            states.insert(id, parent_state(&state)?);
+            // Pending is not finished: its run time does not matter here.
+            states.insert(id, rows::state(&state, 0, 0)?);
         }
     }
-    if let Some(missing) = ids.iter().find(|id| !states.contains_key(id)) {
-        return Err(Error::UnknownParent(JobId(*missing)));
-    }
+    check_parents(&ids, &states)?;
     Ok(states)
 }
 
@@ -68,17 +55,9 @@ pub(crate) async fn attach(
     if !child.created {
         return Ok(());
     }
-    let parents: Vec<(JobId, JobState)> = deps
-        .distinct_parents()
-        .into_iter()
-        .map(|id| {
-            let state = states.get(&id.0).copied().ok_or(Error::UnknownParent(id))?;
-            Ok((id, state))
-        })
-        .collect::<Result<_>>()?;
-    let decision = classify(&parents, deps.on_parent_failure);
-    let edges: Vec<Value> = decision
-        .resolved
+    let attached = attachment(deps, states)?;
+    let edges: Vec<Value> = attached
+        .edges
         .iter()
         .map(|(id, resolved)| json!([id.0, i64::from(*resolved)]))
         .collect();
@@ -88,21 +67,13 @@ pub(crate) async fn attach(
         .execute(&mut *conn)
         .await
         .map_err(sql_err)?;
-    let (state, failure) = match decision.cancelled_by {
-        Some((parent, state)) => (
-            "cancelled",
-            Some(parent_failure_reason(parent, state).to_string()),
-        ),
-        None if decision.pending > 0 => ("on_hold", None),
-        None => ("pending", None),
-    };
     sqlx::query(crate::clock::clocked(queries::ATTACH_CHILD))
         .bind(ns)
         .bind(child.job_id.0)
         .bind(deps.on_parent_failure.as_str())
-        .bind(i64::try_from(decision.pending).unwrap_or(i64::MAX))
-        .bind(state)
-        .bind(failure)
+        .bind(i64::try_from(attached.pending).unwrap_or(i64::MAX))
+        .bind(attached.stored_state)
+        .bind(attached.failure)
         .execute(&mut *conn)
         .await
         .map_err(sql_err)?;
@@ -123,12 +94,7 @@ impl DepsEngine for SqliteStore {
         };
         let policy: Option<String> = summary.try_get(0).map_err(sql_err)?;
         let dependents: i64 = summary.try_get(1).map_err(sql_err)?;
-        let on_parent_failure = match policy {
-            Some(p) => p
-                .parse::<ParentFailure>()
-                .map_err(|_| Error::Corrupt(format!("on_parent_failure {p:?}")))?,
-            None => ParentFailure::default(),
-        };
+        let on_parent_failure = stored_policy(policy.as_deref())?;
         let rows = sqlx::query(crate::clock::clocked(queries::PARENTS_OF))
             .bind(&*self.ns)
             .bind(job.0)
