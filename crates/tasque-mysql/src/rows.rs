@@ -133,7 +133,7 @@ impl Columns for Cols<'_> {
     fn text_opt(&self, c: Col<'_>) -> Result<Option<String>> {
         Ok(self.get::<Option<Text>>(c)?.map(|t| t.0))
     }
-    fn int32(&self, c: Col<'_>) -> Result<i32> {
+    fn int32_opt(&self, c: Col<'_>) -> Result<Option<i32>> {
         self.get(c)
     }
     fn int64_opt(&self, c: Col<'_>) -> Result<Option<i64>> {

@@ -151,7 +151,7 @@ impl Columns for Cols<'_> {
     fn text_opt(&self, c: Col<'_>) -> Result<Option<String>> {
         self.get(c)
     }
-    fn int32(&self, c: Col<'_>) -> Result<i32> {
+    fn int32_opt(&self, c: Col<'_>) -> Result<Option<i32>> {
         self.get(c)
     }
     fn int64_opt(&self, c: Col<'_>) -> Result<Option<i64>> {

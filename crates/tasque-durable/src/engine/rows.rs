@@ -26,8 +26,8 @@
 //!
 //! impl Columns for Texts {
 //!     fn text_opt(&self, c: Col<'_>) -> Result<Option<String>> { Ok(Some(self.at(c)?.to_owned())) }
-//!     fn int32(&self, c: Col<'_>) -> Result<i32> {
-//!         self.at(c)?.parse().map_err(|_| Error::Corrupt(format!("{c}")))
+//!     fn int32_opt(&self, c: Col<'_>) -> Result<Option<i32>> {
+//!         self.at(c)?.parse().map(Some).map_err(|_| Error::Corrupt(format!("{c}")))
 //!     }
 //!     fn int64_opt(&self, c: Col<'_>) -> Result<Option<i64>> {
 //!         self.at(c)?.parse().map(Some).map_err(|_| Error::Corrupt(format!("{c}")))
@@ -58,6 +58,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::engine::params::QueueRow;
 use crate::error::{Error, Result};
 use crate::model::{AttemptError, JobId, JobInfo, JobResult, JobState, RunId};
 use crate::options::{CancellationPolicy, RetryStrategy};
@@ -90,8 +91,8 @@ impl fmt::Display for Col<'_> {
 pub trait Columns {
     /// A nullable text column.
     fn text_opt(&self, c: Col<'_>) -> Result<Option<String>>;
-    /// A 32-bit integer column (a count, a priority).
-    fn int32(&self, c: Col<'_>) -> Result<i32>;
+    /// A nullable 32-bit integer column (a count, a priority, a limit).
+    fn int32_opt(&self, c: Col<'_>) -> Result<Option<i32>>;
     /// A nullable 64-bit integer column (an id, a duration in milliseconds).
     fn int64_opt(&self, c: Col<'_>) -> Result<Option<i64>>;
     /// A boolean column or expression (engines without a boolean type store 0 or 1).
@@ -104,6 +105,10 @@ pub trait Columns {
     /// A text column.
     fn text(&self, c: Col<'_>) -> Result<String> {
         self.text_opt(c)?.ok_or_else(|| null(c))
+    }
+    /// A 32-bit integer column.
+    fn int32(&self, c: Col<'_>) -> Result<i32> {
+        self.int32_opt(c)?.ok_or_else(|| null(c))
     }
     /// A 64-bit integer column.
     fn int64(&self, c: Col<'_>) -> Result<i64> {
@@ -247,6 +252,25 @@ pub fn worker(row: &impl Columns) -> Result<WorkerRecord> {
         started_at: row.time(Col::At(4))?,
         heartbeat_at: row.time(Col::At(5))?,
         alive: row.flag(Col::At(6))?,
+    })
+}
+
+/// A row of the queues' listing, by position: name, paused, concurrency limit, blocking,
+/// created at, exhausted-job policy.
+pub fn queue(row: &impl Columns) -> Result<QueueRow> {
+    let name = row.text(Col::At(0))?;
+    let policy = row.text(Col::At(5))?;
+    Ok(QueueRow {
+        paused: row.flag(Col::At(1))?,
+        concurrency_limit: row
+            .int32_opt(Col::At(2))?
+            .and_then(|n| u32::try_from(n).ok()),
+        blocking: row.flag(Col::At(3))?,
+        on_exhausted: policy
+            .parse()
+            .map_err(|e| Error::Corrupt(format!("queue {name:?}: {e}")))?,
+        created_at: row.time(Col::At(4))?,
+        name,
     })
 }
 

@@ -162,21 +162,7 @@ impl EngineInspect for MySqlStore {
             .map_err(sql_err)?;
         found
             .iter()
-            .map(|row| {
-                let name = rows::text_at(row, 0)?;
-                let limit: Option<i32> = rows::at(row, 2)?;
-                let policy = rows::text_at(row, 5)?;
-                Ok(QueueRow {
-                    paused: rows::at(row, 1)?,
-                    concurrency_limit: limit.and_then(|n| u32::try_from(n).ok()),
-                    blocking: rows::at(row, 3)?,
-                    on_exhausted: policy
-                        .parse()
-                        .map_err(|e| Error::Corrupt(format!("queue {name:?}: {e}")))?,
-                    created_at: rows::at(row, 4)?,
-                    name,
-                })
-            })
+            .map(|row| tasque_durable::engine::rows::queue(&crate::rows::Cols(row)))
             .collect()
     }
 

@@ -130,18 +130,7 @@ impl EngineInspect for PostgresStore {
             .await
             .map_err(sql_err)?;
         rows.iter()
-            .map(|row| {
-                let limit: Option<i32> = row.try_get(2).map_err(sql_err)?;
-                let policy: String = row.try_get(5).map_err(sql_err)?;
-                Ok(QueueRow {
-                    name: row.try_get(0).map_err(sql_err)?,
-                    paused: row.try_get(1).map_err(sql_err)?,
-                    concurrency_limit: limit.and_then(|n| u32::try_from(n).ok()),
-                    blocking: row.try_get(3).map_err(sql_err)?,
-                    on_exhausted: policy.parse().map_err(|e| Error::Corrupt(format!("{e}")))?,
-                    created_at: rows::time_at(row, 4)?,
-                })
-            })
+            .map(|row| tasque_durable::engine::rows::queue(&crate::rows::Cols(row)))
             .collect()
     }
 

@@ -129,18 +129,7 @@ impl EngineInspect for SqliteStore {
             .await
             .map_err(sql_err)?;
         rows.iter()
-            .map(|row| {
-                let limit: Option<i64> = row.try_get(2).map_err(sql_err)?;
-                let policy: String = row.try_get(5).map_err(sql_err)?;
-                Ok(QueueRow {
-                    name: row.try_get(0).map_err(sql_err)?,
-                    paused: row.try_get(1).map_err(sql_err)?,
-                    concurrency_limit: limit.and_then(|n| u32::try_from(n).ok()),
-                    blocking: row.try_get(3).map_err(sql_err)?,
-                    on_exhausted: policy.parse().map_err(|e| Error::Corrupt(format!("{e}")))?,
-                    created_at: rows::time(row.try_get(4).map_err(sql_err)?)?,
-                })
-            })
+            .map(|row| tasque_durable::engine::rows::queue(&crate::rows::Cols(row)))
             .collect()
     }
 
