@@ -33,8 +33,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::new(8, include_str!("../migrations/v8.sql")),
     Migration::new(9, include_str!("../migrations/v9.sql")),
     Migration::new(10, include_str!("../migrations/v10.sql")),
-    // Assigned version 12: registered at the next free slot until version 11 lands.
-    Migration::new(11, include_str!("../migrations/v12.sql")),
+    Migration::new(11, include_str!("../migrations/v11.sql")),
 ];
 
 fn render(script: &str, schema: &str) -> String {

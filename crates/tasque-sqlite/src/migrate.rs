@@ -31,9 +31,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::new(10, include_str!("../migrations/v10.sql")),
     Migration::new(11, include_str!("../migrations/v11.sql")),
     Migration::new(12, include_str!("../migrations/v12.sql")),
-    // File v14 (the number assigned to it): numbered 13 here until the v13 file of the branch
-    // that adds it is merged in before it.
-    Migration::new(13, include_str!("../migrations/v14.sql")),
+    Migration::new(13, include_str!("../migrations/v13.sql")),
 ];
 
 /// The schema version of a database (0 when it has never been migrated).

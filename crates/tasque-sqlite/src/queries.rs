@@ -459,7 +459,7 @@ pub fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &JobFilter) {
         }
         qb.push(")");
         // Says which of the two indexes by queue holds the matching jobs: the unfinished
-        // jobs' (`finished_at IS NULL`) or the finished jobs' by state (migration v14).
+        // jobs' (`finished_at IS NULL`) or the finished jobs' by state (migration v13).
         if filter.states.iter().all(|s| !s.is_finished()) {
             qb.push(" AND finished_at IS NULL");
         } else if filter.states.iter().all(|s| s.is_finished()) {

@@ -1,5 +1,5 @@
 -- name: quiet queues and a leaner spawn_batch
--- Version 12: queues that skip NOTIFY, and a cheaper batch insert. The spawn functions of
+-- Version 11: queues that skip NOTIFY, and a cheaper batch insert. The spawn functions of
 -- version 7 are replaced (same signatures, same results, same checks and messages).
 --
 -- `queues.notify` (default true): whether a spawn of a ready job into the queue notifies the

@@ -1,5 +1,5 @@
 -- name: inspector index holds finished jobs only
--- Version 14: the index of jobs by queue and state (v7, the inspector's filtered pages) keeps
+-- Version 13: the index of jobs by queue and state (v7, the inspector's filtered pages) keeps
 -- only finished jobs (completed, failed, cancelled: exactly those with a finish time). A job
 -- no longer enters it at spawn nor moves in it at its claim, and at its completion it enters
 -- it once instead of moving: four index writes fewer per job. The inspector finds unfinished
