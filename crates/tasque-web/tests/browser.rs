@@ -113,6 +113,23 @@ async fn wait_css(client: &Client, css: &str) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("{css}: {e}"))
 }
 
+/// Finds the element matching `css` and clicks it, finding it again when the page replaced it
+/// between the two steps (a live-refreshing list, or a navigation still landing), until `WAIT`.
+async fn click_css(client: &Client, css: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let attempt = match client.find(Locator::Css(css)).await {
+            Ok(element) => element.click().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match attempt {
+            Ok(()) => return,
+            Err(e) if std::time::Instant::now() >= deadline => panic!("click {css}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_works_the_dashboard_in_a_real_browser() {
     let Some((_driver, port)) = start_driver().await else {
@@ -160,7 +177,7 @@ async fn an_operator_works_the_dashboard_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    let row = wait_css(&client, &format!("tr[data-job=\"{}\"]", fx.failed)).await;
+    wait_css(&client, &format!("tr[data-job=\"{}\"]", fx.failed)).await;
     assert!(client
         .current_url()
         .await
@@ -178,22 +195,11 @@ async fn an_operator_works_the_dashboard_in_a_real_browser() {
     shot(&client, "jobs-filtered").await;
 
     // Open the failed job and retry it.
-    row.find(Locator::Css("a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_css(&client, &format!("tr[data-job=\"{}\"] a", fx.failed)).await;
     wait_css(&client, "h1 .pill.failed").await;
     wait_css(&client, "#why").await;
     shot(&client, "job-failed").await;
-    client
-        .find(Locator::Css("#job-actions button.retry"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_css(&client, "#job-actions button.retry").await;
     wait_css(&client, "h1 .pill.available").await;
     assert_eq!(
         store.get_job(fx.failed).await.unwrap().state,
@@ -211,11 +217,7 @@ async fn an_operator_works_the_dashboard_in_a_real_browser() {
 
     // Pause a queue.
     client.goto(&format!("{base}/queues")).await.unwrap();
-    wait_css(&client, "tr[data-queue=mail] button.pause")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click_css(&client, "tr[data-queue=mail] button.pause").await;
     wait_css(&client, "tr[data-queue=mail] .pill.paused").await;
     assert!(store
         .list_queues()
@@ -230,24 +232,14 @@ async fn an_operator_works_the_dashboard_in_a_real_browser() {
         .goto(&format!("{base}/jobs?queue=mail"))
         .await
         .unwrap();
-    wait_css(&client, "a.button[href*=\"action=cancel\"]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click_css(&client, "a.button[href*=\"action=cancel\"]").await;
     let count = wait_css(&client, "#bulk-count").await;
     assert_eq!(
         count.attr("data-count").await.unwrap().as_deref(),
         Some("3")
     );
     shot(&client, "bulk-confirm").await;
-    client
-        .find(Locator::Css("#confirm"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_css(&client, "#confirm").await;
     let notice = wait_css(&client, ".notice").await.text().await.unwrap();
     assert!(notice.contains("3 jobs done"), "{notice}");
     for id in &fx.mail {
