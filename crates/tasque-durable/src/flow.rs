@@ -162,6 +162,12 @@ impl RateLimit {
         self
     }
 
+    /// The stored key column of an optional rate limit: its key's stored form, or the queue's
+    /// when the queue has no rate limit (the column is never empty).
+    pub fn stored_key(rate: Option<&RateLimit>) -> String {
+        rate.map_or(RateKey::Queue, |r| r.key.clone()).as_stored()
+    }
+
     /// The window in whole milliseconds (at least 1).
     pub fn window_ms(&self) -> i64 {
         i64::try_from(self.window.as_millis())

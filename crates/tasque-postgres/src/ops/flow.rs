@@ -29,7 +29,7 @@ impl FlowEngine for PostgresStore {
             .bind(queue)
             .bind(rate.map(|r| i32::try_from(r.limit).unwrap_or(i32::MAX)))
             .bind(rate.map(RateLimit::window_ms))
-            .bind(rate.map_or_else(|| "queue".to_string(), |r| r.key.as_stored()))
+            .bind(RateLimit::stored_key(rate))
             .execute(&self.inner.pool)
             .await
             .map_err(sql_err)?;

@@ -32,7 +32,7 @@ impl FlowEngine for SqliteStore {
             .bind(queue)
             .bind(rate.map(|r| i64::from(r.limit)))
             .bind(rate.map(RateLimit::window_ms))
-            .bind(rate.map_or_else(|| "queue".to_string(), |r| r.key.as_stored()))
+            .bind(RateLimit::stored_key(rate))
             .execute(&self.pool)
             .await
             .map_err(sql_err)?;
