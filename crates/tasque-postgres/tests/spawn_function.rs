@@ -93,7 +93,11 @@ impl Side {
                 .expect("the mark within 30 s")
                 .expect("listening");
             if note.channel() != self.schema {
-                panic!("a notification on {} while reading {}", note.channel(), self.schema);
+                panic!(
+                    "a notification on {} while reading {}",
+                    note.channel(),
+                    self.schema
+                );
             }
             if note.payload() == "#mark" {
                 return queues;
@@ -130,7 +134,9 @@ impl Pair {
         );
         old.close().await;
         new.close().await;
-        let mut listener = PgListener::connect(&support::url()).await.expect("listener");
+        let mut listener = PgListener::connect(&support::url())
+            .await
+            .expect("listener");
         listener
             .listen_all([before.schema.as_str(), now.schema.as_str()])
             .await
@@ -180,13 +186,7 @@ impl Pair {
                 (_, Err(refusal)) => Err(refusal.clone()),
             };
             let first = first.map(|(_, seq, attempt, created)| (seq, attempt, created));
-            seen.push((
-                first,
-                repeated,
-                stored,
-                announced_first,
-                announced_again,
-            ));
+            seen.push((first, repeated, stored, announced_first, announced_again));
         }
         if let Some(Err((code, message))) = seen.first().map(|s| &s.0) {
             prop_assert_eq!(code.as_str(), "22023", "{}: {}", document, message);
@@ -228,7 +228,11 @@ async fn the_listed_documents_get_the_same_outcome_as_version_11() {
         .into_iter()
         .map(|case| case.document)
         .collect();
-    documents.extend(unique_refusal_cases().into_iter().map(|(document, _)| document));
+    documents.extend(
+        unique_refusal_cases()
+            .into_iter()
+            .map(|(document, _)| document),
+    );
     documents.extend([
         json!({}),
         json!(null),
