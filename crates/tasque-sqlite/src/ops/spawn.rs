@@ -1,8 +1,8 @@
 //! spawn and spawn_many.
 
 use async_trait::async_trait;
-use serde_json::{json, Value};
-use sqlx::{Row, SqliteConnection};
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{query::Query, Row, Sqlite, SqliteConnection};
 use tasque_durable::engine::{EngineSpawn, JobInsert};
 use tasque_durable::{
     Error, JobId, Result, RetryStrategy, RunId, SpawnResult, DEFAULT_MAX_ATTEMPTS,
@@ -127,30 +127,61 @@ pub(crate) async fn insert_all(
 /// Jobs per multi-row insert statement.
 pub(crate) const INSERT_CHUNK: usize = 1000;
 
-/// A job as one element of [`queries::INSERT_JOBS`]'s array.
-fn as_row(job: &Encoded) -> Value {
-    json!([
-        job.queue,
-        job.task,
-        job.params,
-        job.headers,
-        job.priority,
-        job.max_attempts,
-        job.retry,
-        job.timeout_ms,
-        job.max_duration_ms,
-        job.max_delay_ms,
-        job.key,
-        job.run_at,
-        job.delay_ms,
-        job.unique_key,
-        job.unique_period_ms,
-        job.unique_states,
-        job.ordering_key
-    ])
+/// Row counts of the insert statements: a chunk goes in as pieces of these sizes, largest
+/// first, so that a few statements, each prepared once and kept in the connection's statement
+/// cache, insert any number of jobs.
+const PIECES: [usize; 4] = [INSERT_CHUNK, 100, 10, 1];
+
+/// The insert statement of `rows` jobs (a size of [`PIECES`]), built once per process.
+fn insert_statement(rows: usize, returning: bool) -> &'static str {
+    use std::sync::OnceLock;
+    static BUILT: [[OnceLock<String>; 2]; PIECES.len()] =
+        [const { [const { OnceLock::new() }; 2] }; PIECES.len()];
+    let size = PIECES.iter().position(|p| *p == rows);
+    match size {
+        Some(i) => BUILT[i][usize::from(returning)]
+            .get_or_init(|| queries::insert_jobs(rows, returning))
+            .as_str(),
+        // Not a piece size (never the case): built and kept like one.
+        None => Box::leak(queries::insert_jobs(rows, returning).into_boxed_str()),
+    }
 }
 
-/// One row [`queries::INSERT_JOBS`] returned.
+/// An insert statement with its binds.
+type InsertQuery<'q> = Query<'q, Sqlite, SqliteArguments<'q>>;
+
+/// The insert statement of `jobs` with their binds.
+fn insert_query<'q>(ns: &'q str, jobs: &'q [Encoded], returning: bool) -> InsertQuery<'q> {
+    // In the order of `queries::insert_jobs`'s placeholders.
+    let mut query = sqlx::query(crate::clock::clocked(insert_statement(
+        jobs.len(),
+        returning,
+    )))
+    .bind(ns);
+    for job in jobs {
+        query = query
+            .bind(job.queue.as_str())
+            .bind(job.task.as_str())
+            .bind(job.params.as_str())
+            .bind(job.headers.as_deref())
+            .bind(job.priority)
+            .bind(job.max_attempts)
+            .bind(job.retry.as_str())
+            .bind(job.timeout_ms)
+            .bind(job.max_duration_ms)
+            .bind(job.max_delay_ms)
+            .bind(job.key.as_deref())
+            .bind(job.run_at)
+            .bind(job.delay_ms)
+            .bind(job.unique_key.as_deref())
+            .bind(job.unique_period_ms)
+            .bind(job.unique_states.unwrap_or(0))
+            .bind(job.ordering_key.as_deref());
+    }
+    query
+}
+
+/// One row [`queries::insert_jobs`] returned.
 struct Inserted {
     result: SpawnResult,
     queue: String,
@@ -172,9 +203,9 @@ impl Inserted {
 /// How many times a skipped unique job whose holder left its slot meanwhile is inserted again.
 const UNIQUE_ROUNDS: usize = 16;
 
-/// Inserts a chunk of jobs with one statement and returns their results in input order. A job
-/// whose idempotency key or unique slot was taken (by an earlier job, or earlier in the same
-/// batch) gets the job holding it, with `created` false.
+/// Inserts a chunk of jobs and returns their results in input order (a statement per piece,
+/// see [`PIECES`]). A job whose idempotency key or unique slot was taken (by an earlier job, or
+/// earlier in the same batch) gets the job holding it, with `created` false.
 pub(crate) async fn insert_chunk(
     conn: &mut SqliteConnection,
     ns: &str,
@@ -196,16 +227,36 @@ pub(crate) async fn insert_chunk(
             .await
             .map_err(sql_err)?;
     }
-    if jobs
-        .iter()
-        .all(|j| j.key.is_none() && j.unique_key.is_none())
-    {
-        return insert_unkeyed(conn, ns, jobs).await;
+    let mut results = Vec::with_capacity(jobs.len());
+    let mut rest = jobs;
+    while !rest.is_empty() {
+        let size = PIECES
+            .iter()
+            .copied()
+            .find(|p| *p <= rest.len())
+            .unwrap_or(1);
+        let (piece, tail) = rest.split_at(size);
+        rest = tail;
+        if piece
+            .iter()
+            .all(|j| j.key.is_none() && j.unique_key.is_none())
+        {
+            results.extend(insert_unkeyed(&mut *conn, ns, piece).await?);
+        } else {
+            results.extend(insert_keyed(&mut *conn, ns, piece).await?);
+        }
     }
-    let rows = rows_json(jobs)?;
-    let returned = sqlx::query(crate::clock::clocked(queries::INSERT_JOBS))
-        .bind(ns)
-        .bind(rows)
+    Ok(results)
+}
+
+/// Inserts a piece of jobs some of which have an idempotency or unique key: the rows inserted
+/// come back, and each job skipped gets the job holding its key.
+async fn insert_keyed(
+    conn: &mut SqliteConnection,
+    ns: &str,
+    jobs: &[Encoded],
+) -> Result<Vec<SpawnResult>> {
+    let returned = insert_query(ns, jobs, true)
         .fetch_all(&mut *conn)
         .await
         .map_err(sql_err)?;
@@ -231,7 +282,7 @@ pub(crate) async fn insert_chunk(
         }
         None => 0,
     };
-    // Ids rise in insertion order (AUTOINCREMENT), which is the array's order.
+    // Ids rise in insertion order (AUTOINCREMENT), which is the binds' order.
     inserted.sort_unstable_by_key(|i| i.result.job_id.0);
     let mut inserted = inserted.into_iter().peekable();
     let mut results = Vec::with_capacity(jobs.len());
@@ -255,13 +306,12 @@ async fn insert_unkeyed(
     ns: &str,
     jobs: &[Encoded],
 ) -> Result<Vec<SpawnResult>> {
-    let (last, inserted): (i64, i64) =
-        sqlx::query_as(crate::clock::clocked(queries::INSERT_JOBS_COUNTED))
-            .bind(ns)
-            .bind(rows_json(jobs)?)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(sql_err)?;
+    let row = insert_query(ns, jobs, false)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(sql_err)?;
+    let last: i64 = row.try_get(0).map_err(sql_err)?;
+    let inserted: i64 = row.try_get(1).map_err(sql_err)?;
     let count = jobs.len();
     if usize::try_from(inserted).ok() != Some(count) {
         return Err(Error::Corrupt(format!(
@@ -277,55 +327,6 @@ async fn insert_unkeyed(
             created: true,
         })
         .collect())
-}
-
-/// The JSON array of arrays [`queries::INSERT_JOBS`] reads, written straight into one string.
-fn rows_json(jobs: &[Encoded]) -> Result<String> {
-    let mut out = Vec::with_capacity(jobs.len() * 160);
-    out.push(b'[');
-    for (i, job) in jobs.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_row(&mut out, job).map_err(|e| Error::Corrupt(format!("encoding a job: {e}")))?;
-    }
-    out.push(b']');
-    String::from_utf8(out).map_err(|e| Error::Corrupt(format!("encoding jobs: {e}")))
-}
-
-/// One job as [`as_row`] spells it, appended to `out`.
-fn write_row(out: &mut Vec<u8>, job: &Encoded) -> serde_json::Result<()> {
-    let head = (
-        &job.queue,
-        &job.task,
-        &job.params,
-        &job.headers,
-        job.priority,
-        job.max_attempts,
-        &job.retry,
-        job.timeout_ms,
-        job.max_duration_ms,
-    );
-    let tail = (
-        job.max_delay_ms,
-        &job.key,
-        job.run_at,
-        job.delay_ms,
-        &job.unique_key,
-        job.unique_period_ms,
-        job.unique_states,
-        &job.ordering_key,
-    );
-    // Two tuples (serde serialises tuples as arrays), joined into one array.
-    let start = out.len();
-    serde_json::to_writer(&mut *out, &head)?;
-    out.pop(); // the head's closing bracket
-    out.push(b',');
-    let middle = out.len();
-    serde_json::to_writer(&mut *out, &tail)?;
-    out.remove(middle); // the tail's opening bracket
-    debug_assert_eq!(out.get(start), Some(&b'['));
-    Ok(())
 }
 
 /// The job holding a skipped job's idempotency key or unique slot. A unique slot's holder may
@@ -363,10 +364,7 @@ async fn holder(
         if let Some(row) = row {
             return spawn_result(&row, false);
         }
-        let row = as_row(job);
-        let returned = sqlx::query(crate::clock::clocked(queries::INSERT_JOBS))
-            .bind(ns)
-            .bind(Value::Array(vec![row]).to_string())
+        let returned = insert_query(ns, std::slice::from_ref(job), true)
             .fetch_optional(&mut *conn)
             .await
             .map_err(sql_err)?;
@@ -451,34 +449,17 @@ impl EngineSpawn for SqliteStore {
 mod tests {
     use super::*;
 
-    fn job(key: Option<&str>, run_at: Option<i64>) -> Encoded {
-        Encoded {
-            queue: "mail\"box".into(),
-            task: "send".into(),
-            params: r#"{"to":"a@b.c"}"#.into(),
-            headers: None,
-            priority: -3,
-            max_attempts: 5,
-            retry: r#"{"kind":"none"}"#.into(),
-            timeout_ms: Some(1500),
-            max_duration_ms: None,
-            max_delay_ms: Some(60_000),
-            key: key.map(str::to_owned),
-            run_at,
-            delay_ms: 250,
-            ordering_key: Some("k".into()),
-            unique_key: None,
-            unique_period_ms: Some(1000),
-            unique_states: Some(3),
-            deps: None,
-        }
-    }
-
     #[test]
-    fn rows_are_written_as_the_insert_reads_them() {
-        let jobs = [job(Some("idem"), None), job(None, Some(1_700_000_000_000))];
-        let expected = Value::Array(jobs.iter().map(as_row).collect()).to_string();
-        assert_eq!(rows_json(&jobs).unwrap(), expected);
-        assert_eq!(rows_json(&[]).unwrap(), "[]");
+    fn every_piece_size_has_one_statement_with_its_binds() {
+        for rows in PIECES {
+            for returning in [false, true] {
+                let sql = insert_statement(rows, returning);
+                assert!(std::ptr::eq(sql, insert_statement(rows, returning)));
+                assert_eq!(
+                    sql.matches('?').count(),
+                    1 + rows * queries::INSERT_JOB_BINDS
+                );
+            }
+        }
     }
 }
