@@ -130,6 +130,35 @@ pub fn insert_jobs(rows: usize, returning: bool) -> String {
     }
     sql
 }
+/// Binds per job of [`insert_plain_jobs`] (see there for their order).
+pub const INSERT_PLAIN_JOB_BINDS: usize = 7;
+
+/// [`insert_jobs`] without `RETURNING`, for plain jobs: no headers, timeouts, deadlines,
+/// idempotency or unique key, ordering key or absolute run time (those columns keep their
+/// defaults), so a job is [`INSERT_PLAIN_JOB_BINDS`] binds instead of [`INSERT_JOB_BINDS`].
+/// Binds: the namespace, then per job `queue, task, params, priority, max_attempts, retry,
+/// delay_ms`. Returns the last id inserted and the number of jobs inserted, as there.
+pub fn insert_plain_jobs(rows: usize) -> String {
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?)";
+    let mut sql = String::with_capacity(600 + rows * (3 * INSERT_PLAIN_JOB_BINDS + 2));
+    sql.push_str(concat!(
+        "INSERT INTO tasque_jobs (ns, queue, task, params, state, priority, max_attempts, ",
+        "retry, run_at, created_at) ",
+        "SELECT ?, v.column1, v.column2, v.column3, 'pending', v.column4, v.column5, ",
+        "v.column6, t.n + v.column7, t.n FROM (SELECT ",
+        now!(),
+        " AS n) AS t CROSS JOIN (VALUES "
+    ));
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(ROW);
+    }
+    sql.push_str(") AS v WHERE true; SELECT last_insert_rowid(), changes()");
+    sql
+}
+
 /// The job holding an idempotency key.
 pub const FIND_BY_IDEMPOTENCY_KEY: &str = "SELECT id, run_seq, attempt FROM tasque_jobs
     WHERE ns = ?1 AND queue = ?2 AND idempotency_key = ?3";

@@ -36,7 +36,6 @@ pub struct Encoded {
 /// A validated job's binds.
 pub fn encode(job: JobInsert) -> Encoded {
     let o = job.options;
-    let retry = o.retry.unwrap_or_default();
     let (run_at, delay_ms) = run_at_binds(o.run_at);
     let policy = o.cancellation.unwrap_or_default();
     Encoded {
@@ -46,7 +45,10 @@ pub fn encode(job: JobInsert) -> Encoded {
         headers: job.headers,
         priority: o.priority.unwrap_or(0),
         max_attempts: i64::from(o.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS)),
-        retry: encode_retry(&retry),
+        retry: match &o.retry {
+            Some(retry) => encode_retry(retry),
+            None => default_retry().to_owned(),
+        },
         timeout_ms: o.timeout.map(ms),
         max_duration_ms: policy.max_duration.map(ms),
         max_delay_ms: policy.max_delay.map(ms),
@@ -62,6 +64,19 @@ pub fn encode(job: JobInsert) -> Encoded {
 }
 
 impl Encoded {
+    /// True when the job sets none of the options a plain row leaves at their defaults (see
+    /// [`queries::insert_plain_jobs`]).
+    fn is_plain(&self) -> bool {
+        self.headers.is_none()
+            && self.timeout_ms.is_none()
+            && self.max_duration_ms.is_none()
+            && self.max_delay_ms.is_none()
+            && self.key.is_none()
+            && self.run_at.is_none()
+            && self.unique_key.is_none()
+            && self.ordering_key.is_none()
+    }
+
     /// The job's queue.
     pub(crate) fn queue(&self) -> &str {
         &self.queue
@@ -74,6 +89,12 @@ impl Encoded {
             Some(period) => self.run_at.unwrap_or(now_ms + self.delay_ms) / period.max(1),
         }
     }
+}
+
+/// The default retry strategy as stored, encoded once per process.
+fn default_retry() -> &'static str {
+    static ENCODED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ENCODED.get_or_init(|| encode_retry(&RetryStrategy::default()))
 }
 
 /// A retry strategy as stored.
@@ -132,37 +153,56 @@ pub(crate) const INSERT_CHUNK: usize = 1000;
 /// cache, insert any number of jobs.
 const PIECES: [usize; 4] = [INSERT_CHUNK, 100, 10, 1];
 
-/// The insert statement of `rows` jobs (a size of [`PIECES`]), built once per process.
-fn insert_statement(rows: usize, returning: bool) -> &'static str {
+/// The form of an insert statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    /// Plain jobs (see [`Encoded::is_plain`]), none skipped: [`queries::insert_plain_jobs`].
+    Plain,
+    /// Any jobs without idempotency or unique keys: [`queries::insert_jobs`], counted.
+    Counted,
+    /// Any jobs: [`queries::insert_jobs`], returning the rows inserted.
+    Returning,
+}
+
+/// The insert statement of `rows` jobs (a size of [`PIECES`]) in a form, built once per
+/// process.
+fn insert_statement(rows: usize, form: Form) -> &'static str {
     use std::sync::OnceLock;
-    static BUILT: [[OnceLock<String>; 2]; PIECES.len()] =
-        [const { [const { OnceLock::new() }; 2] }; PIECES.len()];
-    let size = PIECES.iter().position(|p| *p == rows);
-    match size {
-        Some(i) => BUILT[i][usize::from(returning)]
-            .get_or_init(|| queries::insert_jobs(rows, returning))
-            .as_str(),
+    static BUILT: [[OnceLock<String>; 3]; PIECES.len()] =
+        [const { [const { OnceLock::new() }; 3] }; PIECES.len()];
+    let build = || match form {
+        Form::Plain => queries::insert_plain_jobs(rows),
+        Form::Counted => queries::insert_jobs(rows, false),
+        Form::Returning => queries::insert_jobs(rows, true),
+    };
+    match PIECES.iter().position(|p| *p == rows) {
+        Some(i) => BUILT[i][form as usize].get_or_init(build).as_str(),
         // Not a piece size (never the case): built and kept like one.
-        None => Box::leak(queries::insert_jobs(rows, returning).into_boxed_str()),
+        None => Box::leak(build().into_boxed_str()),
     }
 }
 
 /// An insert statement with its binds.
 type InsertQuery<'q> = Query<'q, Sqlite, SqliteArguments<'q>>;
 
-/// The insert statement of `jobs` with their binds.
-fn insert_query<'q>(ns: &'q str, jobs: &'q [Encoded], returning: bool) -> InsertQuery<'q> {
-    // In the order of `queries::insert_jobs`'s placeholders.
-    let mut query = sqlx::query(crate::clock::clocked(insert_statement(
-        jobs.len(),
-        returning,
-    )))
-    .bind(ns);
+/// The insert statement of `jobs` in a form, with their binds.
+fn insert_query<'q>(ns: &'q str, jobs: &'q [Encoded], form: Form) -> InsertQuery<'q> {
+    // In the order of the statement's placeholders.
+    let mut query = sqlx::query(crate::clock::clocked(insert_statement(jobs.len(), form))).bind(ns);
     for job in jobs {
         query = query
             .bind(job.queue.as_str())
             .bind(job.task.as_str())
-            .bind(job.params.as_str())
+            .bind(job.params.as_str());
+        if form == Form::Plain {
+            query = query
+                .bind(job.priority)
+                .bind(job.max_attempts)
+                .bind(job.retry.as_str())
+                .bind(job.delay_ms);
+            continue;
+        }
+        query = query
             .bind(job.headers.as_deref())
             .bind(job.priority)
             .bind(job.max_attempts)
@@ -229,19 +269,20 @@ pub(crate) async fn insert_chunk(
     }
     let mut results = Vec::with_capacity(jobs.len());
     let mut rest = jobs;
-    while !rest.is_empty() {
-        let size = PIECES
-            .iter()
-            .copied()
-            .find(|p| *p <= rest.len())
-            .unwrap_or(1);
+    while let Some(first) = rest.first() {
+        // A run of plain jobs, or of others, cut into pieces.
+        let plain = first.is_plain();
+        let run = rest.iter().take_while(|j| j.is_plain() == plain).count();
+        let size = PIECES.iter().copied().find(|p| *p <= run).unwrap_or(1);
         let (piece, tail) = rest.split_at(size);
         rest = tail;
-        if piece
+        if plain {
+            results.extend(insert_unkeyed(&mut *conn, ns, piece, Form::Plain).await?);
+        } else if piece
             .iter()
             .all(|j| j.key.is_none() && j.unique_key.is_none())
         {
-            results.extend(insert_unkeyed(&mut *conn, ns, piece).await?);
+            results.extend(insert_unkeyed(&mut *conn, ns, piece, Form::Counted).await?);
         } else {
             results.extend(insert_keyed(&mut *conn, ns, piece).await?);
         }
@@ -256,7 +297,7 @@ async fn insert_keyed(
     ns: &str,
     jobs: &[Encoded],
 ) -> Result<Vec<SpawnResult>> {
-    let returned = insert_query(ns, jobs, true)
+    let returned = insert_query(ns, jobs, Form::Returning)
         .fetch_all(&mut *conn)
         .await
         .map_err(sql_err)?;
@@ -305,8 +346,9 @@ async fn insert_unkeyed(
     conn: &mut SqliteConnection,
     ns: &str,
     jobs: &[Encoded],
+    form: Form,
 ) -> Result<Vec<SpawnResult>> {
-    let row = insert_query(ns, jobs, false)
+    let row = insert_query(ns, jobs, form)
         .fetch_one(&mut *conn)
         .await
         .map_err(sql_err)?;
@@ -364,7 +406,7 @@ async fn holder(
         if let Some(row) = row {
             return spawn_result(&row, false);
         }
-        let returned = insert_query(ns, std::slice::from_ref(job), true)
+        let returned = insert_query(ns, std::slice::from_ref(job), Form::Returning)
             .fetch_optional(&mut *conn)
             .await
             .map_err(sql_err)?;
@@ -450,16 +492,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_piece_size_has_one_statement_with_its_binds() {
+    fn every_piece_size_has_one_statement_per_form_with_its_binds() {
         for rows in PIECES {
-            for returning in [false, true] {
-                let sql = insert_statement(rows, returning);
-                assert!(std::ptr::eq(sql, insert_statement(rows, returning)));
-                assert_eq!(
-                    sql.matches('?').count(),
-                    1 + rows * queries::INSERT_JOB_BINDS
-                );
+            for (form, binds) in [
+                (Form::Plain, queries::INSERT_PLAIN_JOB_BINDS),
+                (Form::Counted, queries::INSERT_JOB_BINDS),
+                (Form::Returning, queries::INSERT_JOB_BINDS),
+            ] {
+                let sql = insert_statement(rows, form);
+                assert!(std::ptr::eq(sql, insert_statement(rows, form)));
+                assert_eq!(sql.matches('?').count(), 1 + rows * binds, "{form:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_default_retry_is_stored_as_encoded() {
+        assert_eq!(default_retry(), encode_retry(&RetryStrategy::default()));
     }
 }
