@@ -165,6 +165,10 @@ impl SqliteConfig {
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
+                // No ping before each acquire: a SQLite connection is a file handle in this
+                // process, which no network or server can drop behind its back, and the ping
+                // cost a round trip to the connection's thread before every statement.
+                .test_before_acquire(false)
                 .connect_with(options.clone())
         };
         let writer = pool(1).await.map_err(sql_err)?;

@@ -14,7 +14,7 @@ use crate::queries;
 use crate::sql_err;
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 13;
+pub const SCHEMA_VERSION: i64 = 14;
 
 /// Every migration, one file per version under `migrations/` (see
 /// [`tasque_durable::engine::migrations`]); a new version is a new file added at the end.
@@ -32,6 +32,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::new(11, include_str!("../migrations/v11.sql")),
     Migration::new(12, include_str!("../migrations/v12.sql")),
     Migration::new(13, include_str!("../migrations/v13.sql")),
+    Migration::new(14, include_str!("../migrations/v14.sql")),
 ];
 
 /// The schema version of a database (0 when it has never been migrated).

@@ -72,50 +72,93 @@ pub const QUEUE_COUNTS: &str = concat!(
     " AS ready, COUNT(*) AS n FROM tasque_jobs WHERE ns = ?1 GROUP BY queue, state, ready"
 );
 
-/// The body of [`INSERT_JOBS`] (see there), without what it returns.
-macro_rules! insert_jobs {
-    () => {
-        concat!(
-            "INSERT INTO tasque_jobs (ns, queue, task, params, headers, state, priority, max_attempts, ",
-            "retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, run_at, created_at, cancel_at, ",
-            "unique_key, unique_bucket, unique_states, ordering_key) ",
-            "SELECT ?1, j.queue, j.task, j.params, j.headers, 'pending', j.priority, j.max_attempts, ",
-            "j.retry, j.timeout_ms, j.max_duration_ms, j.max_delay_ms, j.idempotency_key, j.run_at, j.now, ",
-            "CASE WHEN j.max_delay_ms IS NULL THEN NULL ELSE j.run_at + j.max_delay_ms END, ",
-            "j.unique_key, CASE WHEN j.unique_period_ms IS NULL THEN 0 ",
-            "ELSE j.run_at / j.unique_period_ms END, coalesce(j.unique_states, 0), j.ordering_key ",
-            "FROM (SELECT x.key AS ord, x.value ->> 0 AS queue, x.value ->> 1 AS task, ",
-            "x.value ->> 2 AS params, x.value ->> 3 AS headers, x.value ->> 4 AS priority, ",
-            "x.value ->> 5 AS max_attempts, x.value ->> 6 AS retry, x.value ->> 7 AS timeout_ms, ",
-            "x.value ->> 8 AS max_duration_ms, x.value ->> 9 AS max_delay_ms, ",
-            "x.value ->> 10 AS idempotency_key, t.n AS now, ",
-            "COALESCE(x.value ->> 11, t.n + (x.value ->> 12)) AS run_at, ",
-            "x.value ->> 13 AS unique_key, x.value ->> 14 AS unique_period_ms, ",
-            "x.value ->> 15 AS unique_states, x.value ->> 16 AS ordering_key ",
-            "FROM json_each(?2) AS x CROSS JOIN (SELECT ",
-            now!(),
-            " AS n) AS t) AS j WHERE true ORDER BY j.ord ",
-            "ON CONFLICT DO NOTHING"
-        )
-    };
+/// Binds per job of [`insert_jobs`] (see there for their order).
+pub const INSERT_JOB_BINDS: usize = 17;
+
+/// Builds the insert of `rows` jobs: one `INSERT ... SELECT` from a multi-row `VALUES` of plain
+/// binds, so SQLite reads each value once (no JSON to parse per field). The clock is read once,
+/// in a one-row table cross-joined as the outer loop (SQLite keeps the left table of a `CROSS
+/// JOIN` outside), so the rows go in in the binds' order (and their ids rise in that order);
+/// from it come the defaults that need the clock (run time, deadline, unique bucket). A clock
+/// read or any other constant in each row would make preparing the statement quadratic in its
+/// rows (SQLite compares each constant with those it factored out already), and so would
+/// numbered placeholders when binding (SQLite looks each one up in a list as long as the
+/// statement's placeholders): the placeholders are anonymous (`?`). Jobs whose idempotency key
+/// or unique slot is taken are skipped.
+///
+/// Binds: the namespace, then per job [`INSERT_JOB_BINDS`] values: `queue, task, params,
+/// headers, priority, max_attempts, retry, timeout_ms, max_duration_ms, max_delay_ms,
+/// idempotency_key, run_at, delay_ms, unique_key, unique_period_ms, unique_states,
+/// ordering_key`, `run_at` absolute or null (then `delay_ms` from now).
+///
+/// With `returning`, returns `id, run_seq, attempt, queue, idempotency_key, unique_key,
+/// unique_bucket, created_at` of the inserted jobs, in no set order. Without (for jobs none of
+/// which has an idempotency or unique key, so none can be skipped), a second statement returns
+/// one row: the last id inserted and the number of jobs inserted (the ids are consecutive, in
+/// bind order: one statement, AUTOINCREMENT).
+pub fn insert_jobs(rows: usize, returning: bool) -> String {
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let mut sql = String::with_capacity(1000 + rows * (3 * INSERT_JOB_BINDS + 2));
+    sql.push_str(concat!(
+        "INSERT INTO tasque_jobs (ns, queue, task, params, headers, state, priority, ",
+        "max_attempts, retry, timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, ",
+        "run_at, created_at, cancel_at, unique_key, unique_bucket, unique_states, ordering_key) ",
+        "SELECT ?, v.column1, v.column2, v.column3, v.column4, 'pending', v.column5, v.column6, ",
+        "v.column7, v.column8, v.column9, v.column10, v.column11, ",
+        "COALESCE(v.column12, t.n + v.column13), t.n, ",
+        "v.column10 + COALESCE(v.column12, t.n + v.column13), v.column14, ",
+        "CASE WHEN v.column15 IS NULL THEN 0 ",
+        "ELSE COALESCE(v.column12, t.n + v.column13) / v.column15 END, v.column16, v.column17 ",
+        "FROM (SELECT ",
+        now!(),
+        " AS n) AS t CROSS JOIN (VALUES "
+    ));
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(ROW);
+    }
+    sql.push_str(") AS v WHERE true ON CONFLICT DO NOTHING");
+    if returning {
+        sql.push_str(
+            " RETURNING id, run_seq, attempt, queue, idempotency_key, unique_key, unique_bucket, \
+             created_at",
+        );
+    } else {
+        sql.push_str("; SELECT last_insert_rowid(), changes()");
+    }
+    sql
+}
+/// Binds per job of [`insert_plain_jobs`] (see there for their order).
+pub const INSERT_PLAIN_JOB_BINDS: usize = 7;
+
+/// [`insert_jobs`] without `RETURNING`, for plain jobs: no headers, timeouts, deadlines,
+/// idempotency or unique key, ordering key or absolute run time (those columns keep their
+/// defaults), so a job is [`INSERT_PLAIN_JOB_BINDS`] binds instead of [`INSERT_JOB_BINDS`].
+/// Binds: the namespace, then per job `queue, task, params, priority, max_attempts, retry,
+/// delay_ms`. Returns the last id inserted and the number of jobs inserted, as there.
+pub fn insert_plain_jobs(rows: usize) -> String {
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?)";
+    let mut sql = String::with_capacity(600 + rows * (3 * INSERT_PLAIN_JOB_BINDS + 2));
+    sql.push_str(concat!(
+        "INSERT INTO tasque_jobs (ns, queue, task, params, state, priority, max_attempts, ",
+        "retry, run_at, created_at) ",
+        "SELECT ?, v.column1, v.column2, v.column3, 'pending', v.column4, v.column5, ",
+        "v.column6, t.n + v.column7, t.n FROM (SELECT ",
+        now!(),
+        " AS n) AS t CROSS JOIN (VALUES "
+    ));
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(ROW);
+    }
+    sql.push_str(") AS v WHERE true; SELECT last_insert_rowid(), changes()");
+    sql
 }
 
-/// Inserts a batch of jobs in one statement, in array order (so their ids rise in that order);
-/// jobs whose idempotency key or unique slot is taken are skipped. Binds: 1 ns, 2 a JSON array
-/// with one array per job: `[queue, task, params, headers, priority, max_attempts, retry,
-/// timeout_ms, max_duration_ms, max_delay_ms, idempotency_key, run_at, delay_ms, unique_key,
-/// unique_period_ms, unique_states, ordering_key]`, `run_at` absolute or null (then `delay_ms` from now).
-/// Returns `id, run_seq, attempt, queue, idempotency_key, unique_key, unique_bucket,
-/// created_at` of the inserted jobs, in no set order.
-pub const INSERT_JOBS: &str = concat!(
-    insert_jobs!(),
-    " RETURNING id, run_seq, attempt, queue, idempotency_key, unique_key, unique_bucket, created_at"
-);
-/// [`INSERT_JOBS`] for a batch where no job has an idempotency or unique key, so none can be
-/// skipped: instead of a row per job, one row with the last id inserted and the number of jobs
-/// inserted (the ids are consecutive, in array order: one statement, AUTOINCREMENT). Same binds.
-pub const INSERT_JOBS_COUNTED: &str =
-    concat!(insert_jobs!(), "; SELECT last_insert_rowid(), changes()");
 /// The job holding an idempotency key.
 pub const FIND_BY_IDEMPOTENCY_KEY: &str = "SELECT id, run_seq, attempt FROM tasque_jobs
     WHERE ns = ?1 AND queue = ?2 AND idempotency_key = ?3";

@@ -1,8 +1,8 @@
 //! spawn and spawn_many.
 
 use async_trait::async_trait;
-use serde_json::{json, Value};
-use sqlx::{Row, SqliteConnection};
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{query::Query, Row, Sqlite, SqliteConnection};
 use tasque_durable::engine::{EngineSpawn, JobInsert};
 use tasque_durable::{
     Error, JobId, Result, RetryStrategy, RunId, SpawnResult, DEFAULT_MAX_ATTEMPTS,
@@ -36,7 +36,6 @@ pub struct Encoded {
 /// A validated job's binds.
 pub fn encode(job: JobInsert) -> Encoded {
     let o = job.options;
-    let retry = o.retry.unwrap_or_default();
     let (run_at, delay_ms) = run_at_binds(o.run_at);
     let policy = o.cancellation.unwrap_or_default();
     Encoded {
@@ -46,7 +45,10 @@ pub fn encode(job: JobInsert) -> Encoded {
         headers: job.headers,
         priority: o.priority.unwrap_or(0),
         max_attempts: i64::from(o.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS)),
-        retry: encode_retry(&retry),
+        retry: match &o.retry {
+            Some(retry) => encode_retry(retry),
+            None => default_retry().to_owned(),
+        },
         timeout_ms: o.timeout.map(ms),
         max_duration_ms: policy.max_duration.map(ms),
         max_delay_ms: policy.max_delay.map(ms),
@@ -62,6 +64,19 @@ pub fn encode(job: JobInsert) -> Encoded {
 }
 
 impl Encoded {
+    /// True when the job sets none of the options a plain row leaves at their defaults (see
+    /// [`queries::insert_plain_jobs`]).
+    fn is_plain(&self) -> bool {
+        self.headers.is_none()
+            && self.timeout_ms.is_none()
+            && self.max_duration_ms.is_none()
+            && self.max_delay_ms.is_none()
+            && self.key.is_none()
+            && self.run_at.is_none()
+            && self.unique_key.is_none()
+            && self.ordering_key.is_none()
+    }
+
     /// The job's queue.
     pub(crate) fn queue(&self) -> &str {
         &self.queue
@@ -74,6 +89,12 @@ impl Encoded {
             Some(period) => self.run_at.unwrap_or(now_ms + self.delay_ms) / period.max(1),
         }
     }
+}
+
+/// The default retry strategy as stored, encoded once per process.
+fn default_retry() -> &'static str {
+    static ENCODED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ENCODED.get_or_init(|| encode_retry(&RetryStrategy::default()))
 }
 
 /// A retry strategy as stored.
@@ -127,30 +148,80 @@ pub(crate) async fn insert_all(
 /// Jobs per multi-row insert statement.
 pub(crate) const INSERT_CHUNK: usize = 1000;
 
-/// A job as one element of [`queries::INSERT_JOBS`]'s array.
-fn as_row(job: &Encoded) -> Value {
-    json!([
-        job.queue,
-        job.task,
-        job.params,
-        job.headers,
-        job.priority,
-        job.max_attempts,
-        job.retry,
-        job.timeout_ms,
-        job.max_duration_ms,
-        job.max_delay_ms,
-        job.key,
-        job.run_at,
-        job.delay_ms,
-        job.unique_key,
-        job.unique_period_ms,
-        job.unique_states,
-        job.ordering_key
-    ])
+/// Row counts of the insert statements: a chunk goes in as pieces of these sizes, largest
+/// first, so that a few statements, each prepared once and kept in the connection's statement
+/// cache, insert any number of jobs.
+const PIECES: [usize; 4] = [INSERT_CHUNK, 100, 10, 1];
+
+/// The form of an insert statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    /// Plain jobs (see [`Encoded::is_plain`]), none skipped: [`queries::insert_plain_jobs`].
+    Plain,
+    /// Any jobs without idempotency or unique keys: [`queries::insert_jobs`], counted.
+    Counted,
+    /// Any jobs: [`queries::insert_jobs`], returning the rows inserted.
+    Returning,
 }
 
-/// One row [`queries::INSERT_JOBS`] returned.
+/// The insert statement of `rows` jobs (a size of [`PIECES`]) in a form, built once per
+/// process.
+fn insert_statement(rows: usize, form: Form) -> &'static str {
+    use std::sync::OnceLock;
+    static BUILT: [[OnceLock<String>; 3]; PIECES.len()] =
+        [const { [const { OnceLock::new() }; 3] }; PIECES.len()];
+    let build = || match form {
+        Form::Plain => queries::insert_plain_jobs(rows),
+        Form::Counted => queries::insert_jobs(rows, false),
+        Form::Returning => queries::insert_jobs(rows, true),
+    };
+    match PIECES.iter().position(|p| *p == rows) {
+        Some(i) => BUILT[i][form as usize].get_or_init(build).as_str(),
+        // Not a piece size (never the case): built and kept like one.
+        None => Box::leak(build().into_boxed_str()),
+    }
+}
+
+/// An insert statement with its binds.
+type InsertQuery<'q> = Query<'q, Sqlite, SqliteArguments<'q>>;
+
+/// The insert statement of `jobs` in a form, with their binds.
+fn insert_query<'q>(ns: &'q str, jobs: &'q [Encoded], form: Form) -> InsertQuery<'q> {
+    // In the order of the statement's placeholders.
+    let mut query = sqlx::query(crate::clock::clocked(insert_statement(jobs.len(), form))).bind(ns);
+    for job in jobs {
+        query = query
+            .bind(job.queue.as_str())
+            .bind(job.task.as_str())
+            .bind(job.params.as_str());
+        if form == Form::Plain {
+            query = query
+                .bind(job.priority)
+                .bind(job.max_attempts)
+                .bind(job.retry.as_str())
+                .bind(job.delay_ms);
+            continue;
+        }
+        query = query
+            .bind(job.headers.as_deref())
+            .bind(job.priority)
+            .bind(job.max_attempts)
+            .bind(job.retry.as_str())
+            .bind(job.timeout_ms)
+            .bind(job.max_duration_ms)
+            .bind(job.max_delay_ms)
+            .bind(job.key.as_deref())
+            .bind(job.run_at)
+            .bind(job.delay_ms)
+            .bind(job.unique_key.as_deref())
+            .bind(job.unique_period_ms)
+            .bind(job.unique_states.unwrap_or(0))
+            .bind(job.ordering_key.as_deref());
+    }
+    query
+}
+
+/// One row [`queries::insert_jobs`] returned.
 struct Inserted {
     result: SpawnResult,
     queue: String,
@@ -172,9 +243,9 @@ impl Inserted {
 /// How many times a skipped unique job whose holder left its slot meanwhile is inserted again.
 const UNIQUE_ROUNDS: usize = 16;
 
-/// Inserts a chunk of jobs with one statement and returns their results in input order. A job
-/// whose idempotency key or unique slot was taken (by an earlier job, or earlier in the same
-/// batch) gets the job holding it, with `created` false.
+/// Inserts a chunk of jobs and returns their results in input order (a statement per piece,
+/// see [`PIECES`]). A job whose idempotency key or unique slot was taken (by an earlier job, or
+/// earlier in the same batch) gets the job holding it, with `created` false.
 pub(crate) async fn insert_chunk(
     conn: &mut SqliteConnection,
     ns: &str,
@@ -196,16 +267,37 @@ pub(crate) async fn insert_chunk(
             .await
             .map_err(sql_err)?;
     }
-    if jobs
-        .iter()
-        .all(|j| j.key.is_none() && j.unique_key.is_none())
-    {
-        return insert_unkeyed(conn, ns, jobs).await;
+    let mut results = Vec::with_capacity(jobs.len());
+    let mut rest = jobs;
+    while let Some(first) = rest.first() {
+        // A run of plain jobs, or of others, cut into pieces.
+        let plain = first.is_plain();
+        let run = rest.iter().take_while(|j| j.is_plain() == plain).count();
+        let size = PIECES.iter().copied().find(|p| *p <= run).unwrap_or(1);
+        let (piece, tail) = rest.split_at(size);
+        rest = tail;
+        if plain {
+            results.extend(insert_unkeyed(&mut *conn, ns, piece, Form::Plain).await?);
+        } else if piece
+            .iter()
+            .all(|j| j.key.is_none() && j.unique_key.is_none())
+        {
+            results.extend(insert_unkeyed(&mut *conn, ns, piece, Form::Counted).await?);
+        } else {
+            results.extend(insert_keyed(&mut *conn, ns, piece).await?);
+        }
     }
-    let rows = rows_json(jobs)?;
-    let returned = sqlx::query(crate::clock::clocked(queries::INSERT_JOBS))
-        .bind(ns)
-        .bind(rows)
+    Ok(results)
+}
+
+/// Inserts a piece of jobs some of which have an idempotency or unique key: the rows inserted
+/// come back, and each job skipped gets the job holding its key.
+async fn insert_keyed(
+    conn: &mut SqliteConnection,
+    ns: &str,
+    jobs: &[Encoded],
+) -> Result<Vec<SpawnResult>> {
+    let returned = insert_query(ns, jobs, Form::Returning)
         .fetch_all(&mut *conn)
         .await
         .map_err(sql_err)?;
@@ -231,7 +323,7 @@ pub(crate) async fn insert_chunk(
         }
         None => 0,
     };
-    // Ids rise in insertion order (AUTOINCREMENT), which is the array's order.
+    // Ids rise in insertion order (AUTOINCREMENT), which is the binds' order.
     inserted.sort_unstable_by_key(|i| i.result.job_id.0);
     let mut inserted = inserted.into_iter().peekable();
     let mut results = Vec::with_capacity(jobs.len());
@@ -254,14 +346,14 @@ async fn insert_unkeyed(
     conn: &mut SqliteConnection,
     ns: &str,
     jobs: &[Encoded],
+    form: Form,
 ) -> Result<Vec<SpawnResult>> {
-    let (last, inserted): (i64, i64) =
-        sqlx::query_as(crate::clock::clocked(queries::INSERT_JOBS_COUNTED))
-            .bind(ns)
-            .bind(rows_json(jobs)?)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(sql_err)?;
+    let row = insert_query(ns, jobs, form)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(sql_err)?;
+    let last: i64 = row.try_get(0).map_err(sql_err)?;
+    let inserted: i64 = row.try_get(1).map_err(sql_err)?;
     let count = jobs.len();
     if usize::try_from(inserted).ok() != Some(count) {
         return Err(Error::Corrupt(format!(
@@ -277,55 +369,6 @@ async fn insert_unkeyed(
             created: true,
         })
         .collect())
-}
-
-/// The JSON array of arrays [`queries::INSERT_JOBS`] reads, written straight into one string.
-fn rows_json(jobs: &[Encoded]) -> Result<String> {
-    let mut out = Vec::with_capacity(jobs.len() * 160);
-    out.push(b'[');
-    for (i, job) in jobs.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_row(&mut out, job).map_err(|e| Error::Corrupt(format!("encoding a job: {e}")))?;
-    }
-    out.push(b']');
-    String::from_utf8(out).map_err(|e| Error::Corrupt(format!("encoding jobs: {e}")))
-}
-
-/// One job as [`as_row`] spells it, appended to `out`.
-fn write_row(out: &mut Vec<u8>, job: &Encoded) -> serde_json::Result<()> {
-    let head = (
-        &job.queue,
-        &job.task,
-        &job.params,
-        &job.headers,
-        job.priority,
-        job.max_attempts,
-        &job.retry,
-        job.timeout_ms,
-        job.max_duration_ms,
-    );
-    let tail = (
-        job.max_delay_ms,
-        &job.key,
-        job.run_at,
-        job.delay_ms,
-        &job.unique_key,
-        job.unique_period_ms,
-        job.unique_states,
-        &job.ordering_key,
-    );
-    // Two tuples (serde serialises tuples as arrays), joined into one array.
-    let start = out.len();
-    serde_json::to_writer(&mut *out, &head)?;
-    out.pop(); // the head's closing bracket
-    out.push(b',');
-    let middle = out.len();
-    serde_json::to_writer(&mut *out, &tail)?;
-    out.remove(middle); // the tail's opening bracket
-    debug_assert_eq!(out.get(start), Some(&b'['));
-    Ok(())
 }
 
 /// The job holding a skipped job's idempotency key or unique slot. A unique slot's holder may
@@ -363,10 +406,7 @@ async fn holder(
         if let Some(row) = row {
             return spawn_result(&row, false);
         }
-        let row = as_row(job);
-        let returned = sqlx::query(crate::clock::clocked(queries::INSERT_JOBS))
-            .bind(ns)
-            .bind(Value::Array(vec![row]).to_string())
+        let returned = insert_query(ns, std::slice::from_ref(job), Form::Returning)
             .fetch_optional(&mut *conn)
             .await
             .map_err(sql_err)?;
@@ -451,34 +491,23 @@ impl EngineSpawn for SqliteStore {
 mod tests {
     use super::*;
 
-    fn job(key: Option<&str>, run_at: Option<i64>) -> Encoded {
-        Encoded {
-            queue: "mail\"box".into(),
-            task: "send".into(),
-            params: r#"{"to":"a@b.c"}"#.into(),
-            headers: None,
-            priority: -3,
-            max_attempts: 5,
-            retry: r#"{"kind":"none"}"#.into(),
-            timeout_ms: Some(1500),
-            max_duration_ms: None,
-            max_delay_ms: Some(60_000),
-            key: key.map(str::to_owned),
-            run_at,
-            delay_ms: 250,
-            ordering_key: Some("k".into()),
-            unique_key: None,
-            unique_period_ms: Some(1000),
-            unique_states: Some(3),
-            deps: None,
+    #[test]
+    fn every_piece_size_has_one_statement_per_form_with_its_binds() {
+        for rows in PIECES {
+            for (form, binds) in [
+                (Form::Plain, queries::INSERT_PLAIN_JOB_BINDS),
+                (Form::Counted, queries::INSERT_JOB_BINDS),
+                (Form::Returning, queries::INSERT_JOB_BINDS),
+            ] {
+                let sql = insert_statement(rows, form);
+                assert!(std::ptr::eq(sql, insert_statement(rows, form)));
+                assert_eq!(sql.matches('?').count(), 1 + rows * binds, "{form:?}");
+            }
         }
     }
 
     #[test]
-    fn rows_are_written_as_the_insert_reads_them() {
-        let jobs = [job(Some("idem"), None), job(None, Some(1_700_000_000_000))];
-        let expected = Value::Array(jobs.iter().map(as_row).collect()).to_string();
-        assert_eq!(rows_json(&jobs).unwrap(), expected);
-        assert_eq!(rows_json(&[]).unwrap(), "[]");
+    fn the_default_retry_is_stored_as_encoded() {
+        assert_eq!(default_retry(), encode_retry(&RetryStrategy::default()));
     }
 }

@@ -8,8 +8,10 @@ pub const GET_CHECKPOINTS: &str = "SELECT step, state, run_seq, updated_at FROM 
 ///
 /// One write transaction sent as one request (one hand-off to the connection's thread, one
 /// commit): the insert is guarded by the run, so a stale run stores nothing; the update
-/// returns the new lease only while the run still owns the job. Both apply, or neither. Run it
-/// to the end (every row fetched, so the COMMIT runs) and roll back when it fails.
+/// extends the lease only while the run still owns the job, and the read after it returns the
+/// new lease only when the update changed the job. Both apply, or neither. Run it to the end
+/// (every row fetched, so the COMMIT runs) and roll back when it fails. (A read rather than
+/// `RETURNING`, which makes SQLite build a temporary table for its one row.)
 pub const WRITE_CHECKPOINT: &str = concat!(
     "BEGIN IMMEDIATE; INSERT INTO tasque_checkpoints (ns, job_id, step, state, run_seq, updated_at) ",
     "SELECT ?1, ?2, ?4, ?5, ?3, ",
@@ -22,7 +24,7 @@ pub const WRITE_CHECKPOINT: &str = concat!(
     now!(),
     " + ?6",
     if_running!(),
-    " RETURNING lease_expires_at; COMMIT"
+    "; SELECT lease_expires_at FROM tasque_jobs WHERE id = ?2 AND changes() = 1; COMMIT"
 );
 
 /// Ends a run by suspending its job until a time, attempt not counted. Binds 1 ns, 2 id,
