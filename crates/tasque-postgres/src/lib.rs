@@ -149,6 +149,21 @@ impl PostgresStore {
         &self.inner.schema
     }
 
+    /// The statements that write runs by key (completion, deletion on success, release, lease
+    /// extension), by name, rendered for this namespace. For plan tests: each must look its
+    /// runs up by primary key whatever the column statistics say.
+    #[doc(hidden)]
+    pub fn run_write_statements(&self) -> Vec<(&'static str, String)> {
+        let sql = &self.inner.sql;
+        vec![
+            ("complete_many", sql.complete_many.clone()),
+            ("delete_runs", sql.delete_runs.clone()),
+            ("release_runs", sql.release_runs.clone()),
+            ("extend_leases", sql.extend_leases.clone()),
+            ("extend_lease", sql.extend_lease.clone()),
+        ]
+    }
+
     /// How many times the wake-up listener has connected and started listening (0 until the
     /// first [`subscribe_wakeups`](tasque_durable::Store::subscribe_wakeups) has connected; it
     /// grows by one at each reconnection).
