@@ -112,6 +112,12 @@ fn claim_pick(many: bool, order_by: &str, excluded: &str) -> String {
 /// LOCKED`, so concurrent claimers on any number of machines skip each other's rows instead of
 /// waiting, and never share a job. `pick` comes from [`claim_pick`]. Binds: 1 queue (or
 /// `text[]` of queues), 2 limit, 3 worker id, 4 lease ms.
+///
+/// The UPDATE finds the picked rows with `id = ANY(ARRAY(...))`, a primary-key lookup of each.
+/// Joined to the CTE instead (`FROM picked WHERE j.id = picked.id`), the planner hashed the
+/// picked ids and read the whole table to find them whenever the table was small enough for a
+/// sequential scan to look cheaper than the lookups: two thirds of a 500-job claim's time on a
+/// table of 20,000 jobs.
 fn claim(pick: &str) -> String {
     format!(
         "WITH picked AS ({pick}) \
@@ -121,7 +127,7 @@ fn claim(pick: &str) -> String {
            cancel_at = CASE WHEN j.first_started_at IS NOT NULL THEN j.cancel_at \
              WHEN j.max_duration_ms IS NULL THEN NULL \
              ELSE now() + j.max_duration_ms * interval '1 millisecond' END \
-         FROM picked WHERE j.id = picked.id{CLAIM_RETURNING}",
+         WHERE j.id = ANY(ARRAY(SELECT id FROM picked)){CLAIM_RETURNING}",
         lease = ms!(4),
     )
 }
