@@ -40,7 +40,7 @@ async fn run_writes_look_runs_up_by_key_whatever_the_statistics() {
         .await
         .unwrap();
     let statements = store.run_write_statements();
-    assert!(statements.len() >= 5);
+    assert!(statements.len() >= 7);
     for (n, (name, sql)) in statements.iter().enumerate() {
         let prepared = format!("plan_{n}");
         sqlx::raw_sql(&format!("PREPARE {prepared} AS {sql}"))
