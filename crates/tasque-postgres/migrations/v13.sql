@@ -1,5 +1,5 @@
 -- name: state indexes without running jobs
--- Version 12: the inspector's state indexes no longer hold running jobs.
+-- Version 13: the inspector's state indexes no longer hold running jobs.
 --
 -- Every state change of a job writes an entry in each index that covers the new row. The
 -- indexes by (state, id) (version 5) and by (state, queue, id) (version 8) covered every row,
