@@ -149,6 +149,25 @@ impl PostgresStore {
         &self.inner.schema
     }
 
+    /// The statements that claim jobs or write runs by key (claims of one and of several
+    /// queues, completion, deletion on success, release, lease extension), by name, rendered
+    /// for this namespace. For plan tests: each must find the rows it changes by primary key,
+    /// whatever the column statistics and the table's size.
+    #[doc(hidden)]
+    pub fn run_write_statements(&self) -> Vec<(&'static str, String)> {
+        let sql = &self.inner.sql;
+        let order = tasque_durable::PollOrder::PriorityThenAge;
+        vec![
+            ("claim_one_queue", sql.claim.get(1, order).to_owned()),
+            ("claim_many_queues", sql.claim.get(2, order).to_owned()),
+            ("complete_many", sql.complete_many.clone()),
+            ("delete_runs", sql.delete_runs.clone()),
+            ("release_runs", sql.release_runs.clone()),
+            ("extend_leases", sql.extend_leases.clone()),
+            ("extend_lease", sql.extend_lease.clone()),
+        ]
+    }
+
     /// How many times the wake-up listener has connected and started listening (0 until the
     /// first [`subscribe_wakeups`](tasque_durable::Store::subscribe_wakeups) has connected; it
     /// grows by one at each reconnection).

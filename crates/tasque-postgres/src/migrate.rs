@@ -17,7 +17,7 @@ use crate::queries::migrate as q;
 use crate::sql_err;
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 /// Every migration, one file per version under `migrations/` (see
 /// [`tasque_durable::engine::migrations`]; `@schema@` and `@channel@` are rendered per
@@ -35,6 +35,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::new(10, include_str!("../migrations/v10.sql")),
     Migration::new(11, include_str!("../migrations/v11.sql")),
     Migration::new(12, include_str!("../migrations/v12.sql")),
+    Migration::new(13, include_str!("../migrations/v13.sql")),
 ];
 
 fn render(script: &str, schema: &str) -> String {

@@ -30,10 +30,23 @@ macro_rules! job_columns {
     };
 }
 
-/// The guard of every write by a run: binds 1 id, 2 run_seq.
+/// The guard of every write by a run: binds 1 id, 2 run_seq. The state test is written as in
+/// [`running!`], so that the row is found by its key.
 macro_rules! if_running {
     () => {
-        " WHERE id = $1 AND run_seq = $2 AND state = 'running'"
+        " WHERE id = $1 AND run_seq = $2 AND coalesce(state = 'running', false)"
+    };
+}
+
+/// The state test of the statements that write runs by id (`j` is the jobs table); the same as
+/// `j.state = 'running'` (`state` is never null). Written so that the planner can neither match
+/// it to an index on `state` nor estimate it from the column's statistics: with the plain
+/// test, statistics taken while no job ran (an estimate of one running row) made it read every
+/// entry of `jobs_lease`, dead ones left by earlier runs included, once per run written,
+/// instead of looking the runs up by key.
+macro_rules! running {
+    () => {
+        "coalesce(j.state = 'running', false)"
     };
 }
 
@@ -99,6 +112,12 @@ fn claim_pick(many: bool, order_by: &str, excluded: &str) -> String {
 /// LOCKED`, so concurrent claimers on any number of machines skip each other's rows instead of
 /// waiting, and never share a job. `pick` comes from [`claim_pick`]. Binds: 1 queue (or
 /// `text[]` of queues), 2 limit, 3 worker id, 4 lease ms.
+///
+/// The UPDATE finds the picked rows with `id = ANY(ARRAY(...))`, a primary-key lookup of each.
+/// Joined to the CTE instead (`FROM picked WHERE j.id = picked.id`), the planner hashed the
+/// picked ids and read the whole table to find them whenever the table was small enough for a
+/// sequential scan to look cheaper than the lookups: two thirds of a 500-job claim's time on a
+/// table of 20,000 jobs.
 fn claim(pick: &str) -> String {
     format!(
         "WITH picked AS ({pick}) \
@@ -108,7 +127,7 @@ fn claim(pick: &str) -> String {
            cancel_at = CASE WHEN j.first_started_at IS NOT NULL THEN j.cancel_at \
              WHEN j.max_duration_ms IS NULL THEN NULL \
              ELSE now() + j.max_duration_ms * interval '1 millisecond' END \
-         FROM picked WHERE j.id = picked.id{CLAIM_RETURNING}",
+         WHERE j.id = ANY(ARRAY(SELECT id FROM picked)){CLAIM_RETURNING}",
         lease = ms!(4),
     )
 }
@@ -457,26 +476,26 @@ statements! {
     /// Extends many leases. Binds 1 ids, 2 seqs, 3 lease ms.
     extend_leases = concat!("UPDATE @schema@.jobs AS j SET lease_expires_at = now() + ", ms!(3),
         " FROM unnest($1::bigint[], $2::bigint[]) AS x(id, seq) \
-        WHERE j.id = x.id AND j.run_seq = x.seq AND j.state = 'running' \
-        RETURNING j.id, j.run_seq, j.lease_expires_at");
+        WHERE j.id = x.id AND j.run_seq = x.seq AND ", running!(),
+        " RETURNING j.id, j.run_seq, j.lease_expires_at");
 
     /// Completes many runs. Binds 1 ids, 2 seqs, 3 results (JSON text).
-    complete_many = "UPDATE @schema@.jobs AS j SET state = 'completed', result = x.result::jsonb, \
-        finished_at = now(), lease_expires_at = NULL, cancel_at = NULL \
+    complete_many = concat!("UPDATE @schema@.jobs AS j SET state = 'completed', \
+        result = x.result::jsonb, finished_at = now(), lease_expires_at = NULL, cancel_at = NULL \
         FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS x(id, seq, result) \
-        WHERE j.id = x.id AND j.run_seq = x.seq AND j.state = 'running' \
-        RETURNING j.id, j.run_seq";
+        WHERE j.id = x.id AND j.run_seq = x.seq AND ", running!(), " RETURNING j.id, j.run_seq");
     /// Deletes many completed runs (delete on success). Binds 1 ids, 2 seqs.
-    delete_runs = "DELETE FROM @schema@.jobs AS j USING unnest($1::bigint[], $2::bigint[]) AS x(id, seq) \
-        WHERE j.id = x.id AND j.run_seq = x.seq AND j.state = 'running' RETURNING j.id, j.run_seq";
+    delete_runs = concat!("DELETE FROM @schema@.jobs AS j \
+        USING unnest($1::bigint[], $2::bigint[]) AS x(id, seq) \
+        WHERE j.id = x.id AND j.run_seq = x.seq AND ", running!(), " RETURNING j.id, j.run_seq");
     /// Releases many runs, claimable at once, attempt not counted, and announces their queues.
     /// Binds 1 ids, 2 seqs.
-    release_runs = "WITH r AS (UPDATE @schema@.jobs AS j SET state = 'pending', \
+    release_runs = concat!("WITH r AS (UPDATE @schema@.jobs AS j SET state = 'pending', \
         run_seq = j.run_seq + 1, lease_expires_at = NULL \
         FROM unnest($1::bigint[], $2::bigint[]) AS x(id, seq) \
-        WHERE j.id = x.id AND j.run_seq = x.seq AND j.state = 'running' RETURNING j.queue), \
+        WHERE j.id = x.id AND j.run_seq = x.seq AND ", running!(), " RETURNING j.queue), \
         n AS (SELECT pg_notify('@channel@', q) FROM (SELECT DISTINCT queue AS q FROM r) AS d) \
-        SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM n)";
+        SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM n)");
 
     /// Reads what the failure policy needs. Binds 1 id, 2 seq.
     failure_inputs = concat!("SELECT attempt, max_attempts, retry FROM @schema@.jobs", if_running!());
