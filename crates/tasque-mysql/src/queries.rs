@@ -573,6 +573,29 @@ impl Sql {
         ))
     }
 
+    /// Inserts `n` plain jobs: no idempotency key, unique key nor ordering key, ready at once
+    /// and without a max delay (what most batches are). Without those, no row can meet a
+    /// unique key and every column the general [`insert_jobs`](Self::insert_jobs) computes
+    /// per row is a constant or its default (no unique bucket, no cancellation time), so the
+    /// statement binds half as much and the server evaluates no expression per row. Binds
+    /// per job: 1 queue, 2 task, 3 params, 4 headers, 5 priority, 6 max_attempts, 7 retry,
+    /// 8 timeout ms, 9 max_duration ms, 10 batch token, 11 batch position.
+    pub fn insert_plain_jobs(&self, n: usize) -> String {
+        let row = concat!(
+            "(?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ",
+            now!(),
+            ", ",
+            now!(),
+            ", '[]', ?, ?)"
+        );
+        let rows = vec![row; n.max(1)].join(", ");
+        self.render(&format!(
+            "INSERT INTO @jobs@ (queue, task, params, headers, state, priority, max_attempts, \
+             retry, timeout_ms, max_duration_ms, run_at, created_at, errors, batch_token, \
+             batch_ord) VALUES {rows}"
+        ))
+    }
+
     /// The job holding a unique slot, read with a shared lock. Binds 1 unique key, then the
     /// bucket's binds (see [`unique_bucket!`]).
     pub fn find_unique(&self) -> String {
@@ -597,10 +620,12 @@ impl Sql {
     /// primary key, forced: right after a bulk insert the optimizer's statistics may prefer a
     /// range over every pending job.)
     /// (`cancel_at` is set before `first_started_at`: MySQL applies SET items in order.)
+    /// The row's `claim_room` (schema version 11) is given up for the columns the claim fills.
     pub fn take(&self, n: usize) -> String {
         self.render(&format!(
             concat!(
-                "UPDATE @jobs@ FORCE INDEX (PRIMARY) SET state = 'running', worker_id = ?, ",
+                "UPDATE @jobs@ FORCE INDEX (PRIMARY) SET claim_room = NULL, state = 'running', ",
+                "worker_id = ?, ",
                 "lease_expires_at = ?, attempted_at = ",
                 now!(),
                 ", ",
