@@ -284,10 +284,14 @@ statements! {
     /// Every queue.
     list_queues = "SELECT name, paused, concurrency_limit, blocking, created_at, on_exhausted \
         FROM @queues@ ORDER BY name";
-    /// Job counts by queue and state (pending split by readiness).
-    /// (A scan of the narrow `jobs_claim_age` index, which holds every column it reads.)
-    queue_counts = concat!("SELECT queue, state, CAST(run_at <= ", now!(), " AS SIGNED) AS ready, \
-        COUNT(*) FROM @jobs@ FORCE INDEX (jobs_claim_age) GROUP BY queue, state, ready");
+    /// Job counts by queue and state (pending split by readiness, NULL for the other states).
+    /// (Scans of the narrow `jobs_head` and `jobs_pending_age` indexes, which hold every
+    /// column they read.)
+    queue_counts = concat!("SELECT queue, state, NULL AS ready, COUNT(*) FROM @jobs@ \
+        FORCE INDEX (jobs_head) WHERE state <> 'pending' GROUP BY queue, state \
+        UNION ALL SELECT ready_queue, 'pending', CAST(run_at <= ", now!(), " AS SIGNED) AS ready, \
+        COUNT(*) FROM @jobs@ FORCE INDEX (jobs_pending_age) WHERE ready_queue IS NOT NULL \
+        GROUP BY ready_queue, ready");
 
     /// The rows a multi-row insert wrote, by their batch token. Binds 1 first id, 2 token.
     inserted = "SELECT id, batch_ord FROM @jobs@ WHERE id >= ? AND batch_token = ?";
@@ -295,25 +299,25 @@ statements! {
     /// Picks ready jobs of one queue by priority, locking them and reading what their claims
     /// carry; rows other claimers hold are skipped, never waited for. Binds 1 lease µs,
     /// 2 queue, 3 limit.
-    pick_by_priority = concat!("SELECT ", pick_columns!(), " FROM @jobs@ FORCE INDEX (jobs_claim) \
-        WHERE state = 'pending' AND queue = ? AND run_at <= ", now!(), " \
+    pick_by_priority = concat!("SELECT ", pick_columns!(), " FROM @jobs@ FORCE INDEX (jobs_pending) \
+        WHERE state = 'pending' AND ready_queue = ? AND run_at <= ", now!(), " \
         AND (cancel_at IS NULL OR cancel_at > ", now!(), ") \
         ORDER BY priority, run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
     /// Like `pick_by_priority`, oldest first.
-    pick_by_age = concat!("SELECT ", pick_columns!(), " FROM @jobs@ FORCE INDEX (jobs_claim_age) \
-        WHERE state = 'pending' AND queue = ? AND run_at <= ", now!(), " \
+    pick_by_age = concat!("SELECT ", pick_columns!(), " FROM @jobs@ FORCE INDEX (jobs_pending_age) \
+        WHERE state = 'pending' AND ready_queue = ? AND run_at <= ", now!(), " \
         AND (cancel_at IS NULL OR cancel_at > ", now!(), ") \
         ORDER BY run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
     /// Like `pick_by_priority`, for a gated queue: honours the per-key window (a keyed job
     /// is picked only while fewer than the queue's key concurrency jobs of its key created
     /// before it are unfinished). Binds 1 lease µs, 2 queue, 3 key concurrency minus one, 4 limit.
     pick_keyed_by_priority = concat!("SELECT ", pick_columns!(), " FROM @jobs@ AS j \
-        FORCE INDEX (jobs_claim) WHERE state = 'pending' AND queue = ? AND run_at <= ", now!(), " \
+        FORCE INDEX (jobs_pending) WHERE state = 'pending' AND ready_queue = ? AND run_at <= ", now!(), " \
         AND (cancel_at IS NULL OR cancel_at > ", now!(), ") AND ", key_window!(), " \
         ORDER BY priority, run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
     /// Like `pick_keyed_by_priority`, oldest first.
     pick_keyed_by_age = concat!("SELECT ", pick_columns!(), " FROM @jobs@ AS j \
-        FORCE INDEX (jobs_claim_age) WHERE state = 'pending' AND queue = ? AND run_at <= ", now!(), " \
+        FORCE INDEX (jobs_pending_age) WHERE state = 'pending' AND ready_queue = ? AND run_at <= ", now!(), " \
         AND (cancel_at IS NULL OR cancel_at > ", now!(), ") AND ", key_window!(), " \
         ORDER BY run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
     /// The ids a rate-limited gated queue may start (unlocked: the caller locks each), by
@@ -369,12 +373,12 @@ statements! {
     /// queue's row is read, not locked: a locking clause does not reach a subquery.) Binds 1
     /// lease µs, 2 queue, 3 queue, 4 limit.
     pick_ungated_by_priority = concat!("SELECT ", pick_columns!(), " FROM @jobs@ \
-        FORCE INDEX (jobs_claim) WHERE state = 'pending' AND queue = ? AND ", ungated!(), " \
+        FORCE INDEX (jobs_pending) WHERE state = 'pending' AND ready_queue = ? AND ", ungated!(), " \
         AND run_at <= ", now!(), " AND (cancel_at IS NULL OR cancel_at > ", now!(), ") \
         ORDER BY priority, run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
     /// Like `pick_ungated_by_priority`, oldest first.
     pick_ungated_by_age = concat!("SELECT ", pick_columns!(), " FROM @jobs@ \
-        FORCE INDEX (jobs_claim_age) WHERE state = 'pending' AND queue = ? AND ", ungated!(), " \
+        FORCE INDEX (jobs_pending_age) WHERE state = 'pending' AND ready_queue = ? AND ", ungated!(), " \
         AND run_at <= ", now!(), " AND (cancel_at IS NULL OR cancel_at > ", now!(), ") \
         ORDER BY run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
 
