@@ -276,7 +276,7 @@ statements! {
     /// Releases the migration lock (binds 1 lock name).
     unlock = "SELECT RELEASE_LOCK(?)";
     /// Drops every table of the namespace (checkpoints and edges first: they reference jobs).
-    drop_tables = "DROP TABLE IF EXISTS @checkpoints@, `@stem@_job_deps`, @jobs@, @queues@, @events@, @migrations@, `@stem@_schedules`, `@stem@_leases`, `@stem@_workers`, `@stem@_clock`";
+    drop_tables = "DROP TABLE IF EXISTS @checkpoints@, `@stem@_job_deps`, @jobs@, @queues@, @events@, @migrations@, `@stem@_schedules`, `@stem@_leases`, `@stem@_workers`, `@stem@_clock`, `@stem@_rate_windows`";
 
     /// Sets a queue's paused flag, creating it if needed. Binds 1 name, 2 paused, 3 paused.
     set_queue_paused = concat!("INSERT INTO @queues@ (name, paused, created_at) VALUES (?, ?, ",
