@@ -38,13 +38,15 @@ const MIGRATIONS: &[Migration] = &[
     Migration::new(8, include_str!("../migrations/v8.sql")),
     Migration::new(9, include_str!("../migrations/v9.sql")),
     Migration::new(10, include_str!("../migrations/v10.sql")),
+    Migration::new(11, include_str!("../migrations/v11.sql")),
+    Migration::new(12, include_str!("../migrations/v12.sql")),
 ];
 
 /// The first versions' tables in their final shape, for a namespace that has none.
 const FRESH: &str = include_str!("../migrations/fresh.sql");
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// The schema version of a namespace (0 when it has never been migrated).
 pub async fn current_version(pool: &MySqlPool, sql: &Sql, stem: &str) -> Result<i64> {

@@ -276,7 +276,7 @@ statements! {
     /// Releases the migration lock (binds 1 lock name).
     unlock = "SELECT RELEASE_LOCK(?)";
     /// Drops every table of the namespace (checkpoints and edges first: they reference jobs).
-    drop_tables = "DROP TABLE IF EXISTS @checkpoints@, `@stem@_job_deps`, @jobs@, @queues@, @events@, @migrations@, `@stem@_schedules`, `@stem@_leases`, `@stem@_workers`, `@stem@_clock`";
+    drop_tables = "DROP TABLE IF EXISTS @checkpoints@, `@stem@_job_deps`, @jobs@, @queues@, @events@, @migrations@, `@stem@_schedules`, `@stem@_leases`, `@stem@_workers`, `@stem@_clock`, `@stem@_rate_windows`";
 
     /// Sets a queue's paused flag, creating it if needed. Binds 1 name, 2 paused, 3 paused.
     set_queue_paused = concat!("INSERT INTO @queues@ (name, paused, created_at) VALUES (?, ?, ",
@@ -284,10 +284,14 @@ statements! {
     /// Every queue.
     list_queues = "SELECT name, paused, concurrency_limit, blocking, created_at, on_exhausted \
         FROM @queues@ ORDER BY name";
-    /// Job counts by queue and state (pending split by readiness).
-    /// (A scan of the narrow `jobs_claim_age` index, which holds every column it reads.)
-    queue_counts = concat!("SELECT queue, state, CAST(run_at <= ", now!(), " AS SIGNED) AS ready, \
-        COUNT(*) FROM @jobs@ FORCE INDEX (jobs_claim_age) GROUP BY queue, state, ready");
+    /// Job counts by queue and state (pending split by readiness, NULL for the other states).
+    /// (Scans of the narrow `jobs_head` and `jobs_pending_age` indexes, which hold every
+    /// column they read.)
+    queue_counts = concat!("SELECT queue, state, NULL AS ready, COUNT(*) FROM @jobs@ \
+        FORCE INDEX (jobs_head) WHERE state <> 'pending' GROUP BY queue, state \
+        UNION ALL SELECT ready_queue, 'pending', CAST(run_at <= ", now!(), " AS SIGNED) AS ready, \
+        COUNT(*) FROM @jobs@ FORCE INDEX (jobs_pending_age) WHERE ready_queue IS NOT NULL \
+        GROUP BY ready_queue, ready");
 
     /// The rows a multi-row insert wrote, by their batch token. Binds 1 first id, 2 token.
     inserted = "SELECT id, batch_ord FROM @jobs@ WHERE id >= ? AND batch_token = ?";
@@ -295,25 +299,25 @@ statements! {
     /// Picks ready jobs of one queue by priority, locking them and reading what their claims
     /// carry; rows other claimers hold are skipped, never waited for. Binds 1 lease µs,
     /// 2 queue, 3 limit.
-    pick_by_priority = concat!("SELECT ", pick_columns!(), " FROM @jobs@ FORCE INDEX (jobs_claim) \
-        WHERE state = 'pending' AND queue = ? AND run_at <= ", now!(), " \
+    pick_by_priority = concat!("SELECT ", pick_columns!(), " FROM @jobs@ FORCE INDEX (jobs_pending) \
+        WHERE state = 'pending' AND ready_queue = ? AND run_at <= ", now!(), " \
         AND (cancel_at IS NULL OR cancel_at > ", now!(), ") \
         ORDER BY priority, run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
     /// Like `pick_by_priority`, oldest first.
-    pick_by_age = concat!("SELECT ", pick_columns!(), " FROM @jobs@ FORCE INDEX (jobs_claim_age) \
-        WHERE state = 'pending' AND queue = ? AND run_at <= ", now!(), " \
+    pick_by_age = concat!("SELECT ", pick_columns!(), " FROM @jobs@ FORCE INDEX (jobs_pending_age) \
+        WHERE state = 'pending' AND ready_queue = ? AND run_at <= ", now!(), " \
         AND (cancel_at IS NULL OR cancel_at > ", now!(), ") \
         ORDER BY run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
     /// Like `pick_by_priority`, for a gated queue: honours the per-key window (a keyed job
     /// is picked only while fewer than the queue's key concurrency jobs of its key created
     /// before it are unfinished). Binds 1 lease µs, 2 queue, 3 key concurrency minus one, 4 limit.
     pick_keyed_by_priority = concat!("SELECT ", pick_columns!(), " FROM @jobs@ AS j \
-        FORCE INDEX (jobs_claim) WHERE state = 'pending' AND queue = ? AND run_at <= ", now!(), " \
+        FORCE INDEX (jobs_pending) WHERE state = 'pending' AND ready_queue = ? AND run_at <= ", now!(), " \
         AND (cancel_at IS NULL OR cancel_at > ", now!(), ") AND ", key_window!(), " \
         ORDER BY priority, run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
     /// Like `pick_keyed_by_priority`, oldest first.
     pick_keyed_by_age = concat!("SELECT ", pick_columns!(), " FROM @jobs@ AS j \
-        FORCE INDEX (jobs_claim_age) WHERE state = 'pending' AND queue = ? AND run_at <= ", now!(), " \
+        FORCE INDEX (jobs_pending_age) WHERE state = 'pending' AND ready_queue = ? AND run_at <= ", now!(), " \
         AND (cancel_at IS NULL OR cancel_at > ", now!(), ") AND ", key_window!(), " \
         ORDER BY run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
     /// The ids a rate-limited gated queue may start (unlocked: the caller locks each), by
@@ -369,12 +373,12 @@ statements! {
     /// queue's row is read, not locked: a locking clause does not reach a subquery.) Binds 1
     /// lease µs, 2 queue, 3 queue, 4 limit.
     pick_ungated_by_priority = concat!("SELECT ", pick_columns!(), " FROM @jobs@ \
-        FORCE INDEX (jobs_claim) WHERE state = 'pending' AND queue = ? AND ", ungated!(), " \
+        FORCE INDEX (jobs_pending) WHERE state = 'pending' AND ready_queue = ? AND ", ungated!(), " \
         AND run_at <= ", now!(), " AND (cancel_at IS NULL OR cancel_at > ", now!(), ") \
         ORDER BY priority, run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
     /// Like `pick_ungated_by_priority`, oldest first.
     pick_ungated_by_age = concat!("SELECT ", pick_columns!(), " FROM @jobs@ \
-        FORCE INDEX (jobs_claim_age) WHERE state = 'pending' AND queue = ? AND ", ungated!(), " \
+        FORCE INDEX (jobs_pending_age) WHERE state = 'pending' AND ready_queue = ? AND ", ungated!(), " \
         AND run_at <= ", now!(), " AND (cancel_at IS NULL OR cancel_at > ", now!(), ") \
         ORDER BY run_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
 
@@ -573,6 +577,29 @@ impl Sql {
         ))
     }
 
+    /// Inserts `n` plain jobs: no idempotency key, unique key nor ordering key, ready at once
+    /// and without a max delay (what most batches are). Without those, no row can meet a
+    /// unique key and every column the general [`insert_jobs`](Self::insert_jobs) computes
+    /// per row is a constant or its default (no unique bucket, no cancellation time), so the
+    /// statement binds half as much and the server evaluates no expression per row. Binds
+    /// per job: 1 queue, 2 task, 3 params, 4 headers, 5 priority, 6 max_attempts, 7 retry,
+    /// 8 timeout ms, 9 max_duration ms, 10 batch token, 11 batch position.
+    pub fn insert_plain_jobs(&self, n: usize) -> String {
+        let row = concat!(
+            "(?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ",
+            now!(),
+            ", ",
+            now!(),
+            ", '[]', ?, ?)"
+        );
+        let rows = vec![row; n.max(1)].join(", ");
+        self.render(&format!(
+            "INSERT INTO @jobs@ (queue, task, params, headers, state, priority, max_attempts, \
+             retry, timeout_ms, max_duration_ms, run_at, created_at, errors, batch_token, \
+             batch_ord) VALUES {rows}"
+        ))
+    }
+
     /// The job holding a unique slot, read with a shared lock. Binds 1 unique key, then the
     /// bucket's binds (see [`unique_bucket!`]).
     pub fn find_unique(&self) -> String {
@@ -597,10 +624,12 @@ impl Sql {
     /// primary key, forced: right after a bulk insert the optimizer's statistics may prefer a
     /// range over every pending job.)
     /// (`cancel_at` is set before `first_started_at`: MySQL applies SET items in order.)
+    /// The row's `claim_room` (schema version 11) is given up for the columns the claim fills.
     pub fn take(&self, n: usize) -> String {
         self.render(&format!(
             concat!(
-                "UPDATE @jobs@ FORCE INDEX (PRIMARY) SET state = 'running', worker_id = ?, ",
+                "UPDATE @jobs@ FORCE INDEX (PRIMARY) SET claim_room = NULL, state = 'running', ",
+                "worker_id = ?, ",
                 "lease_expires_at = ?, attempted_at = ",
                 now!(),
                 ", ",

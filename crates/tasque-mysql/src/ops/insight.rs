@@ -1,7 +1,7 @@
 //! [`Insight`] on MySQL and MariaDB: bounded, read-only questions for dashboards and metrics.
 //!
 //! Each statement reads an index range: the oldest ready job per queue is the first entry of
-//! `jobs_claim_age` (state, queue, run_at) for that queue, the recently finished jobs a range
+//! `jobs_pending_age` (ready_queue, run_at) for that queue, the recently finished jobs a range
 //! of `jobs_finished`, start timings and suspensions primary-key lookups. The statements are
 //! this module's `sql` constants, written against `@jobs@` and `@queues@` like the engine's
 //! others. Times are differences on the server clock (`UTC_TIMESTAMP(6)`, as every statement).
@@ -18,8 +18,8 @@ mod sql {
     /// Per queue, the age of its oldest pending job when that job is due.
     pub const OLDEST_READY: &str = "SELECT queue, \
         TIMESTAMPDIFF(MICROSECOND, oldest, UTC_TIMESTAMP(6)) DIV 1000 FROM (\
-          SELECT q.name AS queue, (SELECT MIN(j.run_at) FROM @jobs@ j FORCE INDEX (jobs_claim_age) \
-            WHERE j.state = 'pending' AND j.queue = q.name) AS oldest \
+          SELECT q.name AS queue, (SELECT MIN(j.run_at) FROM @jobs@ j FORCE INDEX (jobs_pending_age) \
+            WHERE j.ready_queue = q.name) AS oldest \
           FROM @queues@ q) o WHERE oldest IS NOT NULL AND oldest <= UTC_TIMESTAMP(6)";
 
     /// Jobs finished in the last ? ms, newest first, at most ?.

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::mysql::MySqlQueryResult;
 use sqlx::MySqlConnection;
 use tasque_durable::engine::{EngineSpawn, JobInsert};
 use tasque_durable::{
@@ -59,6 +60,16 @@ impl Encoded {
     /// True when the job has an idempotency key or a unique key (it may be skipped).
     fn is_keyed(&self) -> bool {
         self.key.is_some() || self.unique_key.is_some()
+    }
+
+    /// True when the job fits [`Sql::insert_plain_jobs`]: no key of any kind, ready at once,
+    /// no max delay.
+    fn is_plain(&self) -> bool {
+        !self.is_keyed()
+            && self.ordering_key.is_none()
+            && self.run_at.is_none()
+            && self.delay_us == 0
+            && self.max_delay_ms.is_none()
     }
 }
 
@@ -159,35 +170,11 @@ async fn insert_chunk(
             .map_err(sql_err)?;
     }
     let token: i64 = rand::random();
-    let ordered = jobs.iter().any(|j| j.ordering_key.is_some());
-    let statement = sql.insert_jobs(jobs.len(), ordered);
-    let mut query = sqlx::query(&statement);
-    for (ord, job) in jobs.iter().enumerate() {
-        query = query
-            .bind(&job.queue)
-            .bind(&job.task)
-            .bind(&job.params)
-            .bind(&job.headers)
-            .bind(job.priority)
-            .bind(job.max_attempts)
-            .bind(&job.retry)
-            .bind(job.timeout_ms)
-            .bind(job.max_duration_ms)
-            .bind(job.max_delay_ms)
-            .bind(&job.key)
-            .bind(job.run_at)
-            .bind(job.delay_us)
-            .bind(us_of_ms(job.max_delay_ms))
-            .bind(token)
-            .bind(i32::try_from(ord).unwrap_or(i32::MAX))
-            .bind(&job.unique_key)
-            .bind(job.unique_states);
-        query = job.bind_bucket(query);
-        if ordered {
-            query = query.bind(&job.ordering_key);
-        }
-    }
-    let done = query.execute(&mut *conn).await.map_err(sql_err)?;
+    let done = if jobs.iter().all(Encoded::is_plain) {
+        insert_plain(conn, sql, jobs, token).await?
+    } else {
+        insert_general(conn, sql, jobs, token).await?
+    };
     let first = i64::try_from(done.last_insert_id()).unwrap_or(0);
     // One job without a key: the id the server reports is its own.
     if jobs.len() == 1 && !jobs[0].is_keyed() && first > 0 {
@@ -237,6 +224,71 @@ async fn insert_chunk(
         );
     }
     Ok(results)
+}
+
+/// Inserts plain jobs (see [`Encoded::is_plain`]) in one statement.
+async fn insert_plain(
+    conn: &mut MySqlConnection,
+    sql: &Sql,
+    jobs: &[Encoded],
+    token: i64,
+) -> Result<MySqlQueryResult> {
+    let statement = sql.insert_plain_jobs(jobs.len());
+    let mut query = sqlx::query(&statement);
+    for (ord, job) in jobs.iter().enumerate() {
+        query = query
+            .bind(&job.queue)
+            .bind(&job.task)
+            .bind(&job.params)
+            .bind(&job.headers)
+            .bind(job.priority)
+            .bind(job.max_attempts)
+            .bind(&job.retry)
+            .bind(job.timeout_ms)
+            .bind(job.max_duration_ms)
+            .bind(token)
+            .bind(i32::try_from(ord).unwrap_or(i32::MAX));
+    }
+    query.execute(&mut *conn).await.map_err(sql_err)
+}
+
+/// Inserts any jobs in one statement; a job whose idempotency key or unique slot is taken is
+/// skipped.
+async fn insert_general(
+    conn: &mut MySqlConnection,
+    sql: &Sql,
+    jobs: &[Encoded],
+    token: i64,
+) -> Result<MySqlQueryResult> {
+    let ordered = jobs.iter().any(|j| j.ordering_key.is_some());
+    let statement = sql.insert_jobs(jobs.len(), ordered);
+    let mut query = sqlx::query(&statement);
+    for (ord, job) in jobs.iter().enumerate() {
+        query = query
+            .bind(&job.queue)
+            .bind(&job.task)
+            .bind(&job.params)
+            .bind(&job.headers)
+            .bind(job.priority)
+            .bind(job.max_attempts)
+            .bind(&job.retry)
+            .bind(job.timeout_ms)
+            .bind(job.max_duration_ms)
+            .bind(job.max_delay_ms)
+            .bind(&job.key)
+            .bind(job.run_at)
+            .bind(job.delay_us)
+            .bind(us_of_ms(job.max_delay_ms))
+            .bind(token)
+            .bind(i32::try_from(ord).unwrap_or(i32::MAX))
+            .bind(&job.unique_key)
+            .bind(job.unique_states);
+        query = job.bind_bucket(query);
+        if ordered {
+            query = query.bind(&job.ordering_key);
+        }
+    }
+    query.execute(&mut *conn).await.map_err(sql_err)
 }
 
 /// The job holding the unique slot of `job`, not inserted.
