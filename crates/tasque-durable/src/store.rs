@@ -336,10 +336,29 @@ pub trait Store: Send + Sync + 'static {
     /// Announces to other processes that `jobs` finished, for engines that can push (PostgreSQL:
     /// a NOTIFY on the wake-up channel carrying
     /// [`FINISHED_PREFIX`](crate::client::FINISHED_PREFIX) and the ids, which
-    /// [`subscribe_wakeups`](Store::subscribe_wakeups) receivers see and workers ignore). The
-    /// default does nothing: waiters of other processes poll. A hint: an error changes no job.
+    /// [`subscribe_wakeups`](Store::subscribe_wakeups) receivers see and workers ignore). Only
+    /// jobs some waiter watches ([`watch_finished`](Store::watch_finished)) are announced, so a
+    /// burn-down nobody waits on sends nothing. The default does nothing: waiters of other
+    /// processes poll. A hint: an error changes no job.
     async fn announce_finished(&self, jobs: &[JobId]) -> Result<()> {
         let _ = jobs;
+        Ok(())
+    }
+
+    /// Registers a waiter's interest in `job` finishing, so that
+    /// [`announce_finished`](Store::announce_finished) in any process announces it; returns
+    /// the token that withdraws it ([`unwatch_finished`](Store::unwatch_finished)). `None`, the
+    /// default, for engines that do not announce. `Client::wait` calls it; the announcement of
+    /// the job's end also withdraws every interest in it.
+    async fn watch_finished(&self, job: JobId) -> Result<Option<u64>> {
+        let _ = job;
+        Ok(None)
+    }
+
+    /// Withdraws an interest registered by [`watch_finished`](Store::watch_finished) (a wait
+    /// that ended without the announcement, e.g. at its limit). Nothing by default.
+    async fn unwatch_finished(&self, job: JobId, token: u64) -> Result<()> {
+        let _ = (job, token);
         Ok(())
     }
 

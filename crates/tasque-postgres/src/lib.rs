@@ -281,4 +281,12 @@ impl tasque_durable::engine::EngineBase for PostgresStore {
     async fn finished_announce(&self, jobs: &[tasque_durable::JobId]) -> Result<()> {
         self.notify_finished(jobs).await
     }
+
+    async fn finished_watch(&self, job: tasque_durable::JobId) -> Result<Option<u64>> {
+        self.watch_finished_job(job).await
+    }
+
+    async fn finished_unwatch(&self, job: tasque_durable::JobId, token: u64) -> Result<()> {
+        self.unwatch_finished_job(job, token).await
+    }
 }

@@ -17,7 +17,7 @@ use crate::queries::migrate as q;
 use crate::sql_err;
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 13;
+pub const SCHEMA_VERSION: i64 = 14;
 
 /// Every migration, one file per version under `migrations/` (see
 /// [`tasque_durable::engine::migrations`]; `@schema@` and `@channel@` are rendered per
@@ -36,6 +36,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::new(11, include_str!("../migrations/v11.sql")),
     Migration::new(12, include_str!("../migrations/v12.sql")),
     Migration::new(13, include_str!("../migrations/v13.sql")),
+    Migration::new(14, include_str!("../migrations/v14.sql")),
 ];
 
 fn render(script: &str, schema: &str) -> String {

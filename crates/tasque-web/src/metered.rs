@@ -316,6 +316,15 @@ impl Store for MeteredStore {
     fn subscribe_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
         self.inner.subscribe_wakeups()
     }
+    async fn announce_finished(&self, jobs: &[JobId]) -> Result<()> {
+        self.inner.announce_finished(jobs).await
+    }
+    async fn watch_finished(&self, job: JobId) -> Result<Option<u64>> {
+        self.inner.watch_finished(job).await
+    }
+    async fn unwatch_finished(&self, job: JobId, token: u64) -> Result<()> {
+        self.inner.unwatch_finished(job, token).await
+    }
     fn insight(&self) -> Option<&dyn Insight> {
         self.inner.insight()
     }

@@ -11,8 +11,10 @@
 //! * **Awaiting.** [`Client::wait`] returns a job's typed output, or its failure as a typed
 //!   [`ClientError`], once it finishes, or [`ClientError::TimedOut`] after the limit (the job
 //!   keeps going). It wakes when a worker of this process finishes the job, when the engine
-//!   announces it (PostgreSQL's NOTIFY, from any process), and otherwise polls with an interval
-//!   growing from 25 ms to 1 s: never a loop in user code.
+//!   announces it (PostgreSQL's NOTIFY, from any process: the wait registers its interest with
+//!   [`Store::watch_finished`](crate::Store::watch_finished), and only watched jobs are
+//!   announced), and otherwise polls with an interval growing from 25 ms to 1 s: never a loop
+//!   in user code.
 //! * **Transactions.** [`Client::enqueue_in_tx`] enqueues inside the caller's own `sqlx`
 //!   transaction on every engine: the job exists if and only if it commits. It needs a client
 //!   over the concrete engine (`Client<PostgresStore>`...), since the transaction's type names

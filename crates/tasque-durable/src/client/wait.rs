@@ -23,9 +23,33 @@ pub(crate) async fn until_finished<S: Store + ?Sized>(
     limit: Duration,
 ) -> Result<JobResult, ClientError> {
     let deadline = deadline_after(limit);
-    // Subscribe before the first read, so an announcement between the two is not missed.
+    // Subscribe, and tell the engine someone waits, before the first read, so an announcement
+    // between the two is not missed. Without the interest (an engine that does not announce,
+    // or an error) the wait polls.
     let mut local = hub::subscribe(store.namespace());
     let mut engine = store.subscribe_wakeups();
+    let watch = match engine {
+        Some(_) => store.watch_finished(job).await.unwrap_or(None),
+        None => None,
+    };
+    let outcome = wait_loop(store, job, limit, deadline, &mut local, engine.as_mut()).await;
+    if let Some(token) = watch {
+        // Withdrawn when the wait ends; an announcement of the job already withdrew it.
+        let _ = store.unwatch_finished(job, token).await;
+    }
+    outcome
+}
+
+/// Re-reads the job at each announcement that names it (or may have missed it) and at each
+/// fallback poll, until it is finished or the deadline passes.
+async fn wait_loop<S: Store + ?Sized>(
+    store: &S,
+    job: JobId,
+    limit: Duration,
+    deadline: Instant,
+    local: &mut broadcast::Receiver<Arc<[JobId]>>,
+    mut engine: Option<&mut broadcast::Receiver<String>>,
+) -> Result<JobResult, ClientError> {
     let mut poll = FIRST_POLL;
     loop {
         let result = store.get_result(job).await?;
@@ -42,8 +66,8 @@ pub(crate) async fn until_finished<S: Store + ?Sized>(
         }
         let sleep = tokio::time::sleep_until(deadline.min(now + poll));
         let announced = tokio::select! {
-            _ = local_mention(&mut local, job) => true,
-            _ = engine_mention(engine.as_mut(), job) => true,
+            _ = local_mention(local, job) => true,
+            _ = engine_mention(engine.as_deref_mut(), job) => true,
             _ = sleep => false,
         };
         poll = if announced {

@@ -73,6 +73,20 @@ pub trait EngineBase: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Registers a waiter's interest in `job` finishing, for engines that announce only watched
+    /// jobs (see [`Store::watch_finished`](crate::Store::watch_finished)); `None` by default.
+    async fn finished_watch(&self, job: JobId) -> Result<Option<u64>> {
+        let _ = job;
+        Ok(None)
+    }
+
+    /// Withdraws an interest registered by [`finished_watch`](Engine::finished_watch); nothing
+    /// by default.
+    async fn finished_unwatch(&self, job: JobId, token: u64) -> Result<()> {
+        let _ = (job, token);
+        Ok(())
+    }
+
     /// The engine's storage of periodic jobs and of the leader lease (see
     /// [`Store::schedules`](crate::Store::schedules)); `None` by default.
     fn schedule_engine(&self) -> Option<&dyn crate::schedule::ScheduleEngine> {

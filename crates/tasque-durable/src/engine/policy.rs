@@ -467,6 +467,14 @@ impl<E: Engine> Store for E {
         self.finished_announce(jobs).await
     }
 
+    async fn watch_finished(&self, job: JobId) -> Result<Option<u64>> {
+        self.finished_watch(job).await
+    }
+
+    async fn unwatch_finished(&self, job: JobId, token: u64) -> Result<()> {
+        self.finished_unwatch(job, token).await
+    }
+
     fn schedules(&self) -> Option<&dyn crate::schedule::ScheduleEngine> {
         self.schedule_engine()
     }

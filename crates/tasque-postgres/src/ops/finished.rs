@@ -1,5 +1,6 @@
 //! Finished-job announcements: a NOTIFY on the namespace's wake-up channel, so that
-//! `Client::wait` in any process wakes when a job ends (workers ignore these messages).
+//! `Client::wait` in any process wakes when a job ends (workers ignore these messages). Only
+//! jobs a waiter watches (rows of `waiters`, schema version 14) are announced.
 
 use tasque_durable::client::finished_messages;
 use tasque_durable::{JobId, Result};
@@ -13,18 +14,63 @@ const MAX_PAYLOAD: usize = 7900;
 const NOTIFY: &str = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload";
 
 impl PostgresStore {
-    /// Announces `jobs` as finished on the namespace's channel, in one round trip.
+    /// Announces the jobs of `jobs` that some waiter watches as finished on the namespace's
+    /// channel, and withdraws their waiters' interest. With no waiter (the common case) this is
+    /// one read of an empty range of `waiters`: nothing is written, nothing is notified.
     pub(crate) async fn notify_finished(&self, jobs: &[JobId]) -> Result<()> {
         if jobs.is_empty() {
             return Ok(());
         }
-        let messages = finished_messages(jobs, MAX_PAYLOAD);
+        let ids: Vec<i64> = jobs.iter().map(|job| job.0).collect();
+        let mut watched: Vec<i64> = sqlx::query_scalar(&format!(
+            "DELETE FROM {}.waiters WHERE job_id = ANY($1::bigint[]) RETURNING job_id",
+            self.inner.sql.schema
+        ))
+        .bind(&ids)
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(sql_err)?;
+        if watched.is_empty() {
+            return Ok(());
+        }
+        watched.sort_unstable();
+        watched.dedup();
+        let watched: Vec<JobId> = watched.into_iter().map(JobId).collect();
+        let messages = finished_messages(&watched, MAX_PAYLOAD);
         sqlx::query(NOTIFY)
             .bind(&self.inner.schema)
             .bind(messages)
             .execute(&self.inner.pool)
             .await
             .map_err(sql_err)?;
+        Ok(())
+    }
+
+    /// Records a waiter's interest in `job`; the token tells it apart from other waiters.
+    pub(crate) async fn watch_finished_job(&self, job: JobId) -> Result<Option<u64>> {
+        let token: i64 = sqlx::query_scalar(&format!(
+            "INSERT INTO {}.waiters (job_id) VALUES ($1) RETURNING token",
+            self.inner.sql.schema
+        ))
+        .bind(job.0)
+        .fetch_one(&self.inner.pool)
+        .await
+        .map_err(sql_err)?;
+        let token = token as u64;
+        Ok(Some(token))
+    }
+
+    /// Withdraws the interest `token` registered in `job`.
+    pub(crate) async fn unwatch_finished_job(&self, job: JobId, token: u64) -> Result<()> {
+        sqlx::query(&format!(
+            "DELETE FROM {}.waiters WHERE job_id = $1 AND token = $2",
+            self.inner.sql.schema
+        ))
+        .bind(job.0)
+        .bind(token as i64)
+        .execute(&self.inner.pool)
+        .await
+        .map_err(sql_err)?;
         Ok(())
     }
 }

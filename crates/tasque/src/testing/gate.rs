@@ -290,6 +290,14 @@ impl Store for Gate {
         self.inner.announce_finished(jobs).await
     }
 
+    async fn watch_finished(&self, job: JobId) -> Result<Option<u64>> {
+        self.inner.watch_finished(job).await
+    }
+
+    async fn unwatch_finished(&self, job: JobId, token: u64) -> Result<()> {
+        self.inner.unwatch_finished(job, token).await
+    }
+
     fn schedules(&self) -> Option<&dyn tasque_durable::schedule::ScheduleEngine> {
         self.inner.schedules()
     }
