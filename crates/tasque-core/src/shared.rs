@@ -214,9 +214,13 @@ impl Shared {
         let mut state = self.state.lock();
         match control.phase() {
             Phase::Queued => {
+                // Delivered before the lock is released: once it is, the line may drop this
+                // task's entry as a tombstone (`next_live`, `drain_live`), and an entry dropped
+                // before any outcome delivers an uncounted `Exit(Shutdown)` instead of `reason`.
                 state.unqueue(control);
+                let delivered = self.exit(control, reason);
                 drop(state);
-                self.exit(control, reason)
+                delivered
             }
             Phase::Running => {
                 drop(state);
