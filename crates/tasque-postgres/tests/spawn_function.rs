@@ -157,6 +157,13 @@ impl Pair {
         let queue = format!("q{}", CASE.fetch_add(1, Ordering::Relaxed));
         let mut seen = Vec::new();
         for side in [&self.before, &self.now] {
+            // No job of an earlier case: a unique key holds its slot across queues, so an
+            // earlier case's job (created at another moment on each side) would be returned.
+            let sql = format!("DELETE FROM \"{}\".jobs", side.schema);
+            sqlx::query(&sql)
+                .execute(&self.pool)
+                .await
+                .expect("clear earlier cases");
             if quiet {
                 let sql = format!(
                     "INSERT INTO \"{}\".queues (name, notify) VALUES ($1, false)",
