@@ -10,7 +10,8 @@
 //!   `postgres_work_10_slots_jobs_per_s`; `postgres_work_delete_on_success_jobs_per_s`: the
 //!   best configuration with the worker's `delete_on_success` (each job deleted when it
 //!   succeeds, as Graphile Worker does, instead of kept completed); and `postgres_work_4_processes_jobs_per_s`: four worker
-//!   processes (this binary run as `bench postgres-worker ...`, 100 slots each) share the work,
+//!   processes (this binary run as `bench postgres-worker ...`, each in the one-process figure's
+//!   configuration: 500 slots, claims of up to 500) share the work,
 //!   timed from their launch to the last one's exit once no job is left.
 //! - Latency: two idle workers polling every 10 s wait on LISTEN/NOTIFY; jobs are spawned one at
 //!   a time; the time from the spawn's commit (its call returning) to the handler's start,
@@ -47,9 +48,10 @@ struct Sizes {
     latency: usize,
 }
 
-/// Worker processes of the multi-process burn-down, and slots in each.
+/// Worker processes of the multi-process burn-down, and slots in each: the configuration of the
+/// one-process figure, so that the two figures differ only in the number of processes.
 const PROCESSES: usize = 4;
-const PROCESS_SLOTS: usize = 100;
+const PROCESS_SLOTS: usize = 500;
 
 /// Runs the suite, or only its group `only` (`sql`).
 pub fn run(quick: bool, only: Option<&str>) -> Result<()> {
