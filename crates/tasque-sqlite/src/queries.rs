@@ -113,12 +113,7 @@ pub fn insert_jobs(rows: usize, returning: bool) -> String {
         now!(),
         " AS n) AS t CROSS JOIN (VALUES "
     ));
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(ROW);
-    }
+    push_rows(&mut sql, ROW, rows);
     sql.push_str(") AS v WHERE true ON CONFLICT DO NOTHING");
     if returning {
         sql.push_str(
@@ -130,6 +125,17 @@ pub fn insert_jobs(rows: usize, returning: bool) -> String {
     }
     sql
 }
+/// Appends `rows` copies of the row of placeholders `row`, comma-separated (a multi-row
+/// `VALUES`).
+fn push_rows(sql: &mut String, row: &str, rows: usize) {
+    for n in 0..rows {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(row);
+    }
+}
+
 /// Binds per job of [`insert_plain_jobs`] (see there for their order).
 pub const INSERT_PLAIN_JOB_BINDS: usize = 7;
 
@@ -149,12 +155,7 @@ pub fn insert_plain_jobs(rows: usize) -> String {
         now!(),
         " AS n) AS t CROSS JOIN (VALUES "
     ));
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(ROW);
-    }
+    push_rows(&mut sql, ROW, rows);
     sql.push_str(") AS v WHERE true; SELECT last_insert_rowid(), changes()");
     sql
 }

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::mysql::MySqlQueryResult;
-use sqlx::MySqlConnection;
+use sqlx::mysql::{MySqlArguments, MySqlQueryResult};
+use sqlx::query::Query;
+use sqlx::{MySql, MySqlConnection};
 use tasque_durable::engine::{EngineSpawn, JobInsert};
 use tasque_durable::{
     Error, JobId, Limits, Result, RetryStrategy, RunId, Spawn, SpawnResult, DEFAULT_MAX_ATTEMPTS,
@@ -226,6 +227,24 @@ async fn insert_chunk(
     Ok(results)
 }
 
+/// Binds the columns both insert statements start a job's row with: queue, task, params,
+/// headers, priority, max attempts, retry, timeout and maximum duration.
+fn bind_shared<'q>(
+    query: Query<'q, MySql, MySqlArguments>,
+    job: &'q Encoded,
+) -> Query<'q, MySql, MySqlArguments> {
+    query
+        .bind(&job.queue)
+        .bind(&job.task)
+        .bind(&job.params)
+        .bind(&job.headers)
+        .bind(job.priority)
+        .bind(job.max_attempts)
+        .bind(&job.retry)
+        .bind(job.timeout_ms)
+        .bind(job.max_duration_ms)
+}
+
 /// Inserts plain jobs (see [`Encoded::is_plain`]) in one statement.
 async fn insert_plain(
     conn: &mut MySqlConnection,
@@ -236,16 +255,7 @@ async fn insert_plain(
     let statement = sql.insert_plain_jobs(jobs.len());
     let mut query = sqlx::query(&statement);
     for (ord, job) in jobs.iter().enumerate() {
-        query = query
-            .bind(&job.queue)
-            .bind(&job.task)
-            .bind(&job.params)
-            .bind(&job.headers)
-            .bind(job.priority)
-            .bind(job.max_attempts)
-            .bind(&job.retry)
-            .bind(job.timeout_ms)
-            .bind(job.max_duration_ms)
+        query = bind_shared(query, job)
             .bind(token)
             .bind(i32::try_from(ord).unwrap_or(i32::MAX));
     }
@@ -264,16 +274,7 @@ async fn insert_general(
     let statement = sql.insert_jobs(jobs.len(), ordered);
     let mut query = sqlx::query(&statement);
     for (ord, job) in jobs.iter().enumerate() {
-        query = query
-            .bind(&job.queue)
-            .bind(&job.task)
-            .bind(&job.params)
-            .bind(&job.headers)
-            .bind(job.priority)
-            .bind(job.max_attempts)
-            .bind(&job.retry)
-            .bind(job.timeout_ms)
-            .bind(job.max_duration_ms)
+        query = bind_shared(query, job)
             .bind(job.max_delay_ms)
             .bind(&job.key)
             .bind(job.run_at)
