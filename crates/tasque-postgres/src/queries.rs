@@ -467,6 +467,14 @@ statements! {
     queue_counts = "SELECT queue, state, run_at <= now() AS ready, count(*) \
         FROM @schema@.jobs GROUP BY 1, 2, 3";
 
+    /// Withdraws every waiter of the given finished jobs, returning the jobs that had one (the
+    /// ones to announce). Binds 1 ids.
+    take_waiters = "DELETE FROM @schema@.waiters WHERE job_id = ANY($1::bigint[]) RETURNING job_id";
+    /// Records a waiter of a job; returns its token. Binds 1 job id.
+    add_waiter = "INSERT INTO @schema@.waiters (job_id) VALUES ($1) RETURNING token";
+    /// Withdraws one waiter. Binds 1 job id, 2 token.
+    remove_waiter = "DELETE FROM @schema@.waiters WHERE job_id = $1 AND token = $2";
+
     /// What rejected run writes ran into. Binds 1 ids.
     run_statuses = "SELECT id, state, run_seq FROM @schema@.jobs WHERE id = ANY($1::bigint[])";
 

@@ -125,6 +125,7 @@ pub fn insert_jobs(rows: usize, returning: bool) -> String {
     }
     sql
 }
+
 /// Appends `rows` copies of the row of placeholders `row`, comma-separated (a multi-row
 /// `VALUES`).
 fn push_rows(sql: &mut String, row: &str, rows: usize) {

@@ -22,14 +22,11 @@ impl PostgresStore {
             return Ok(());
         }
         let ids: Vec<i64> = jobs.iter().map(|job| job.0).collect();
-        let mut watched: Vec<i64> = sqlx::query_scalar(&format!(
-            "DELETE FROM {}.waiters WHERE job_id = ANY($1::bigint[]) RETURNING job_id",
-            self.inner.sql.schema
-        ))
-        .bind(&ids)
-        .fetch_all(&self.inner.pool)
-        .await
-        .map_err(sql_err)?;
+        let mut watched: Vec<i64> = sqlx::query_scalar(&self.inner.sql.take_waiters)
+            .bind(&ids)
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
         if watched.is_empty() {
             return Ok(());
         }
@@ -48,29 +45,22 @@ impl PostgresStore {
 
     /// Records a waiter's interest in `job`; the token tells it apart from other waiters.
     pub(crate) async fn watch_finished_job(&self, job: JobId) -> Result<Option<u64>> {
-        let token: i64 = sqlx::query_scalar(&format!(
-            "INSERT INTO {}.waiters (job_id) VALUES ($1) RETURNING token",
-            self.inner.sql.schema
-        ))
-        .bind(job.0)
-        .fetch_one(&self.inner.pool)
-        .await
-        .map_err(sql_err)?;
-        let token = token as u64;
-        Ok(Some(token))
+        let token: i64 = sqlx::query_scalar(&self.inner.sql.add_waiter)
+            .bind(job.0)
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        Ok(Some(token as u64))
     }
 
     /// Withdraws the interest `token` registered in `job`.
     pub(crate) async fn unwatch_finished_job(&self, job: JobId, token: u64) -> Result<()> {
-        sqlx::query(&format!(
-            "DELETE FROM {}.waiters WHERE job_id = $1 AND token = $2",
-            self.inner.sql.schema
-        ))
-        .bind(job.0)
-        .bind(token as i64)
-        .execute(&self.inner.pool)
-        .await
-        .map_err(sql_err)?;
+        sqlx::query(&self.inner.sql.remove_waiter)
+            .bind(job.0)
+            .bind(token as i64)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
         Ok(())
     }
 }
