@@ -47,6 +47,7 @@ impl PostgresStore {
                 ns: inner.ns.clone(),
                 schema: inner.schema.clone(),
                 sql: crate::queries::Sql::new(&crate::config::quote(&inner.schema), &inner.schema),
+                keyed: Default::default(),
                 limits: inner.limits,
                 bound: true,
             }),

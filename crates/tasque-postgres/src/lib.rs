@@ -56,6 +56,7 @@
 mod bound;
 pub mod clock;
 mod config;
+mod keyed;
 mod listen;
 mod migrate;
 mod ops;
@@ -88,6 +89,8 @@ struct Inner {
     /// The schema name, unquoted (also the notification channel).
     schema: String,
     sql: Sql,
+    /// The queue sets claimed with the windowed statement (see [`keyed`]).
+    keyed: keyed::KeyedQueueSets,
     limits: Limits,
     wakeups: Wakeups,
     /// Bound to one open transaction on a one-connection pool (see
@@ -123,6 +126,7 @@ impl PostgresStore {
                 ns: ns.to_string(),
                 schema,
                 sql,
+                keyed: Default::default(),
                 limits,
                 wakeups,
                 bound: false,
@@ -165,6 +169,30 @@ impl PostgresStore {
             ("release_runs", sql.release_runs.clone()),
             ("extend_leases", sql.extend_leases.clone()),
             ("extend_lease", sql.extend_lease.clone()),
+        ]
+    }
+
+    /// The unkeyed claim statements (of one queue and of several, in both poll orders), by
+    /// name, rendered for this namespace. For plan tests: each walks its claim index in order,
+    /// whatever the size of the table's history.
+    #[doc(hidden)]
+    pub fn unkeyed_claim_statements(&self) -> Vec<(&'static str, String)> {
+        let claim = &self.inner.sql.claim;
+        let (priority, age) = (
+            tasque_durable::PollOrder::PriorityThenAge,
+            tasque_durable::PollOrder::Age,
+        );
+        vec![
+            (
+                "unkeyed_one_by_priority",
+                claim.unkeyed(1, priority).to_owned(),
+            ),
+            ("unkeyed_one_by_age", claim.unkeyed(1, age).to_owned()),
+            (
+                "unkeyed_many_by_priority",
+                claim.unkeyed(2, priority).to_owned(),
+            ),
+            ("unkeyed_many_by_age", claim.unkeyed(2, age).to_owned()),
         ]
     }
 

@@ -63,7 +63,8 @@ const CLAIM_RETURNING: &str = " RETURNING j.id, j.run_seq, j.queue, j.task, j.pa
 /// matching row, so it sorted every ready job of the queue at each claim instead of walking the
 /// claim index in order (0.5 s a claim with 300,000 ready jobs; see `scripts/bench scale`).
 ///
-/// `window` is the per-key window every keyed job passes (see [`key_window`]).
+/// `window` is the per-key window every keyed job passes (see [`key_window`]), or the keyed
+/// guard of the unkeyed claims (see [`NO_KEYED_JOBS`]).
 fn pick_ready(queue: &str, columns: &str, order_by: &str, excluded: &str, window: &str) -> String {
     format!(
         "SELECT {columns} FROM @schema@.jobs WHERE queue = {queue} AND state = 'pending' \
@@ -79,18 +80,21 @@ fn pick_ready(queue: &str, columns: &str, order_by: &str, excluded: &str, window
 /// first `$2` of them all in `order_by` are kept. (One `queue = ANY($1)` scan cannot use the
 /// index order and sorted every ready job of the queues at each claim.) Rows picked but not
 /// kept are locked only until the claim statement ends, so other claimers skip them briefly.
-fn claim_pick(many: bool, order_by: &str, excluded: &str) -> String {
+fn claim_pick(many: bool, order_by: &str, excluded: &str, keys: Keys) -> String {
+    let queue = if many { "u.q" } else { "$1" };
+    let window = match keys {
+        Keys::Windowed => key_window("@schema@.jobs", &key_concurrency(queue)),
+        // Of all the queues: a claim of several takes nothing when any of them holds keyed
+        // jobs, or it could fill its limit from the others past an older keyed job.
+        Keys::Absent => {
+            NO_KEYED_JOBS.replace("{queue}", if many { "ANY($1::text[])" } else { "$1" })
+        }
+    };
     if many {
         format!(
             "SELECT p.id FROM (SELECT DISTINCT v.q FROM unnest($1::text[]) AS v(q)) AS u \
              CROSS JOIN LATERAL ({}) AS p ORDER BY {} LIMIT $2",
-            pick_ready(
-                "u.q",
-                "id, priority, run_at",
-                order_by,
-                excluded,
-                &key_window("@schema@.jobs", &key_concurrency("u.q"))
-            ),
+            pick_ready("u.q", "id, priority, run_at", order_by, excluded, &window),
             order_by
                 .split(", ")
                 .map(|c| format!("p.{c}"))
@@ -98,15 +102,32 @@ fn claim_pick(many: bool, order_by: &str, excluded: &str) -> String {
                 .join(", ")
         )
     } else {
-        pick_ready(
-            "$1",
-            "id",
-            order_by,
-            excluded,
-            &key_window("@schema@.jobs", &key_concurrency("$1")),
-        )
+        pick_ready("$1", "id", order_by, excluded, &window)
     }
 }
+
+/// Which jobs a plain claim's pick tests against the per-key window.
+#[derive(Clone, Copy)]
+enum Keys {
+    /// Every keyed candidate passes the window ([`key_window`]).
+    Windowed,
+    /// The queue holds no unfinished keyed job ([`NO_KEYED_JOBS`]), so no candidate is tested.
+    Absent,
+}
+
+/// The guard of the unkeyed claims: a one-time test that the claimed queues (`= {queue}`)
+/// hold no unfinished keyed job (one probe of `jobs_key_unfinished`). When one does, the
+/// unkeyed claim takes nothing and the windowed claim ([`ClaimSql::get`]) runs instead.
+///
+/// Why two claims: the planner charges the window's probe (a correlated subquery) to every
+/// candidate it may test, keyed or not. Beside a large history of finished jobs that charge
+/// made it collect and sort every ready job of the queue at each claim of a few hundred jobs
+/// (a bitmap scan and a sort, 10 ms) instead of walking the claim index to its limit (under
+/// 1 ms). Without the window, the walk is the cheaper plan at every limit
+/// (`tests/history_plan.rs`).
+const NO_KEYED_JOBS: &str = "NOT EXISTS (SELECT 1 FROM @schema@.jobs AS kj \
+    WHERE kj.queue = {queue} AND kj.ordering_key IS NOT NULL \
+    AND (kj.state IN ('pending', 'running', 'sleeping', 'waiting') OR kj.holds_queue))";
 
 /// The claim statement: one UPDATE whose CTE locks the ready jobs with `FOR UPDATE SKIP
 /// LOCKED`, so concurrent claimers on any number of machines skip each other's rows instead of
@@ -136,6 +157,10 @@ fn claim(pick: &str) -> String {
 /// claim index in order (see [`claim_pick`]).
 #[derive(Debug)]
 pub struct ClaimSql {
+    unkeyed_one_by_priority: String,
+    unkeyed_one_by_age: String,
+    unkeyed_many_by_priority: String,
+    unkeyed_many_by_age: String,
     one_by_priority: String,
     one_by_age: String,
     many_by_priority: String,
@@ -255,13 +280,24 @@ impl ClaimSql {
         }
     }
 
-    /// The statement for `queues` queues in `order`.
+    /// The windowed statement for `queues` queues in `order`: correct for every queue.
     pub fn get(&self, queues: usize, order: PollOrder) -> &str {
         match (queues == 1, order) {
             (true, PollOrder::PriorityThenAge) => &self.one_by_priority,
             (true, PollOrder::Age) => &self.one_by_age,
             (false, PollOrder::PriorityThenAge) => &self.many_by_priority,
             (false, PollOrder::Age) => &self.many_by_age,
+        }
+    }
+
+    /// The unkeyed statement for `queues` queues in `order`: it claims nothing when any of
+    /// the queues holds an unfinished keyed job (see [`NO_KEYED_JOBS`]).
+    pub fn unkeyed(&self, queues: usize, order: PollOrder) -> &str {
+        match (queues == 1, order) {
+            (true, PollOrder::PriorityThenAge) => &self.unkeyed_one_by_priority,
+            (true, PollOrder::Age) => &self.unkeyed_one_by_age,
+            (false, PollOrder::PriorityThenAge) => &self.unkeyed_many_by_priority,
+            (false, PollOrder::Age) => &self.unkeyed_many_by_age,
         }
     }
 }
@@ -284,10 +320,14 @@ macro_rules! statements {
                 let render = |sql: &str| sql.replace("@schema@", schema).replace("@channel@", channel);
                 Sql {
                     claim: ClaimSql {
-                        one_by_priority: render(&claim(&claim_pick(false, "priority, run_at, id", UNGATED))),
-                        one_by_age: render(&claim(&claim_pick(false, "run_at, id", UNGATED))),
-                        many_by_priority: render(&claim(&claim_pick(true, "priority, run_at, id", UNGATED))),
-                        many_by_age: render(&claim(&claim_pick(true, "run_at, id", UNGATED))),
+                        unkeyed_one_by_priority: render(&claim(&claim_pick(false, "priority, run_at, id", UNGATED, Keys::Absent))),
+                        unkeyed_one_by_age: render(&claim(&claim_pick(false, "run_at, id", UNGATED, Keys::Absent))),
+                        unkeyed_many_by_priority: render(&claim(&claim_pick(true, "priority, run_at, id", UNGATED, Keys::Absent))),
+                        unkeyed_many_by_age: render(&claim(&claim_pick(true, "run_at, id", UNGATED, Keys::Absent))),
+                        one_by_priority: render(&claim(&claim_pick(false, "priority, run_at, id", UNGATED, Keys::Windowed))),
+                        one_by_age: render(&claim(&claim_pick(false, "run_at, id", UNGATED, Keys::Windowed))),
+                        many_by_priority: render(&claim(&claim_pick(true, "priority, run_at, id", UNGATED, Keys::Windowed))),
+                        many_by_age: render(&claim(&claim_pick(true, "run_at, id", UNGATED, Keys::Windowed))),
                         gated_by_priority: render(&claim_gated("priority, run_at, id")),
                         gated_by_age: render(&claim_gated("run_at, id")),
                         rated_by_priority: render(&claim_rated("priority, run_at, id")),
@@ -371,10 +411,15 @@ statements! {
         WHERE name = ANY($1::text[]) AND NOT paused \
         AND (concurrency_limit IS NOT NULL OR blocking OR rate_limit IS NOT NULL) \
         ORDER BY name FOR UPDATE";
-    /// Whether any of some queues is gated (unlocked). Binds 1 names.
-    any_gated = "SELECT EXISTS (SELECT 1 FROM @schema@.queues WHERE name = ANY($1::text[]) \
+    /// After a claim that took fewer jobs than it could: whether any of some queues is gated
+    /// (unlocked), and whether any holds an unfinished keyed job (the predicate of
+    /// `jobs_key_unfinished`). Binds 1 names.
+    claim_probe = "SELECT EXISTS (SELECT 1 FROM @schema@.queues WHERE name = ANY($1::text[]) \
         AND NOT paused AND (concurrency_limit IS NOT NULL OR blocking \
-        OR rate_limit IS NOT NULL))";
+        OR rate_limit IS NOT NULL)), \
+        EXISTS (SELECT 1 FROM @schema@.jobs WHERE queue = ANY($1::text[]) \
+        AND ordering_key IS NOT NULL AND (state IN ('pending', 'running', 'sleeping', 'waiting') \
+        OR holds_queue))";
     /// Sets a queue's key policy (creating it). Binds 1 name, 2 concurrency, 3 policy.
     set_key_policy = "INSERT INTO @schema@.queues (name, key_concurrency, key_on_exhausted) \
         VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET \

@@ -8,8 +8,8 @@ use serde_json::json;
 use super::{assert_nothing_claimable, claim_of, job, Backend};
 use crate::flow::{Flow, FlowWait, KeyPolicy, RateKey, RateLimit};
 use crate::{
-    BlockedPolicy, CancelOutcome, Claim, CompleteParams, JobId, RetryStrategy, Spawn, SpawnOptions,
-    Store,
+    BlockedPolicy, CancelOutcome, Claim, ClaimParams, CompleteParams, JobId, RetryStrategy, Spawn,
+    SpawnOptions, Store,
 };
 
 /// A window no test outlives (windows are epoch-aligned: the next boundary is in 2070).
@@ -101,6 +101,54 @@ pub async fn a_busy_key_does_not_starve_other_keys(b: &dyn Backend) {
     let claims = store.claim(claim_of("shared", 2)).await.unwrap();
     assert_eq!(claims.len(), 2);
     assert!(claims.iter().any(|c| c.job_id == quiet));
+}
+
+/// A queue that starts holding keyed jobs after a store claimed from it unkeyed keeps its
+/// order and its windows, alone and beside an unkeyed queue, and claims go on after the keyed
+/// jobs are gone.
+pub async fn keys_that_arrive_later_keep_order_and_windows(b: &dyn Backend) {
+    let store = b.open("main").await;
+    let first = spawn(&*store, job("later", "work", 0)).await;
+    assert_eq!(
+        ids(&store.claim(claim_of("later", 5)).await.unwrap()),
+        vec![first]
+    );
+    let a1 = spawn(&*store, keyed("later", "a", 1)).await;
+    let plain = spawn(&*store, job("later", "work", 2)).await;
+    let a2 = spawn(&*store, keyed("later", "a", 3)).await;
+    let oldest = store.claim(claim_of("later", 1)).await.unwrap();
+    assert_eq!(ids(&oldest), vec![a1], "the oldest job first, keyed or not");
+    let rest = store.claim(claim_of("later", 5)).await.unwrap();
+    assert_eq!(ids(&rest), vec![plain], "a2 waits for a1");
+    complete(&*store, &oldest[0]).await;
+    let next = store.claim(claim_of("later", 5)).await.unwrap();
+    assert_eq!(ids(&next), vec![a2]);
+    complete(&*store, &next[0]).await;
+    let after = spawn(&*store, job("later", "work", 4)).await;
+    assert_eq!(
+        ids(&store.claim(claim_of("later", 5)).await.unwrap()),
+        vec![after]
+    );
+
+    let k1 = spawn(&*store, keyed("mixed_keyed", "k", 5)).await;
+    let p1 = spawn(&*store, job("mixed_plain", "work", 6)).await;
+    let _k2 = spawn(&*store, keyed("mixed_keyed", "k", 7)).await;
+    let p2 = spawn(&*store, job("mixed_plain", "work", 8)).await;
+    let both = ClaimParams {
+        queues: vec!["mixed_plain".into(), "mixed_keyed".into()],
+        ..claim_of("mixed_plain", 2)
+    };
+    let two = store.claim(both.clone()).await.unwrap();
+    assert_eq!(
+        ids(&two),
+        vec![k1, p1],
+        "the two oldest claimable jobs of both queues"
+    );
+    let more = store
+        .claim(ClaimParams { limit: 10, ..both })
+        .await
+        .unwrap();
+    assert_eq!(ids(&more), vec![p2], "k2 waits for k1");
 }
 
 /// Concurrent claimers never run two jobs of a key at once.

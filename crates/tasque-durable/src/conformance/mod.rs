@@ -311,6 +311,7 @@ macro_rules! conformance_tests {
             keyed_jobs_run_one_at_a_time_in_enqueue_order,
             key_concurrency_lets_k_jobs_of_a_key_run,
             a_busy_key_does_not_starve_other_keys,
+            keys_that_arrive_later_keep_order_and_windows,
             keyed_order_holds_under_concurrent_claimers,
             an_exhausted_keyed_job_holds_its_key_until_an_operator_acts,
             an_exhausted_keyed_job_lets_its_key_go_on_by_default,

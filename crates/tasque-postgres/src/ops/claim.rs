@@ -12,28 +12,35 @@ use crate::{rows, sql_err, PostgresStore};
 
 #[async_trait]
 impl EngineClaim for PostgresStore {
+    /// Claims from the plain queues, then, when that took fewer jobs than asked, from the
+    /// gated ones. The plain claim is the unkeyed statement unless the queues held an
+    /// unfinished keyed job at the last probe (see [`KeyedQueueSets`](crate::keyed::KeyedQueueSets)).
     async fn job_claim(&self, params: &ClaimParams) -> Result<engine::Claimed> {
-        let sql = self.inner.sql.claim.get(params.queues.len(), params.order);
-        let query = sqlx::query(sql);
-        let query = if params.queues.len() == 1 {
-            query.bind(&params.queues[0])
+        let claim = &self.inner.sql.claim;
+        let (n, order) = (params.queues.len(), params.order);
+        let windowed = self.inner.keyed.contains(&params.queues);
+        let sql = if windowed {
+            claim.get(n, order)
         } else {
-            query.bind(&params.queues)
+            claim.unkeyed(n, order)
         };
-        let rows = query
-            .bind(i64::from(params.limit))
-            .bind(&params.worker_id)
-            .bind(ms(params.lease))
-            .fetch_all(&self.inner.pool)
+        let mut claimed = self.claim_plain(sql, params, params.limit).await?;
+        let room = params.limit.saturating_sub(claimed.len() as u32);
+        if room == 0 {
+            return Ok(claimed);
+        }
+        let (gated, keyed): (bool, bool) = sqlx::query_as(&self.inner.sql.claim_probe)
+            .bind(&params.queues)
+            .fetch_one(&self.inner.pool)
             .await
             .map_err(sql_err)?;
-        let (claims, undecodable) = rows::claims(&rows)?;
-        let mut claimed = engine::Claimed {
-            claims,
-            undecodable,
-        };
+        self.inner.keyed.set(&params.queues, keyed);
+        if keyed && !windowed {
+            // The unkeyed claim took nothing: a queue holds keyed jobs.
+            claimed.append(self.claim_plain(claim.get(n, order), params, room).await?);
+        }
         let room = params.limit.saturating_sub(claimed.len() as u32);
-        if room > 0 {
+        if gated && room > 0 {
             claimed.append(self.claim_gated(params, room).await?);
         }
         Ok(claimed)
@@ -90,5 +97,35 @@ impl EngineClaim for PostgresStore {
                 },
             })
             .collect())
+    }
+}
+
+impl PostgresStore {
+    /// Runs one plain claim statement (`sql`, of [`ClaimSql`](crate::queries::ClaimSql)) for
+    /// at most `limit` jobs.
+    async fn claim_plain(
+        &self,
+        sql: &str,
+        params: &ClaimParams,
+        limit: u32,
+    ) -> Result<engine::Claimed> {
+        let query = sqlx::query(sql);
+        let query = if params.queues.len() == 1 {
+            query.bind(&params.queues[0])
+        } else {
+            query.bind(&params.queues)
+        };
+        let rows = query
+            .bind(i64::from(limit))
+            .bind(&params.worker_id)
+            .bind(ms(params.lease))
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(sql_err)?;
+        let (claims, undecodable) = rows::claims(&rows)?;
+        Ok(engine::Claimed {
+            claims,
+            undecodable,
+        })
     }
 }

@@ -48,14 +48,6 @@ impl PostgresStore {
     /// Claims up to `room` jobs from the gated queues among `params.queues`.
     pub(crate) async fn claim_gated(&self, params: &ClaimParams, room: u32) -> Result<Claimed> {
         let sql = &self.inner.sql;
-        let any: bool = sqlx::query_scalar(&sql.any_gated)
-            .bind(&params.queues)
-            .fetch_one(&self.inner.pool)
-            .await
-            .map_err(sql_err)?;
-        if !any {
-            return Ok(Claimed::default());
-        }
         let mut tx = self.inner.pool.begin().await.map_err(sql_err)?;
         let gates = sqlx::query(&sql.lock_gated_queues)
             .bind(&params.queues)
