@@ -36,7 +36,7 @@
 //! queue row's lock like a queue with a concurrency limit. The per-key window needs no lock: a
 //! claim finishes no job, so the unfinished jobs a window counts only shrink while claims run,
 //! and two claimers cannot both start a job the window holds (PostgreSQL claims keyed queues
-//! with its plain single statement; SQLite's single writer serialises claims anyway; MySQL
+//! with its plain windowed statement; SQLite's single writer serialises claims anyway; MySQL
 //! claims them on its gated path).
 //!
 //! # Seeing why a job waits

@@ -25,7 +25,10 @@
 //!   back to its start). Clock skew between worker machines cannot double-run a job.
 //! - **Claims** are one statement: a CTE selects ready jobs in poll order with
 //!   `FOR UPDATE SKIP LOCKED` and the `UPDATE ... RETURNING` around it takes them, so
-//!   concurrent claimers never wait for each other and never share a job.
+//!   concurrent claimers never wait for each other and never share a job. Queues without
+//!   unfinished keyed jobs are claimed by a statement without the per-key window, which
+//!   walks the claim index to its limit however many finished jobs the table keeps; the
+//!   windowed statement takes over while the queues hold keyed jobs (see `keyed.rs`).
 //! - **Guarded writes**: complete, fail, extend, reschedule and release apply only while the
 //!   run still owns the job (`id`, `run_seq` and `state = 'running'` in the WHERE clause); a
 //!   stale owner's write changes nothing and is reported.
@@ -164,6 +167,14 @@ impl PostgresStore {
         vec![
             ("claim_one_queue", sql.claim.get(1, order).to_owned()),
             ("claim_many_queues", sql.claim.get(2, order).to_owned()),
+            (
+                "claim_one_queue_unkeyed",
+                sql.claim.unkeyed(1, order).to_owned(),
+            ),
+            (
+                "claim_many_queues_unkeyed",
+                sql.claim.unkeyed(2, order).to_owned(),
+            ),
             ("complete_many", sql.complete_many.clone()),
             ("delete_runs", sql.delete_runs.clone()),
             ("release_runs", sql.release_runs.clone()),
