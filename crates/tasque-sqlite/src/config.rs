@@ -5,10 +5,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
 use tasque_durable::validate::validate_name;
 use tasque_durable::{Limits, Result};
 
+use crate::held::HeldPool;
 use crate::sql_err;
 
 /// The namespace used when none is given.
@@ -126,7 +126,7 @@ impl SqliteConfig {
 
     /// Validates the configuration and opens the pools: `(writer, readers)`. The writer has one
     /// connection; an in-memory database has one connection in all, shared by both.
-    pub(crate) async fn open_pools(&self) -> Result<(SqlitePool, SqlitePool)> {
+    pub(crate) async fn open_pools(&self) -> Result<(HeldPool, HeldPool)> {
         validate_name("namespace", &self.namespace)?;
         let sync = if self.full_sync {
             SqliteSynchronous::Full
@@ -159,10 +159,13 @@ impl SqliteConfig {
             let conn = options.connect().await.map_err(sql_err)?;
             sqlx::Connection::close(conn).await.map_err(sql_err)?;
         }
-        let pool = |size: u32| {
+        // The write pool keeps no minimum: its connection, opened here, is never closed for
+        // idleness or age, and a pool with a minimum spawns a task (which needs the async
+        // runtime) whenever one of its connections leaves it, even for good (see `held`).
+        let pool = |size: u32, min: u32| {
             SqlitePoolOptions::new()
                 .max_connections(size)
-                .min_connections(1)
+                .min_connections(min)
                 .idle_timeout(None)
                 .max_lifetime(None)
                 // No ping before each acquire: a SQLite connection is a file handle in this
@@ -171,10 +174,10 @@ impl SqliteConfig {
                 .test_before_acquire(false)
                 .connect_with(options.clone())
         };
-        let writer = pool(1).await.map_err(sql_err)?;
+        let writer = HeldPool::new(pool(1, 0).await.map_err(sql_err)?, true);
         let readers = match self.location {
             Location::Memory => writer.clone(),
-            Location::File(_) => pool(max).await.map_err(sql_err)?,
+            Location::File(_) => HeldPool::new(pool(max, 1).await.map_err(sql_err)?, false),
         };
         Ok((writer, readers))
     }

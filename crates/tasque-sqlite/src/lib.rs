@@ -42,7 +42,11 @@
 //!   in other processes find the work at their next poll.
 //! - **One writer**: every statement that may write goes through one connection, so writers of
 //!   one process queue in the process instead of meeting in SQLite's busy handler (which sleeps
-//!   for milliseconds); reads (inspection, counts, checkpoints) use a pool of their own.
+//!   for milliseconds); reads (inspection, counts, checkpoints) use a pool of their own. The
+//!   engine keeps that connection between its statements while they follow each other, and
+//!   hands it back to its pool when idle for a millisecond or after 20 ms: sqlx tests a
+//!   connection each time it returns to its pool, one more trip to SQLite's thread per
+//!   statement, which halved the rate of one-statement writes (see `held.rs`).
 //! - **Durability**: WAL with `synchronous = NORMAL` (see [`SqliteConfig`]).
 //!
 //! The store implements the narrow [`tasque_durable::engine::Engine`] interface, one trait per
@@ -56,6 +60,7 @@
 mod bound;
 pub mod clock;
 mod config;
+mod held;
 mod migrate;
 mod ops;
 mod queries;
@@ -77,10 +82,12 @@ pub use migrate::SCHEMA_VERSION;
 /// A [`Store`](tasque_durable::Store) on SQLite. Cheap to clone: clones share the pool.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    /// The one write connection (every statement that may write goes through it).
-    pool: SqlitePool,
-    /// Read-only statements (inspection, counts, checkpoints, the claim's due check).
-    readers: SqlitePool,
+    /// The one write connection (every statement that may write goes through it), held
+    /// between the engine's statements (see [`held`]).
+    pool: held::HeldPool,
+    /// Read-only statements (inspection, counts, checkpoints, the claim's due check): their
+    /// own pool, or the write connection for an in-memory database or a bound store.
+    readers: held::HeldPool,
     ns: Arc<str>,
     limits: Limits,
     /// Queues known to exist, so spawning into them skips the queue upsert (queues are never
@@ -112,7 +119,7 @@ impl SqliteStore {
     /// [`Error::SchemaTooNew`]; does not migrate (call [`migrate`](tasque_durable::Store::migrate)).
     pub async fn connect(config: SqliteConfig) -> Result<Self> {
         let (pool, readers) = config.open_pools().await?;
-        migrate::check_not_newer(migrate::current_version(&pool).await?)?;
+        migrate::check_not_newer(migrate::current_version(pool.raw()).await?)?;
         Ok(SqliteStore {
             pool,
             readers,
@@ -149,7 +156,7 @@ impl SqliteStore {
 
     /// The write connection's pool, for callers that need raw access (tests, tooling).
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        self.pool.raw()
     }
 
     /// Closes the pools, waiting for connections to finish.
@@ -208,7 +215,7 @@ impl EngineBase for SqliteStore {
     }
 
     async fn schema_migrate(&self) -> Result<tasque_durable::MigrationReport> {
-        migrate::run(&self.pool).await
+        migrate::run(self.pool.raw()).await
     }
 
     fn wakeups_subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {

@@ -473,8 +473,10 @@ impl EngineSpawn for SqliteStore {
         let batch = std::slice::from_ref(&job);
         // A job with dependencies checks and marks its parents: one transaction.
         if job.deps.is_none() && self.unknown_queues(batch).is_empty() {
-            let mut conn = self.pool.acquire().await.map_err(sql_err)?;
-            let spawned = only(insert_chunk(&mut conn, &self.ns, batch).await?)?;
+            let mut lease = self.pool.lease().await.map_err(sql_err)?;
+            let inserted = insert_chunk(lease.conn(), &self.ns, batch).await;
+            lease.finish(inserted.is_ok());
+            let spawned = only(inserted?)?;
             self.announce(&job.queue);
             return Ok(spawned);
         }

@@ -69,7 +69,7 @@ impl EngineWorkflow for SqliteStore {
 
     async fn checkpoint_set(&self, params: CheckpointSet) -> Result<DateTime<Utc>> {
         let run = params.run;
-        let mut conn = self.pool.acquire().await.map_err(sql_err)?;
+        let mut lease = self.pool.lease().await.map_err(sql_err)?;
         let ns = self.ns.clone();
         // The request runs in a task of its own, so that a caller who stops waiting cannot cut
         // it between its BEGIN and its COMMIT: it always ends, committed or rolled back, before
@@ -87,13 +87,14 @@ impl EngineWorkflow for SqliteStore {
                 .bind(params.name)
                 .bind(params.value)
                 .bind(ms(params.extend_lease))
-                .fetch_all(&mut *conn)
+                .fetch_all(lease.conn())
                 .await;
             if written.is_err() {
                 let _ = sqlx::query(crate::clock::clocked(undo))
-                    .execute(&mut *conn)
+                    .execute(lease.conn())
                     .await;
             }
+            lease.finish(written.is_ok());
             written
         });
         let lease = write
