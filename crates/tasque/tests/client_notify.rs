@@ -97,16 +97,16 @@ async fn postgres_announces_a_finished_job_another_process_waits_for() {
     let (waiter_store, mut announcements) = other_process(&pg).await;
     let store: Arc<dyn Store> = Arc::new(pg.clone());
     let job = Client::new(store.clone()).enqueue(Ping).await.unwrap();
-    // The other process waits before any worker runs the job.
-    let waiter = Client::new(Arc::new(waiter_store.clone()) as Arc<dyn Store>);
-    let waiting = tokio::spawn(async move { waiter.wait(&job, PATIENCE).await });
-    tokio::time::timeout(PATIENCE, async {
-        while waiters(&pg, job.job_id).await == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the wait registers its interest");
+    // The other process registers its interest before any worker runs the job, as its
+    // `Client::wait` does. (A wait in this process would also be woken by the process's own
+    // hub, withdraw its interest and so, racing the worker's NOTIFY, leave nothing to
+    // announce.)
+    waiter_store
+        .watch_finished(job.job_id)
+        .await
+        .unwrap()
+        .expect("PostgreSQL announces finished jobs");
+    assert_eq!(waiters(&pg, job.job_id).await, 1);
     let handlers = Handlers::new();
     handlers.register(|_: Ping, _ctx: JobContext| async move { Ok::<_, String>("pong".into()) });
     let worker = Worker::builder(store.clone())
@@ -127,9 +127,11 @@ async fn postgres_announces_a_finished_job_another_process_waits_for() {
     .await
     .expect("the finished job is announced");
     assert!(announced.starts_with("#finished:"), "{announced}");
-    assert_eq!(waiting.await.unwrap().unwrap(), "pong");
-    // The announcement (or the wait's end) withdrew the interest.
+    // The announcement withdrew the interest.
     assert_eq!(waiters(&pg, job.job_id).await, 0);
+    // Told, the other process reads the outcome.
+    let waiter = Client::new(Arc::new(waiter_store.clone()) as Arc<dyn Store>);
+    assert_eq!(waiter.wait(&job, PATIENCE).await.unwrap(), "pong");
     worker.shutdown(Duration::from_secs(5)).await;
     waiter_store.close().await;
     support::drop_postgres(&pg).await;
