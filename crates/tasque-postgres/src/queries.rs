@@ -106,6 +106,15 @@ fn claim_pick(many: bool, order_by: &str, excluded: &str, keys: Keys) -> String 
     }
 }
 
+/// The unfinished keyed jobs (the predicate of the `jobs_key_unfinished` index), in the
+/// columns of the innermost `jobs` of the statement it stands in.
+macro_rules! unfinished_keyed {
+    () => {
+        "ordering_key IS NOT NULL \
+         AND (state IN ('pending', 'running', 'sleeping', 'waiting') OR holds_queue)"
+    };
+}
+
 /// Which jobs a plain claim's pick tests against the per-key window.
 #[derive(Clone, Copy)]
 enum Keys {
@@ -125,9 +134,11 @@ enum Keys {
 /// (a bitmap scan and a sort, 10 ms) instead of walking the claim index to its limit (under
 /// 1 ms). Without the window, the walk is the cheaper plan at every limit
 /// (`tests/history_plan.rs`).
-const NO_KEYED_JOBS: &str = "NOT EXISTS (SELECT 1 FROM @schema@.jobs AS kj \
-    WHERE kj.queue = {queue} AND kj.ordering_key IS NOT NULL \
-    AND (kj.state IN ('pending', 'running', 'sleeping', 'waiting') OR kj.holds_queue))";
+const NO_KEYED_JOBS: &str = concat!(
+    "NOT EXISTS (SELECT 1 FROM @schema@.jobs AS kj WHERE kj.queue = {queue} AND ",
+    unfinished_keyed!(),
+    ")"
+);
 
 /// The claim statement: one UPDATE whose CTE locks the ready jobs with `FOR UPDATE SKIP
 /// LOCKED`, so concurrent claimers on any number of machines skip each other's rows instead of
@@ -157,18 +168,46 @@ fn claim(pick: &str) -> String {
 /// claim index in order (see [`claim_pick`]).
 #[derive(Debug)]
 pub struct ClaimSql {
-    unkeyed_one_by_priority: String,
-    unkeyed_one_by_age: String,
-    unkeyed_many_by_priority: String,
-    unkeyed_many_by_age: String,
-    one_by_priority: String,
-    one_by_age: String,
-    many_by_priority: String,
-    many_by_age: String,
+    /// The plain claims with the per-key window.
+    windowed: PlainClaims,
+    /// The plain claims that take nothing from queues holding keyed jobs.
+    unkeyed: PlainClaims,
     gated_by_priority: String,
     gated_by_age: String,
     rated_by_priority: String,
     rated_by_age: String,
+}
+
+/// The plain claim statements of one key mode ([`Keys`]), by queue count and poll order.
+#[derive(Debug)]
+struct PlainClaims {
+    one_by_priority: String,
+    one_by_age: String,
+    many_by_priority: String,
+    many_by_age: String,
+}
+
+impl PlainClaims {
+    /// The statements of `keys`, rendered by `render`.
+    fn new(keys: Keys, render: impl Fn(&str) -> String) -> Self {
+        let build = |many, order_by| render(&claim(&claim_pick(many, order_by, UNGATED, keys)));
+        PlainClaims {
+            one_by_priority: build(false, "priority, run_at, id"),
+            one_by_age: build(false, "run_at, id"),
+            many_by_priority: build(true, "priority, run_at, id"),
+            many_by_age: build(true, "run_at, id"),
+        }
+    }
+
+    /// The statement for `queues` queues in `order`.
+    fn get(&self, queues: usize, order: PollOrder) -> &str {
+        match (queues == 1, order) {
+            (true, PollOrder::PriorityThenAge) => &self.one_by_priority,
+            (true, PollOrder::Age) => &self.one_by_age,
+            (false, PollOrder::PriorityThenAge) => &self.many_by_priority,
+            (false, PollOrder::Age) => &self.many_by_age,
+        }
+    }
 }
 
 /// Queues the plain claim leaves out: paused ones, and those whose claims are gated (a
@@ -282,23 +321,13 @@ impl ClaimSql {
 
     /// The windowed statement for `queues` queues in `order`: correct for every queue.
     pub fn get(&self, queues: usize, order: PollOrder) -> &str {
-        match (queues == 1, order) {
-            (true, PollOrder::PriorityThenAge) => &self.one_by_priority,
-            (true, PollOrder::Age) => &self.one_by_age,
-            (false, PollOrder::PriorityThenAge) => &self.many_by_priority,
-            (false, PollOrder::Age) => &self.many_by_age,
-        }
+        self.windowed.get(queues, order)
     }
 
     /// The unkeyed statement for `queues` queues in `order`: it claims nothing when any of
     /// the queues holds an unfinished keyed job (see [`NO_KEYED_JOBS`]).
     pub fn unkeyed(&self, queues: usize, order: PollOrder) -> &str {
-        match (queues == 1, order) {
-            (true, PollOrder::PriorityThenAge) => &self.unkeyed_one_by_priority,
-            (true, PollOrder::Age) => &self.unkeyed_one_by_age,
-            (false, PollOrder::PriorityThenAge) => &self.unkeyed_many_by_priority,
-            (false, PollOrder::Age) => &self.unkeyed_many_by_age,
-        }
+        self.unkeyed.get(queues, order)
     }
 }
 
@@ -320,14 +349,8 @@ macro_rules! statements {
                 let render = |sql: &str| sql.replace("@schema@", schema).replace("@channel@", channel);
                 Sql {
                     claim: ClaimSql {
-                        unkeyed_one_by_priority: render(&claim(&claim_pick(false, "priority, run_at, id", UNGATED, Keys::Absent))),
-                        unkeyed_one_by_age: render(&claim(&claim_pick(false, "run_at, id", UNGATED, Keys::Absent))),
-                        unkeyed_many_by_priority: render(&claim(&claim_pick(true, "priority, run_at, id", UNGATED, Keys::Absent))),
-                        unkeyed_many_by_age: render(&claim(&claim_pick(true, "run_at, id", UNGATED, Keys::Absent))),
-                        one_by_priority: render(&claim(&claim_pick(false, "priority, run_at, id", UNGATED, Keys::Windowed))),
-                        one_by_age: render(&claim(&claim_pick(false, "run_at, id", UNGATED, Keys::Windowed))),
-                        many_by_priority: render(&claim(&claim_pick(true, "priority, run_at, id", UNGATED, Keys::Windowed))),
-                        many_by_age: render(&claim(&claim_pick(true, "run_at, id", UNGATED, Keys::Windowed))),
+                        windowed: PlainClaims::new(Keys::Windowed, render),
+                        unkeyed: PlainClaims::new(Keys::Absent, render),
                         gated_by_priority: render(&claim_gated("priority, run_at, id")),
                         gated_by_age: render(&claim_gated("run_at, id")),
                         rated_by_priority: render(&claim_rated("priority, run_at, id")),
@@ -414,12 +437,14 @@ statements! {
     /// After a claim that took fewer jobs than it could: whether any of some queues is gated
     /// (unlocked), and whether any holds an unfinished keyed job (the predicate of
     /// `jobs_key_unfinished`). Binds 1 names.
-    claim_probe = "SELECT EXISTS (SELECT 1 FROM @schema@.queues WHERE name = ANY($1::text[]) \
+    claim_probe = concat!(
+        "SELECT EXISTS (SELECT 1 FROM @schema@.queues WHERE name = ANY($1::text[]) \
         AND NOT paused AND (concurrency_limit IS NOT NULL OR blocking \
         OR rate_limit IS NOT NULL)), \
-        EXISTS (SELECT 1 FROM @schema@.jobs WHERE queue = ANY($1::text[]) \
-        AND ordering_key IS NOT NULL AND (state IN ('pending', 'running', 'sleeping', 'waiting') \
-        OR holds_queue))";
+        EXISTS (SELECT 1 FROM @schema@.jobs WHERE queue = ANY($1::text[]) AND ",
+        unfinished_keyed!(),
+        ")"
+    );
     /// Sets a queue's key policy (creating it). Binds 1 name, 2 concurrency, 3 policy.
     set_key_policy = "INSERT INTO @schema@.queues (name, key_concurrency, key_on_exhausted) \
         VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET \
